@@ -1,0 +1,18 @@
+"""cnncompile: compile a PyTorch-style CNN into specialised, dependency-free C.
+
+    import cnncompile
+    import cnncompile.nn as nn
+    compiled = cnncompile.compile(model, input_shape=(1, 3, 32, 32))
+    y = compiled(x)                      # numpy in, numpy out, any batch size
+"""
+__version__ = "0.1.0"
+
+from . import nn  # noqa: E402
+from .api import compile, load  # noqa: E402
+from .errors import BuildError, CompileError, ShapeError, TraceError, UnsupportedError  # noqa: E402
+from .nn import functional  # noqa: E402
+from .nn.init import manual_seed  # noqa: E402
+
+
+__all__ = ["compile", "load", "nn", "functional", "manual_seed", "CompileError",
+           "ShapeError", "TraceError", "UnsupportedError", "BuildError", "__version__"]

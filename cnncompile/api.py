@@ -1,0 +1,47 @@
+"""compile(): model -> traced graph -> passes -> C -> build -> CompiledModel."""
+import sys
+import time
+
+from . import build as _build
+from . import codegen, passes, trace
+from .compiled import CompiledModel, load  # noqa: F401  (re-exported)
+
+
+def build_graph(model, input_shape, skip_passes=(), after=None):
+    """Trace ``model`` and run the pass pipeline; the graph that code generation reads."""
+    graph = trace.trace(model, input_shape)
+    return passes.run(graph, after=after, skip=skip_passes)
+
+
+def compile(model, input_shape, *, name=None, cache_dir=None, flags=None, werror=False,
+            skip_passes=(), verbose=False):
+    """Compile a cnncompile.nn model into C and return a callable CompiledModel.
+
+    input_shape: (N, C, H, W) with N any batch size (the compiled model takes any batch).
+    name: prefix of the exported C functions (default: the model's class name).
+    cache_dir: where builds are cached (default $CNNCOMPILE_CACHE_DIR or ~/.cache/cnncompile).
+    flags: C compiler flags (default: build.NATIVE_FLAGS; build.PORTABLE_FLAGS for export).
+    skip_passes: names of optimisation passes to leave out (for testing).
+    verbose: print progress to stderr.
+    """
+    log = (lambda msg: print(f"[cnncompile] {msg}", file=sys.stderr)) if verbose else None
+    t0 = time.perf_counter()
+    graph = build_graph(model, input_shape, skip_passes=skip_passes)
+    t1 = time.perf_counter()
+    source = codegen.generate(graph, name)
+    t2 = time.perf_counter()
+    if log:
+        log(f"traced and optimised {len(graph)} layers in {t1 - t0:.2f}s; generated "
+            f"{len(source.c_source.splitlines())} lines of C in {t2 - t1:.2f}s")
+    artifact = _build.build(source, cache_dir=cache_dir, flags=flags, werror=werror, log=log)
+    module = _build.load_module(artifact)
+    t3 = time.perf_counter()
+    if log:
+        log(("found cached build" if artifact.cached else "built") +
+            f" {artifact.directory} in {t3 - t2:.2f}s")
+    info = {"cached": artifact.cached, "directory": str(artifact.directory),
+            "seconds": {"trace_passes": t1 - t0, "codegen": t2 - t1, "build": t3 - t2}}
+    return CompiledModel(source.prefix, source.input_shape, source.output_shape,
+                         source.workspace_bytes, module.lib, module.ffi,
+                         c_source=source.c_source, header=source.header, graph=graph,
+                         path=artifact.library, build_info=info)

@@ -1,0 +1,171 @@
+"""Build generated C: a plain shared library (C ABI) and a cffi extension module for Python.
+
+model.c is compiled once, with the model's flags, into model.o; it is linked into
+``libmodel.so`` for C and ctypes users, and with cffi's generated wrapper into a CPython
+extension module. The compiler is run directly (no setuptools): it is faster, and the flags
+are exactly ours.
+
+Builds are cached under a key of (generated source, runtime header, flags, compiler version,
+Python ABI). An entry is built in a temporary folder next to the cache and renamed into place,
+which is atomic: concurrent builds of the same model all succeed, one entry remains, and an
+interrupted build never leaves a half-written entry behind.
+"""
+import contextlib
+import functools
+import io
+import hashlib
+import importlib.machinery
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import __version__
+from .errors import BuildError
+from .resources import runtime_dir
+
+NATIVE_FLAGS = ["-O3", "-march=native", "-ffp-contract=fast", "-fopenmp-simd", "-DCNN_OMP_SIMD"]
+PORTABLE_FLAGS = ["-O3", "-ffp-contract=fast", "-fopenmp-simd", "-DCNN_OMP_SIMD"]
+WARNING_FLAGS = ["-std=c99", "-Wall", "-Wextra"]
+LIBRARY_NAME = "libmodel.so"
+_loaded = {}
+_lock = threading.Lock()
+
+
+@dataclass
+class Artifact:
+    directory: Path     # the cache entry: model.c, model.h, cnn_runtime.h, libmodel.so, module
+    library: Path       # the plain shared library
+    module_path: Path   # the cffi extension module
+    module_name: str
+    cached: bool        # True when the entry was already there
+
+
+def cache_root(cache_dir=None):
+    if cache_dir is not None:
+        return Path(cache_dir)
+    if os.environ.get("CNNCOMPILE_CACHE_DIR"):
+        return Path(os.environ["CNNCOMPILE_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "cnncompile"
+
+
+def compiler():
+    return os.environ.get("CC", "cc")
+
+
+@functools.lru_cache(maxsize=None)
+def compiler_version(cc):
+    try:
+        out = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise BuildError(f"no C compiler: running '{cc} --version' failed ({exc}); install gcc "
+                         "or clang, or set CC to a C compiler") from None
+    if out.returncode != 0:
+        raise BuildError(f"the C compiler '{cc}' does not work: '{cc} --version' exited "
+                         f"{out.returncode}: {out.stderr.strip()[:500]}")
+    return out.stdout.strip().splitlines()[0] if out.stdout.strip() else cc
+
+
+def _run(cmd, cwd, what):
+    try:
+        res = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    except OSError as exc:
+        raise BuildError(f"{what}: could not run {cmd[0]!r}: {exc}") from None
+    if res.returncode != 0:
+        raise BuildError(f"{what} failed (exit {res.returncode}):\n  {' '.join(cmd)}\n"
+                         f"{(res.stderr or res.stdout).strip()[:4000]}")
+    return res.stderr
+
+
+def build_key(source, flags, cc):
+    h = hashlib.sha256()
+    for part in (__version__, source.c_source, source.header, source.cdef,
+                 (runtime_dir() / "cnn_runtime.h").read_text(), " ".join(flags),
+                 compiler_version(cc), sys.version, _ext_suffix()):
+        h.update(part.encode())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def _ext_suffix():
+    return importlib.machinery.EXTENSION_SUFFIXES[0]
+
+
+def build(source, cache_dir=None, flags=None, werror=False, log=None):
+    """Build (or find in the cache) the library and extension module for ``source``."""
+    cc = compiler()
+    flags = list(NATIVE_FLAGS if flags is None else flags)
+    if werror:
+        flags.append("-Werror")
+    key = build_key(source, flags, cc)
+    root = cache_root(cache_dir)
+    final = root / key[:32]
+    module_name = f"_cnn_{key[:16]}"
+    module_file = module_name + _ext_suffix()
+    if (final / module_file).exists():
+        return Artifact(final, final / LIBRARY_NAME, final / module_file, module_name, True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=root))
+    except OSError as exc:
+        raise BuildError(f"cannot write to the build cache {root}: {exc}; set "
+                         "CNNCOMPILE_CACHE_DIR or pass cache_dir= to a writable folder") from None
+    try:
+        _build_in(tmp, source, cc, flags, module_name, module_file, log)
+        try:
+            os.rename(tmp, final)
+        except OSError:
+            if not (final / module_file).exists():
+                raise
+            # another process finished the same build first: use its entry
+    except OSError as exc:
+        raise BuildError(f"writing the build to {root} failed: {exc}") from None
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return Artifact(final, final / LIBRARY_NAME, final / module_file, module_name, False)
+
+
+def _build_in(tmp, source, cc, flags, module_name, module_file, log):
+    import cffi
+    (tmp / "model.c").write_text(source.c_source)
+    (tmp / "model.h").write_text(source.header)
+    shutil.copy(runtime_dir() / "cnn_runtime.h", tmp / "cnn_runtime.h")
+    if log:
+        log(f"compiling model.c with {cc} {' '.join(flags)}")
+    warnings = _run([cc, *WARNING_FLAGS, *flags, "-fPIC", "-c", "model.c", "-o", "model.o"],
+                    tmp, "compiling the generated model.c")
+    if warnings.strip() and log:
+        log(f"compiler warnings:\n{warnings.strip()}")
+    _run([cc, "-shared", "model.o", "-o", LIBRARY_NAME, "-lm"], tmp, "linking libmodel.so")
+    ffi = cffi.FFI()
+    ffi.cdef(source.cdef)
+    ffi.set_source(module_name, '#include "model.h"')
+    with contextlib.redirect_stdout(io.StringIO()):  # cffi announces the file it writes
+        ffi.emit_c_code(str(tmp / f"{module_name}.c"))
+    include = sysconfig.get_paths()["include"]
+    _run([cc, "-O2", "-w", "-fPIC", f"-I{include}", "-I.", "-c", f"{module_name}.c",
+          "-o", "wrapper.o"], tmp, "compiling the cffi wrapper")
+    _run([cc, "-shared", "wrapper.o", "model.o", "-o", module_file, "-lm"], tmp,
+         "linking the Python extension module")
+    for leftover in ("model.o", "wrapper.o", f"{module_name}.c"):
+        (tmp / leftover).unlink()
+
+
+def load_module(artifact):
+    """Import the cffi extension module of a build (once per process)."""
+    key = str(artifact.module_path)
+    with _lock:
+        if key not in _loaded:
+            spec = importlib.util.spec_from_file_location(artifact.module_name, key)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            _loaded[key] = module
+        return _loaded[key]

@@ -1,0 +1,126 @@
+"""Code generation: a planned Graph -> model.c + model.h through the Jinja templates.
+
+Python decides everything (names, shapes, offsets, loop bounds); templates only place the
+values they are given. One C function per layer, named after the layer, with a comment
+giving its op, attributes, shapes and FLOPs.
+"""
+import functools
+import re
+from dataclasses import dataclass
+
+import jinja2
+import numpy as np
+
+from .. import __version__, ops
+from ..resources import templates_dir
+from .literals import c_floats
+from .names import Namer, model_prefix, sanitize
+
+HEADER_NAME = "model.h"
+_COMMENT_SAFE = re.compile(r"[^A-Za-z0-9_ ,.()=+\-x>:]")
+
+
+@dataclass
+class CSource:
+    prefix: str           # exported functions are <prefix>_forward and <prefix>_workspace_size
+    c_source: str
+    header: str
+    cdef: str             # the declarations, for cffi
+    input_shape: tuple    # per sample
+    output_shape: tuple   # per sample
+    workspace_bytes: int  # per sample
+
+
+@functools.lru_cache(maxsize=None)
+def environment():
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates_dir())),
+                              undefined=jinja2.StrictUndefined, autoescape=False,
+                              trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+
+
+def comment(text):
+    """Text safe inside a C block comment: no '*/', no newline, nothing but plain characters."""
+    return _COMMENT_SAFE.sub("?", text)
+
+
+def _shape(shape):
+    return "(" + ", ".join(str(d) for d in shape) + ")"
+
+
+def _describe(graph, node, ins):
+    attrs = ", ".join(f"{k}={v}" for k, v in node.attrs.items()
+                      if k not in ("in_channels", "out_channels", "in_features", "out_features",
+                                   "call"))
+    lines = [f"{sanitize(node.name)}: {node.op}" + (f" {attrs}" if attrs else ""),
+             " + ".join(_shape(v.shape[1:]) for v in ins) + f" -> {_shape(node.meta['shape'][1:])}"
+             + f", {node.meta.get('flops', 0):,} FLOPs per sample"]
+    fused = node.meta.get("fused")
+    if fused:
+        lines.append("fused: " + ", ".join(f"{sanitize(f['layer'])} ({f['op']})" for f in fused))
+    if node.meta.get("inplace"):
+        lines.append("in place: writes over its input")
+    return [comment(line) for line in lines]
+
+
+def _pointer(buf):
+    kind, offset = buf
+    if kind == "input":
+        return "x"
+    if kind == "output":
+        return "y"
+    return f"ws + {offset}" if offset else "ws"
+
+
+def generate(graph, name=None):
+    """C source and header for a graph that has been through the whole pass pipeline."""
+    env = environment()
+    prefix = model_prefix(name or graph.name)
+    namer = Namer()
+    layers, calls, weights = [], [], []
+    for node in graph.nodes():
+        op = ops.REGISTRY[node.op]
+        if op.template is None:
+            continue
+        ins = graph.input_values(node.name)
+        fn = namer.mangle(node.name, "layer_")
+        symbols = {}
+        for pname, array in node.params.items():
+            sym = namer.mangle(f"{node.name}_{pname}", "w_")
+            symbols[pname] = sym
+            weights.append(dict(symbol=sym, size=int(array.size), data=c_floats(array),
+                                shape=_shape(array.shape)))
+        act = node.meta.get("activation")
+        act_ctx = None
+        if act is not None:
+            act_ctx = dict(fn=act["fn"], args="".join(f", {a}" for a in act["args"]))
+        elif op.activation is not None:
+            act_ctx = dict(fn=op.activation, args="".join(f", {a}" for a in op.activation_args(node)))
+        ctx = dict(fn=fn, doc=_describe(graph, node, ins), act=act_ctx,
+                   weight=symbols.get("weight"), bias=symbols.get("bias"),
+                   inplace=bool(node.meta.get("inplace")))
+        ctx.update(op.lower(node, ins, node.meta["shape"]))
+        layers.append(env.get_template("ops/" + op.template).render(ctx))
+        args = [_pointer(graph.node(src).meta["buffer"]) for src in graph.input_names(node.name)]
+        calls.append(dict(fn=fn, args=args + [_pointer(node.meta["buffer"])]))
+
+    (inp,) = graph.inputs
+    (out,) = graph.outputs
+    in_shape = tuple(graph.node(inp).meta["shape"][1:])
+    out_shape = tuple(graph.node(out).meta["shape"][1:])
+    workspace_bytes = 4 * graph.meta["workspace_floats"]
+    total_params = sum(ops.REGISTRY[n.op].param_count(n) for n in graph.nodes())
+    total_flops = sum(n.meta.get("flops", 0) for n in graph.nodes())
+    ctx = dict(version=__version__, model=comment(sanitize(graph.name)), prefix=prefix,
+               macro=prefix.upper(), header_name=HEADER_NAME,
+               in_shape=_shape(in_shape), out_shape=_shape(out_shape),
+               in_dims=", ".join(map(str, in_shape)), out_dims=", ".join(map(str, out_shape)),
+               in_size=int(np.prod(in_shape)), out_size=int(np.prod(out_shape)),
+               workspace_bytes=workspace_bytes, params=f"{total_params:,}",
+               flops=f"{total_flops:,}", layers=layers, calls=calls, weights=weights,
+               output_is_input=graph.meta["output_is_input"])
+    c_source = env.get_template("model.c.j2").render(ctx)
+    header = env.get_template("model.h.j2").render(ctx)
+    cdef = (f"size_t {prefix}_workspace_size(void);\n"
+            f"int {prefix}_forward(const float *input, float *output, int batch, "
+            f"void *workspace);\n")
+    return CSource(prefix, c_source, header, cdef, in_shape, out_shape, workspace_bytes)

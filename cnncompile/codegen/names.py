@@ -1,0 +1,44 @@
+"""C identifiers for names that come from a model.
+
+Nothing from a model reaches C source but through ``mangle``: it keeps [A-Za-z0-9_], folds
+every other run of characters into one '_', prefixes the kind ('layer_', 'w_'), and adds a
+short hash of the original when anything was changed or cut, so that distinct names (``a-b``
+and ``a_b``) stay distinct. Identifiers are unique within one ``Namer``.
+"""
+import hashlib
+import re
+
+MAX_LEN = 48
+_UNSAFE = re.compile(r"[^A-Za-z0-9_]+")
+
+
+def sanitize(name):
+    safe = _UNSAFE.sub("_", name).strip("_")
+    return safe or "unnamed"
+
+
+class Namer:
+    def __init__(self):
+        self.used = set()
+
+    def mangle(self, name, prefix):
+        safe = sanitize(name)
+        changed = safe != name
+        if len(safe) > MAX_LEN:
+            safe, changed = safe[:MAX_LEN].rstrip("_"), True
+        if changed:
+            safe += "_" + hashlib.sha1(name.encode("utf-8", "surrogatepass")).hexdigest()[:6]
+        ident = f"{prefix}{safe}"
+        candidate, i = ident, 1
+        while candidate in self.used:
+            candidate, i = f"{ident}_{i}", i + 1
+        self.used.add(candidate)
+        return candidate
+
+
+def model_prefix(name):
+    """The prefix of the exported C functions: lower-case, safe, e.g. 'simplecnn'."""
+    safe = sanitize(name).lower()[:MAX_LEN]
+    if safe[0].isdigit():
+        safe = "m_" + safe
+    return safe

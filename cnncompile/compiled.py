@@ -1,0 +1,142 @@
+"""CompiledModel: call compiled C on numpy arrays.
+
+The input is checked against the compiled shape (any batch size), converted to contiguous
+float32 when it is not (float64, Fortran order, negative strides...), and handed to C without
+a copy when it already is. The GIL is released during the C call, so one CompiledModel can
+serve many threads; each thread gets its own workspace.
+"""
+import json
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+INT_MAX = 2**31 - 1
+
+
+class CompiledModel:
+    def __init__(self, prefix, input_shape, output_shape, workspace_bytes, lib, ffi,
+                 c_source=None, header=None, graph=None, path=None, build_info=None):
+        self.prefix = prefix
+        self.input_shape = tuple(input_shape)      # per sample, e.g. (3, 32, 32)
+        self.output_shape = tuple(output_shape)    # per sample, e.g. (10,)
+        self.workspace_bytes = int(workspace_bytes)
+        self.c_source, self.header, self.graph = c_source, header, graph
+        self.path = Path(path) if path is not None else None  # the plain shared library
+        self.build_info = build_info or {}
+        self._ffi, self._lib = ffi, lib
+        self._forward = getattr(lib, f"{prefix}_forward")
+        self._local = threading.local()
+
+    # -- calling ---------------------------------------------------------------------------
+    def _expected(self):
+        return "(N, " + ", ".join(map(str, self.input_shape)) + ")"
+
+    def _prepare(self, x):
+        if hasattr(x, "detach") and hasattr(x, "cpu") and not isinstance(x, np.ndarray):
+            x = x.detach().cpu().numpy()
+        x = np.asarray(x)
+        if x.dtype.kind != "f":
+            raise TypeError(f"{self.prefix}: expected a float32 array of shape "
+                            f"{self._expected()}, got dtype {x.dtype}; convert it with "
+                            f"x.astype(np.float32)")
+        unbatched = x.ndim == len(self.input_shape) and x.shape == self.input_shape
+        if unbatched:
+            x = x[None]
+        if x.ndim != len(self.input_shape) + 1 or tuple(x.shape[1:]) != self.input_shape:
+            raise ValueError(f"{self.prefix}: expected input of shape {self._expected()} "
+                             f"(N = any batch size), got {tuple(x.shape)}")
+        if x.shape[0] > INT_MAX:
+            raise ValueError(f"{self.prefix}: batch {x.shape[0]} is larger than {INT_MAX}")
+        return np.ascontiguousarray(x, dtype=np.float32), unbatched
+
+    def _workspace(self):
+        ws = getattr(self._local, "ws", None)
+        if ws is None:
+            buf = np.empty(self.workspace_bytes + 64, np.uint8)
+            start = (-buf.ctypes.data) % 64
+            ws = buf[start:start + self.workspace_bytes]
+            self._local.ws = ws
+            self._local.ptr = self._ffi.from_buffer(ws) if self.workspace_bytes else self._ffi.NULL
+        return self._local.ptr
+
+    def __call__(self, x):
+        x, unbatched = self._prepare(x)
+        n = x.shape[0]
+        out = np.empty((n,) + self.output_shape, np.float32)
+        if n:
+            rc = self._forward(self._ffi.from_buffer("float[]", x),
+                               self._ffi.from_buffer("float[]", out), n, self._workspace())
+            if rc != 0:
+                raise RuntimeError(f"{self.prefix}_forward returned {rc}")
+        return out[0] if unbatched else out
+
+    forward = __call__
+
+    def profile(self, x, repeat=100, warmup=10):
+        """Time the compiled model on ``x``: median and min milliseconds per call."""
+        x, _ = self._prepare(x)
+        for _ in range(warmup):
+            self(x)
+        times = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            self(x)
+            times.append((time.perf_counter() - t0) * 1e3)
+        times.sort()
+        return {"batch": x.shape[0], "median_ms": times[len(times) // 2], "min_ms": times[0],
+                "repeat": repeat}
+
+    # -- inspection ----------------------------------------------------------------------------
+    def summary(self):
+        lines = []
+        if self.graph is not None:
+            lines.append(self.graph.summary())
+        lines.append(f"Input (N, {', '.join(map(str, self.input_shape))}) -> output "
+                     f"(N, {', '.join(map(str, self.output_shape))}); workspace "
+                     f"{self.workspace_bytes:,} bytes; C functions {self.prefix}_forward, "
+                     f"{self.prefix}_workspace_size")
+        if self.path is not None:
+            lines.append(f"Shared library: {self.path}")
+        return "\n".join(lines)
+
+    def __repr__(self):
+        return (f"CompiledModel({self.prefix}: (N, {', '.join(map(str, self.input_shape))}) -> "
+                f"(N, {', '.join(map(str, self.output_shape))}))")
+
+    # -- export ----------------------------------------------------------------------------------
+    def save(self, directory):
+        """Write model.c, model.h, cnn_runtime.h, libmodel.so and model.json to ``directory``."""
+        from .resources import runtime_dir
+        if self.c_source is None:
+            raise ValueError("this model was loaded from a shared library; there is no source to save")
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "model.c").write_text(self.c_source)
+        (out / "model.h").write_text(self.header)
+        shutil.copy(runtime_dir() / "cnn_runtime.h", out / "cnn_runtime.h")
+        shutil.copy(self.path, out / "libmodel.so")
+        meta = {"prefix": self.prefix, "input_shape": list(self.input_shape),
+                "output_shape": list(self.output_shape), "workspace_bytes": self.workspace_bytes}
+        (out / "model.json").write_text(json.dumps(meta, indent=2) + "\n")
+        return out
+
+
+def load(directory):
+    """Load a model saved with CompiledModel.save() (or `cnncompile compile -o DIR`)."""
+    import cffi
+    d = Path(directory)
+    try:
+        meta = json.loads((d / "model.json").read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{d}: no model.json; save a model there with "
+                                f"CompiledModel.save() or `cnncompile compile -o {d}`") from None
+    ffi = cffi.FFI()
+    prefix = meta["prefix"]
+    ffi.cdef(f"size_t {prefix}_workspace_size(void);\n"
+             f"int {prefix}_forward(const float *, float *, int, void *);")
+    lib = ffi.dlopen(str((d / "libmodel.so").resolve()))
+    return CompiledModel(prefix, meta["input_shape"], meta["output_shape"],
+                         meta["workspace_bytes"], lib, ffi, path=d / "libmodel.so")

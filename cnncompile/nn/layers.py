@@ -1,0 +1,149 @@
+"""The layers of torch.nn that cnncompile compiles, with torch's constructor signatures.
+
+Each layer's forward() calls the functional form in functional.py, so a layer and its
+functional call trace to the same graph op.
+"""
+from . import functional as F
+from . import init
+from .module import Module, Parameter
+
+
+def _pair(value, name, layer):
+    if isinstance(value, int):
+        return (value, value)
+    if isinstance(value, (tuple, list)) and len(value) == 2 and all(isinstance(v, int) for v in value):
+        return tuple(value)
+    raise ValueError(f"{layer}: {name} must be an int or a tuple of 2 ints, got {value!r}")
+
+
+class Conv2d(Module):
+    """2-D convolution, torch.nn.Conv2d's signature and parameter layout (K, C/groups, kH, kW)."""
+    op_name = "conv2d"
+
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
+                 groups=1, bias=True, padding_mode="zeros", device=None, dtype=None):
+        super().__init__()
+        name = type(self).__name__
+        if groups <= 0:
+            raise ValueError(f"{name}: groups must be a positive integer, got {groups}")
+        if in_channels % groups:
+            raise ValueError(f"{name}: in_channels ({in_channels}) must be divisible by groups ({groups})")
+        if out_channels % groups:
+            raise ValueError(f"{name}: out_channels ({out_channels}) must be divisible by groups ({groups})")
+        if padding_mode not in ("zeros", "reflect", "replicate", "circular"):
+            raise ValueError(f"{name}: padding_mode must be one of 'zeros', 'reflect', "
+                             f"'replicate', 'circular', got {padding_mode!r}")
+        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
+        self.kernel_size = _pair(kernel_size, "kernel_size", name)
+        self.stride = _pair(stride, "stride", name)
+        self.dilation = _pair(dilation, "dilation", name)
+        if isinstance(padding, str):
+            if padding not in ("same", "valid"):
+                raise ValueError(f"{name}: invalid padding string {padding!r}, should be one of "
+                                 "'valid', 'same'")
+            if padding == "same" and self.stride != (1, 1):
+                raise ValueError(f"{name}: padding='same' is not supported for strided "
+                                 "convolutions; give the padding as numbers")
+            self.padding = padding
+        else:
+            self.padding = _pair(padding, "padding", name)
+        self.padding_mode = padding_mode
+        kh, kw = self.kernel_size
+        fan_in = in_channels // groups * kh * kw
+        bound = init.fan_in_bound(fan_in)
+        self.weight = Parameter(init.uniform((out_channels, in_channels // groups, kh, kw), bound))
+        if bias:
+            self.bias = Parameter(init.uniform((out_channels,), bound))
+        else:
+            self.register_parameter("bias", None)
+
+    def forward(self, x):
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
+                        self.groups, padding_mode=self.padding_mode)
+
+    def extra_repr(self):
+        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+             f"stride={self.stride}")
+        if self.padding != (0, 0):
+            s += f", padding={self.padding}"
+        if self.dilation != (1, 1):
+            s += f", dilation={self.dilation}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        if self.bias is None:
+            s += ", bias=False"
+        if self.padding_mode != "zeros":
+            s += f", padding_mode={self.padding_mode}"
+        return s
+
+
+class MaxPool2d(Module):
+    op_name = "max_pool2d"
+
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False,
+                 ceil_mode=False):
+        super().__init__()
+        self.kernel_size = kernel_size
+        self.stride = stride if stride is not None else kernel_size
+        self.padding, self.dilation = padding, dilation
+        self.return_indices, self.ceil_mode = return_indices, ceil_mode
+
+    def forward(self, x):
+        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation,
+                            ceil_mode=self.ceil_mode, return_indices=self.return_indices)
+
+    def extra_repr(self):
+        return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
+                f"dilation={self.dilation}, ceil_mode={self.ceil_mode}")
+
+
+class ReLU(Module):
+    op_name = "relu"
+
+    def __init__(self, inplace=False):
+        super().__init__()
+        self.inplace = inplace
+
+    def forward(self, x):
+        return F.relu(x, inplace=self.inplace)
+
+    def extra_repr(self):
+        return "inplace=True" if self.inplace else ""
+
+
+class Linear(Module):
+    """y = x W^T + b, torch.nn.Linear's signature and weight layout (out_features, in_features)."""
+    op_name = "linear"
+
+
+    def __init__(self, in_features, out_features, bias=True, device=None, dtype=None):
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        bound = init.fan_in_bound(in_features)
+        self.weight = Parameter(init.uniform((out_features, in_features), bound))
+        if bias:
+            self.bias = Parameter(init.uniform((out_features,), bound))
+        else:
+            self.register_parameter("bias", None)
+
+    def forward(self, x):
+        return F.linear(x, self.weight, self.bias)
+
+    def extra_repr(self):
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"bias={self.bias is not None}")
+
+
+class Flatten(Module):
+    op_name = "flatten"
+
+    def __init__(self, start_dim=1, end_dim=-1):
+        super().__init__()
+        self.start_dim, self.end_dim = start_dim, end_dim
+
+    def forward(self, x):
+        return F.flatten(x, self.start_dim, self.end_dim)
+
+    def extra_repr(self):
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"

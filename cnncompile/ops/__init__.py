@@ -1,0 +1,75 @@
+"""The op registry. One file per op family; each declares, once, everything the pipeline needs:
+
+- ``infer_shape(node, ins)``: the output shape, or a CompileError naming the layer;
+- ``reference(node, arrays)``: the numpy implementation, the oracle for every test;
+- ``flops(node, ins, out_shape)``: floating-point operations per sample (2 per multiply-add);
+- ``param_count(node)``: number of learned values, as torch counts them;
+- ``template`` and ``lower(node, ins, out_shape)``: the C template under templates/ops/ and
+  the precomputed constants it receives.
+
+Adding an op: a new module in this package with a class decorated by ``@register``; the
+tests find it here.
+"""
+import importlib
+import math
+import pkgutil
+
+from ..errors import UnsupportedError
+
+REGISTRY = {}
+
+
+class Op:
+    name = None
+    template = None      # templates/ops/<template>; None for ops that emit no code
+    arity = 1            # number of inputs; None for variadic
+    epilogue = False     # can apply a fused elementwise activation to its output
+    activation = None    # activation ops: the runtime C function (cnn_runtime.h) they apply
+    alias = False        # output shares its input's memory (no code is emitted)
+    inplace = False      # may write its output over its input
+
+    def infer_shape(self, node, ins):
+        raise NotImplementedError
+
+    def reference(self, node, arrays):
+        raise NotImplementedError
+
+    def flops(self, node, ins, out_shape):
+        return 0
+
+    def param_count(self, node):
+        return sum(int(p.size) for p in node.params.values())
+
+    def lower(self, node, ins, out_shape):
+        return {}
+
+    def activation_args(self, node):
+        """Activation ops: the extra constant arguments of their C function, as C literals."""
+        return []
+
+
+def register(cls):
+    if cls.name in REGISTRY:
+        raise ValueError(f"op {cls.name!r} registered twice")
+    REGISTRY[cls.name] = cls()
+    return cls
+
+
+def get(name, node=None):
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        layer = node.name if node is not None else None
+        raise UnsupportedError(f"op {name!r} is not supported by cnncompile", layer=layer) from None
+
+
+def numel(shape):
+    return math.prod(shape)
+
+
+def _discover():
+    for info in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{info.name}")
+
+
+_discover()

@@ -1,0 +1,82 @@
+"""Memory planning: one static per-sample workspace, buffers reused by liveness.
+
+Each value is stored in a buffer: the caller's input, the caller's output, or a slice of the
+workspace arena. Views (reshape) share their input's buffer; an in-place-capable op (ReLU)
+writes over its input when nothing reads that input afterwards. Arena slices are placed first
+fit by offset, a slice being free once the last layer reading it has run.
+"""
+from .. import ops
+
+ALIGN_FLOATS = 16  # 64-byte alignment of every arena slice
+
+
+def _align(n):
+    return -(-n // ALIGN_FLOATS) * ALIGN_FLOATS
+
+
+def plan_memory(graph):
+    order = graph.nodes()
+    index = {n.name: i for i, n in enumerate(order)}
+    root = {}
+    for node in order:
+        op = ops.REGISTRY[node.op]
+        ins = graph.input_names(node.name)
+        node.meta.pop("inplace", None)
+        if op.alias:
+            root[node.name] = root[ins[0]]
+        elif op.inplace and _can_overwrite(graph, root, index, node, ins[0]):
+            root[node.name] = root[ins[0]]
+            node.meta["inplace"] = True
+        else:
+            root[node.name] = node.name
+    last_use = {}
+    for node in order:
+        for src in graph.input_names(node.name):
+            r = root[src]
+            last_use[r] = max(last_use.get(r, -1), index[node.name])
+    out_roots = {root[o] for o in graph.outputs}
+    in_roots = {root[i] for i in graph.inputs}
+
+    placed = []  # (offset, size, last_use) of arena slices
+    arena = 0
+    for node in order:
+        r = root[node.name]
+        if r != node.name:
+            continue
+        if r in in_roots:
+            buf = ("input", 0)
+        elif r in out_roots:
+            buf = ("output", 0)
+        else:
+            size = _align(ops.numel(node.meta["shape"][1:]))
+            start = index[node.name]
+            live = sorted((o, s) for o, s, end in placed if end >= start)
+            offset = 0
+            for o, s in live:
+                if offset + size <= o:
+                    break
+                offset = max(offset, o + s)
+            placed.append((offset, size, last_use.get(r, start)))
+            arena = max(arena, offset + size)
+            buf = ("arena", offset)
+        node.meta["buffer"] = buf
+    for node in order:
+        node.meta["buffer"] = graph.node(root[node.name]).meta["buffer"]
+    graph.meta["workspace_floats"] = arena
+    graph.meta["output_is_input"] = bool(out_roots & in_roots)
+    return graph
+
+
+def _can_overwrite(graph, root, index, node, src):
+    """True when no layer after ``node`` reads the buffer holding ``src``."""
+    r = root[src]
+    if r in {root[i] for i in graph.inputs}:
+        return False
+    for value, value_root in root.items():
+        if value_root != r:
+            continue
+        if value in graph.outputs:
+            return False
+        if any(index[u] > index[node.name] for u in graph.users(value)):
+            return False
+    return True

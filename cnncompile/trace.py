@@ -1,0 +1,269 @@
+"""Symbolic tracing: run forward() on a proxy Tensor and record one graph node per layer call.
+
+Layers from cnncompile.nn become exactly one node each, named after their module path
+(``features.3``); a functional call becomes a node named after its op (``relu``, ``relu_1``).
+Shapes are inferred while tracing, so ``x.size()``, ``x.shape`` and ``x.view(-1, ...)`` work
+and a wrong model fails at the line that is wrong, before any C is written.
+
+The batch dimension is free at call time: dimension 0 of every value is the batch, and a
+``view``/``reshape`` must keep it there.
+"""
+import math
+import os
+import sys
+import threading
+
+from . import ops
+from .errors import CompileError, TraceError
+from .ir import Graph, Node, layer_error
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+_state = threading.local()
+
+
+class BatchSize(int):
+    """``x.size(0)`` while tracing: an int that remembers it is the (free) batch size."""
+
+
+class Size(tuple):
+    def numel(self):
+        return math.prod(self)
+
+
+def _current():
+    return getattr(_state, "tracer", None)
+
+
+class Tensor:
+    """A value inside forward() while tracing. Supports what CNN forward() code does with one."""
+
+    def __init__(self, tracer, name):
+        self._tracer = tracer
+        self.name = name
+
+    @property
+    def node(self):
+        return self._tracer.graph.node(self.name)
+
+    # -- shape queries ---------------------------------------------------------------------
+    @property
+    def shape(self):
+        shape = self.node.meta["shape"]
+        return Size((BatchSize(shape[0]),) + tuple(shape[1:]))
+
+    def size(self, dim=None):
+        return self.shape if dim is None else self.shape[dim]
+
+    def dim(self):
+        return len(self.node.meta["shape"])
+
+    ndim = property(dim)
+
+    def numel(self):
+        return math.prod(self.node.meta["shape"])
+
+    def __len__(self):
+        return self.shape[0]
+
+    # -- reshaping -------------------------------------------------------------------------
+    def view(self, *shape):
+        return self._reshape("view", shape)
+
+    def reshape(self, *shape):
+        return self._reshape("reshape", shape)
+
+    def flatten(self, start_dim=0, end_dim=-1):
+        shape = self.node.meta["shape"]
+        s, e = start_dim % len(shape), end_dim % len(shape)
+        if s > e:
+            raise self._tracer.error("flatten", f"flatten(start_dim={start_dim}, "
+                                     f"end_dim={end_dim}): start_dim comes after end_dim")
+        if s == 0:
+            raise self._tracer.error("flatten", "flatten(start_dim=0) merges the batch "
+                                     "dimension into the features; cnncompile keeps the "
+                                     "batch free, so flatten from dimension 1: x.flatten(1) "
+                                     "or nn.Flatten()")
+        new = list(self.shape[:s]) + [math.prod(shape[s:e + 1])] + list(shape[e + 1:])
+        return self._reshape("flatten", new, call=f"flatten({start_dim}, {end_dim})")
+
+    def _reshape(self, kind, shape, call=None):
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        call = call or f"{kind}({', '.join('x.size(0)' if isinstance(d, BatchSize) else str(d) for d in shape)})"
+        return self._tracer.record_reshape(self, kind, tuple(shape), call)
+
+    def contiguous(self, *args, **kwargs):
+        return self
+
+    def float(self):
+        return self
+
+    def to(self, *args, **kwargs):
+        return self
+
+    def detach(self):
+        return self
+
+    cpu = detach
+
+    def relu(self):
+        from .nn import functional as F
+        return F.relu(self)
+
+    # -- what cannot be traced -------------------------------------------------------------
+    def _untraceable(self, what):
+        raise TraceError(f"forward() uses {what} of a tensor, which depends on its values; "
+                         f"cnncompile compiles a fixed sequence of layers, so forward() may "
+                         f"only branch on shapes (x.shape, x.size())", layer=self.name)
+
+    def __bool__(self):
+        self._untraceable("the truth value")
+
+    def __iter__(self):
+        self._untraceable("iteration over the rows")
+
+    def __array__(self, *args, **kwargs):
+        self._untraceable("a numpy conversion")
+
+    def __float__(self):
+        self._untraceable("the float value")
+
+    def item(self):
+        self._untraceable("item()")
+
+    def numpy(self):
+        self._untraceable("numpy()")
+
+    def __getitem__(self, key):
+        raise TraceError("indexing or slicing a tensor inside forward() is not supported; "
+                         "use layers and view/reshape/flatten", layer=self.name)
+
+    def __repr__(self):
+        return f"Tensor({self.name}, shape={tuple(self.node.meta['shape'])})"
+
+
+class Tracer:
+    def __init__(self, module):
+        self.graph = Graph(name=type(module).__name__)
+        self.paths = {id(m): path for path, m in module.named_modules()}
+        self.scopes = []  # module paths of the leaf layers being called
+
+    def __enter__(self):
+        if _current() is not None:
+            raise RuntimeError("cnncompile.trace() called while another trace is running")
+        _state.tracer = self
+        return self
+
+    def __exit__(self, *exc):
+        _state.tracer = None
+
+    def input(self, shape, name="input"):
+        node = Node(self.graph.unique_name(name), "input", {"shape": tuple(shape)})
+        self._record_node(node, [])
+        self.graph.inputs.append(node.name)
+        return Tensor(self, node.name)
+
+    def error(self, base, message):
+        return CompileError(message, layer=self.graph.unique_name(base), source=user_source())
+
+    def _record_node(self, node, inputs, source=None):
+        node.meta["source"] = source or user_source()
+        self.graph.add(node, [t.name for t in inputs])
+        op = ops.get(node.op, node)
+        try:
+            shape = tuple(op.infer_shape(node, self.graph.input_values(node.name)))
+        except CompileError:
+            self.graph.nx.remove_node(node.name)
+            raise
+        node.meta["shape"] = shape
+        return node
+
+    def record(self, op, inputs, attrs, params):
+        scope = self.scopes[-1] if self.scopes else None
+        base = scope[0] if scope else op
+        node = Node(self.graph.unique_name(base), op, dict(attrs), dict(params or {}))
+        if scope:
+            self.scopes[-1] = None  # a leaf layer is one node; later calls are functional
+        for t in inputs:
+            if not isinstance(t, Tensor) or t._tracer is not self:
+                raise layer_error(node, f"{op} receives {type(t).__name__} as an input; "
+                                  "inputs of a layer must be the model's input or the output "
+                                  "of another layer", TraceError)
+        self._record_node(node, inputs, scope[1] if scope else None)
+        return Tensor(self, node.name)
+
+    def record_reshape(self, tensor, kind, requested, call):
+        from .ops.reshape import resolve_view
+        node = Node(self.graph.unique_name(kind), "reshape", {"call": call})
+        node.meta["source"] = user_source()
+        node.attrs["shape"] = resolve_view(node, self.graph.value(tensor.name), requested)
+        self._record_node(node, [tensor])
+        return Tensor(self, node.name)
+
+
+def user_source():
+    """file:line of the innermost frame outside cnncompile: the user code being traced."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        path = os.path.abspath(frame.f_code.co_filename)
+        if not path.startswith(_PACKAGE_DIR + os.sep):
+            return f"{frame.f_code.co_filename}:{frame.f_lineno}"
+        frame = frame.f_back
+    return None
+
+
+def apply(op, inputs, attrs, params=None):
+    """Record ``op`` when tracing; run its numpy reference on numpy inputs otherwise."""
+    if any(isinstance(t, Tensor) for t in inputs):
+        tracer = _current()
+        if tracer is None:
+            raise TraceError(f"{op}: a traced tensor is used outside cnncompile.trace()")
+        return tracer.record(op, inputs, attrs, params)
+    import numpy as np
+    node = Node(op, op, dict(attrs), dict(params or {}))
+    arrays = [np.asarray(t, dtype=np.float32) for t in inputs]
+    impl = ops.get(op, node)
+    from .ir import Value
+    impl.infer_shape(node, [Value(f"input{i}", "input", a.shape) for i, a in enumerate(arrays)])
+    return impl.reference(node, arrays)
+
+
+def call_module(module, args, kwargs):
+    tracer = _current()
+    if tracer is None or module.op_name is None:
+        if tracer is not None:
+            tracer.scopes.append(None)
+            try:
+                return module.forward(*args, **kwargs)
+            finally:
+                tracer.scopes.pop()
+        return module.forward(*args, **kwargs)
+    path = tracer.paths.get(id(module)) or module.op_name
+    # Called by a container (Sequential): the useful line is where the layer was built.
+    caller = os.path.abspath(sys._getframe(2).f_code.co_filename)
+    source = module._defined_at if caller.startswith(_PACKAGE_DIR + os.sep) else None
+    tracer.scopes.append((path, source))
+    try:
+        return module.forward(*args, **kwargs)
+    finally:
+        tracer.scopes.pop()
+
+
+def trace(module, input_shape):
+    """Trace ``module`` on an input of ``input_shape`` (N, C, H, W) into a Graph."""
+    from .nn import Module
+    if not isinstance(module, Module):
+        raise TypeError(f"cnncompile.trace() takes a cnncompile.nn.Module, got "
+                        f"{type(module).__name__}")
+    input_shape = tuple(int(d) for d in input_shape)
+    if not input_shape or any(d <= 0 for d in input_shape):
+        raise ValueError(f"input_shape must be positive integers such as (1, 3, 32, 32), "
+                         f"got {input_shape}")
+    with Tracer(module) as tracer:
+        x = tracer.input(input_shape)
+        out = module(x)
+    if not isinstance(out, Tensor):
+        raise TraceError(f"{type(module).__name__}.forward() returned {type(out).__name__}; "
+                         "it must return the output tensor of a layer")
+    tracer.graph.outputs = [out.name]
+    return tracer.graph

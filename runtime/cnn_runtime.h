@@ -1,0 +1,65 @@
+/* cnn_runtime.h: helpers shared by every model cnncompile generates.
+ *
+ * Plain C99; everything is static inline so that the compiler specialises it at each call
+ * site, where the arguments are literal constants. No state, no allocation.
+ */
+#ifndef CNN_RUNTIME_H
+#define CNN_RUNTIME_H
+
+#include <math.h>
+#include <stddef.h>
+#include <string.h>
+
+/* Vectorise a float sum when the build enables OpenMP SIMD (-fopenmp-simd -DCNN_OMP_SIMD);
+ * without it, the loop is compiled as written and no pragma warning is raised. */
+#if defined(_OPENMP) || defined(CNN_OMP_SIMD)
+#define CNN_PRAGMA(x) _Pragma(#x)
+#define CNN_SIMD_SUM(v) CNN_PRAGMA(omp simd reduction(+:v))
+#else
+#define CNN_SIMD_SUM(v)
+#endif
+
+/* Sliding windows. An output index o reads input index o * stride + offset - pad, where
+ * offset is the kernel tap's position (k * dilation). These give the range of o for which
+ * that input index lies inside [0, in), so the inner loops need no bounds tests. */
+static inline int cnn_out_lo(int pad, int offset, int stride)
+{
+    return pad > offset ? (pad - offset + stride - 1) / stride : 0;
+}
+
+static inline int cnn_out_hi(int in, int pad, int offset, int stride, int out)
+{
+    const int last = in - 1 + pad - offset;
+    if (last < 0)
+        return 0;
+    return last / stride + 1 < out ? last / stride + 1 : out;
+}
+
+/* The taps k of a window starting at input index start (may be negative) that fall inside
+ * [0, in): k in [cnn_tap_lo, cnn_tap_hi). */
+static inline int cnn_tap_lo(int start, int dilation)
+{
+    return start < 0 ? (-start + dilation - 1) / dilation : 0;
+}
+
+static inline int cnn_tap_hi(int start, int dilation, int in, int taps)
+{
+    const int last = in - 1 - start;
+    if (last < 0)
+        return 0;
+    return last / dilation + 1 < taps ? last / dilation + 1 : taps;
+}
+
+/* Activations. NaN passes through, as in torch. */
+static inline float cnn_relu(float v)
+{
+    return v < 0.0f ? 0.0f : v;
+}
+
+/* max that lets NaN win, as torch's max pooling does */
+static inline float cnn_max_nan(float m, float v)
+{
+    return (v > m || v != v) ? v : m;
+}
+
+#endif /* CNN_RUNTIME_H */
