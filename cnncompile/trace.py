@@ -14,7 +14,7 @@ import sys
 import threading
 
 from . import ops
-from .errors import CompileError, TraceError
+from .errors import CompileError, ShapeError, TraceError
 from .ir import Graph, Node, layer_error
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -164,7 +164,7 @@ class Tracer:
         return Tensor(self, node.name)
 
     def error(self, base, message):
-        return CompileError(message, layer=self.graph.unique_name(base), source=user_source())
+        return ShapeError(message, layer=self.graph.unique_name(base), source=user_source())
 
     def _record_node(self, node, inputs, source=None):
         node.meta["source"] = source or user_source()

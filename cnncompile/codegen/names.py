@@ -2,8 +2,9 @@
 
 Nothing from a model reaches C source but through ``mangle``: it keeps [A-Za-z0-9_], folds
 every other run of characters into one '_', prefixes the kind ('layer_', 'w_'), and adds a
-short hash of the original when anything was changed or cut, so that distinct names (``a-b``
-and ``a_b``) stay distinct. Identifiers are unique within one ``Namer``.
+short hash of the original when anything but a module path's '.' was changed or cut, so that
+distinct names (``a-b`` and ``a_b``) stay distinct. Identifiers are unique within one
+``Namer`` (a counter settles the rest, e.g. ``a.b`` and ``a_b``).
 """
 import hashlib
 import re
@@ -23,7 +24,7 @@ class Namer:
 
     def mangle(self, name, prefix):
         safe = sanitize(name)
-        changed = safe != name
+        changed = safe != name.replace(".", "_")  # module paths map to '_' without a hash
         if len(safe) > MAX_LEN:
             safe, changed = safe[:MAX_LEN].rstrip("_"), True
         if changed:

@@ -1,0 +1,133 @@
+"""CompiledModel: input checks and conversions, free batch size, cache, save/load, threads."""
+import ctypes
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import cnncompile
+from cnncompile import reference
+from helpers import assert_close, load_example, random_input
+
+
+@pytest.fixture(scope="module")
+def simplecnn():
+    ns = load_example("seed_simplecnn")
+    return cnncompile.compile(ns["model"].eval(), (1, 3, 32, 32))
+
+
+def expected(compiled, x):
+    return reference.run(compiled.graph, np.asarray(x, np.float32))
+
+
+def test_batch_size_is_free(simplecnn):
+    for n in (1, 2, 7, 33):
+        x = random_input((n, 3, 32, 32), seed=n)
+        assert_close(simplecnn(x), expected(simplecnn, x))
+    empty = simplecnn(np.zeros((0, 3, 32, 32), np.float32))
+    assert empty.shape == (0, 10) and empty.dtype == np.float32
+
+
+def test_unbatched_input_gives_unbatched_output(simplecnn):
+    x = random_input((3, 32, 32))
+    y = simplecnn(x)
+    assert y.shape == (10,)
+    assert_close(y, expected(simplecnn, x[None])[0])
+
+
+def test_wrong_shape_or_dtype_says_what_was_expected(simplecnn):
+    with pytest.raises(ValueError, match=r"expected input of shape \(N, 3, 32, 32\).*got \(1, 3, 28, 28\)"):
+        simplecnn(np.zeros((1, 3, 28, 28), np.float32))
+    with pytest.raises(ValueError, match=r"expected input of shape \(N, 3, 32, 32\).*got \(\)"):
+        simplecnn(np.float32(1))
+    with pytest.raises(ValueError, match=r"got \(1, 1, 3, 32, 32\)"):
+        simplecnn(np.zeros((1, 1, 3, 32, 32), np.float32))
+    with pytest.raises(TypeError, match=r"float32 array.*got dtype int64.*astype\(np.float32\)"):
+        simplecnn(np.zeros((1, 3, 32, 32), np.int64))
+    with pytest.raises(TypeError, match="got dtype bool"):
+        simplecnn(np.zeros((1, 3, 32, 32), bool))
+
+
+def test_any_float_layout_is_converted(simplecnn):
+    base = random_input((4, 3, 32, 32))
+    want = expected(simplecnn, base)
+    variants = {
+        "float64": base.astype(np.float64),
+        "float16-exact": base.astype(np.float16),
+        "fortran": np.asfortranarray(base),
+        "negative strides": base[::-1].copy()[::-1],
+        "strided": np.repeat(base, 2, axis=0)[::2],
+        "list": base.tolist(),
+    }
+    readonly = base.copy()
+    readonly.flags.writeable = False
+    variants["read-only"] = readonly
+    for what, x in variants.items():
+        ref = want if what != "float16-exact" else expected(simplecnn, x)
+        assert_close(simplecnn(x), ref, what)
+    assert_close(simplecnn(base), want)  # inputs are not modified
+
+
+def test_output_is_a_fresh_array(simplecnn):
+    x = random_input((2, 3, 32, 32))
+    a, b = simplecnn(x), simplecnn(x)
+    assert a is not b and not np.shares_memory(a, b)
+    a[:] = 0
+    assert np.abs(simplecnn(x) - b).max() == 0
+
+
+def test_cached_build_is_fast_and_identical(simplecnn):
+    model = load_example("seed_simplecnn")["model"].eval()
+    first = cnncompile.compile(model, (1, 3, 32, 32))
+    t0 = time.perf_counter()
+    again = cnncompile.compile(model, (1, 3, 32, 32))
+    seconds = time.perf_counter() - t0
+    assert again.build_info["cached"] and again.path == first.path
+    assert seconds < 1.0, f"cached compile took {seconds:.2f}s"
+
+
+def test_save_load_and_plain_c_abi(simplecnn, tmp_path):
+    out = simplecnn.save(tmp_path / "exported")
+    assert {p.name for p in out.iterdir()} >= {"model.c", "model.h", "cnn_runtime.h",
+                                               "libmodel.so", "model.json"}
+    x = random_input((3, 3, 32, 32))
+    loaded = cnncompile.load(out)
+    np.testing.assert_array_equal(loaded(x), simplecnn(x))
+    # the shared library needs no Python package at all: call it through ctypes
+    lib = ctypes.CDLL(str(out / "libmodel.so"))
+    lib.simplecnn_workspace_size.restype = ctypes.c_size_t
+    ws = ctypes.create_string_buffer(lib.simplecnn_workspace_size())
+    y = np.empty((3, 10), np.float32)
+    fp = ctypes.POINTER(ctypes.c_float)
+    rc = lib.simplecnn_forward(x.ctypes.data_as(fp), y.ctypes.data_as(fp), 3, ws)
+    assert rc == 0
+    np.testing.assert_array_equal(y, simplecnn(x))
+    assert lib.simplecnn_forward(x.ctypes.data_as(fp), y.ctypes.data_as(fp), -1, ws) == -1
+
+
+def test_threads_share_one_model(simplecnn):
+    inputs = [random_input((3, 3, 32, 32), seed=s) for s in range(8)]
+    wants = [expected(simplecnn, x) for x in inputs]
+    errors = []
+
+    def work(i):
+        for _ in range(20):
+            y = simplecnn(inputs[i])
+            if np.abs(y - wants[i]).max() > 1e-4:
+                errors.append(i)
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+
+
+def test_summary_and_profile(simplecnn):
+    text = simplecnn.summary()
+    for piece in ("conv1", "conv2d", "(1, 32, 32, 32)", "896", "1,769,472", "relu",
+                  "Total params: 82,826", "workspace 163,840 bytes", "simplecnn_forward"):
+        assert piece in text, piece
+    stats = simplecnn.profile(random_input((1, 3, 32, 32)), repeat=5, warmup=1)
+    assert stats["median_ms"] > 0 and stats["batch"] == 1

@@ -1,0 +1,105 @@
+"""Each pass: the graph structure after it, and numbers unchanged by it."""
+import numpy as np
+import pytest
+
+import cnncompile.nn as nn
+import cnncompile.nn.functional as F
+from cnncompile import passes, reference
+from cnncompile.ir import Graph, Node
+from cnncompile.passes import eliminate_dead_code, fuse_activation, infer_shapes, plan_memory
+from cnncompile.trace import trace
+from helpers import EXAMPLES, load_example, random_input
+
+
+def structure(graph):
+    return [(n.name, n.op, graph.input_names(n.name)) for n in graph.nodes()]
+
+
+def test_fuse_activation_into_conv_linear_and_pool():
+    g = trace(load_example("seed_network")["model"], (1, 1, 28, 28))
+    x = random_input((2, 1, 28, 28))
+    before = reference.run(g, x)
+    g = fuse_activation(infer_shapes(g)).lint()
+    assert structure(g) == [
+        ("input", "input", []), ("conv1", "conv2d", ["input"]),
+        ("max_pool2d", "max_pool2d", ["conv1"]), ("conv2", "conv2d", ["max_pool2d"]),
+        ("max_pool2d_1", "max_pool2d", ["conv2"]), ("reshape", "reshape", ["max_pool2d_1"]),
+        ("fc1", "linear", ["reshape"]), ("fc2", "linear", ["fc1"]), ("out", "linear", ["fc2"])]
+    assert g.node("conv1").meta["fused"] == [{"layer": "relu", "op": "relu"}]
+    assert g.node("fc2").meta["activation"]["fn"] == "cnn_relu"
+    assert "activation" not in g.node("out").meta
+    np.testing.assert_array_equal(reference.run(g, x), before)
+
+
+def test_no_fusion_when_the_producer_has_other_users_or_is_an_output():
+    g = Graph("t")
+    g.add(Node("x", "input", {"shape": (1, 2, 4, 4)}))
+    conv = dict(in_channels=2, out_channels=2, kernel_size=(1, 1), stride=(1, 1),
+                padding=(0, 0), dilation=(1, 1), groups=1, padding_mode="zeros")
+    g.add(Node("c", "conv2d", conv, {"weight": np.ones((2, 2, 1, 1), np.float32)}), ["x"])
+    g.add(Node("r", "relu"), ["c"])
+    g.add(Node("p", "max_pool2d", dict(kernel_size=(2, 2), stride=(2, 2), padding=(0, 0),
+                                       dilation=(1, 1), ceil_mode=False, return_indices=False)), ["c"])
+    g.inputs, g.outputs = ["x"], ["r"]
+    fuse_activation(infer_shapes(g)).lint()
+    assert "r" in g and "activation" not in g.node("c").meta  # c also feeds p
+    eliminate_dead_code(g).lint()
+    assert "p" not in g
+    g.outputs = ["c"]
+    g.add(Node("r2", "relu"), ["c"])
+    fuse_activation(g)
+    assert "r2" in g  # c is a model output: its users must see it un-activated
+
+
+def test_dead_code_is_removed():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.used, self.unused = nn.Conv2d(1, 2, 3), nn.Conv2d(1, 2, 3)
+
+        def forward(self, x):
+            self.unused(x)
+            return F.relu(self.used(x))
+    g = eliminate_dead_code(infer_shapes(trace(Net(), (1, 1, 5, 5))))
+    assert [n.name for n in g.nodes()] == ["input", "used", "relu"]
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_memory_plan_never_overwrites_a_live_value(name):
+    ns = load_example(name)
+    g = passes.run(trace(ns["model"], ns["INPUT_SHAPE"]), lint=True)
+    order = g.nodes()
+    index = {n.name: i for i, n in enumerate(order)}
+    last_use = {n.name: max([index[u] for u in g.users(n.name)] + [index[n.name]]) for n in order}
+
+    def extent(node):
+        kind, off = node.meta["buffer"]
+        return kind, off, off + int(np.prod(node.shape[1:]))
+
+    for node in order:
+        kind, lo, hi = extent(node)
+        if kind == "arena":
+            assert hi <= g.meta["workspace_floats"]
+        for other in order:
+            # a value written while `other` is still to be read must not overlap it
+            if index[other.name] < index[node.name] <= last_use[other.name] and other.op != "input":
+                if other.name in g.input_names(node.name) and node.meta.get("inplace"):
+                    continue
+                if node.op == "reshape":
+                    continue
+                k2, lo2, hi2 = extent(other)
+                assert not (kind == k2 and lo < hi2 and lo2 < hi), (node.name, other.name)
+    total = sum(int(np.prod(n.shape[1:])) for n in order if n.op not in ("input", "reshape"))
+    assert g.meta["workspace_floats"] < total  # buffers are reused
+
+
+def test_pipeline_can_stop_after_any_pass():
+    model = load_example("lenet5")["model"]
+    seen = []
+    g = passes.run(trace(model, (1, 1, 28, 28)), after="fuse_activation",
+                   on_pass=lambda name, graph: seen.append(name), lint=True)
+    assert seen == ["infer_shapes", "eliminate_dead_code", "fuse_activation"]
+    assert "buffer" not in g.node("features.0").meta
+    with pytest.raises(ValueError, match="unknown pass 'nope'; passes are: infer_shapes"):
+        passes.run(g, after="nope")
+    assert plan_memory(g).meta["workspace_floats"] > 0

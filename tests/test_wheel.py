@@ -1,0 +1,53 @@
+"""A built wheel, installed (not editable) into a fresh virtual environment, compiles a model:
+templates/ and runtime/ ship inside it."""
+import os
+import subprocess
+import sys
+import textwrap
+
+from helpers import ROOT
+
+SCRIPT = textwrap.dedent("""
+    import numpy as np, cnncompile, cnncompile.nn as nn
+    assert "site-packages" in cnncompile.__file__, cnncompile.__file__
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.Flatten(), nn.Linear(4 * 4 * 4, 3)).eval()
+    compiled = cnncompile.compile(model, (1, 1, 8, 8))
+    x = np.random.default_rng(0).standard_normal((2, 1, 8, 8)).astype(np.float32)
+    from cnncompile import reference
+    err = np.abs(compiled(x) - reference.run(compiled.graph, x)).max()
+    assert err < 1e-5, err
+    print("OK", compiled.path)
+""")
+
+
+def test_wheel_installs_and_compiles(tmp_path):
+    dist = tmp_path / "dist"
+    res = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps",
+                          "--no-build-isolation", "-w", str(dist), str(ROOT)],
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stdout + res.stderr
+    (wheel,) = dist.glob("cnncompile-*.whl")
+    import zipfile
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "cnncompile/templates/model.c.j2" in names
+    assert "cnncompile/templates/ops/conv2d.c.j2" in names
+    assert "cnncompile/runtime/cnn_runtime.h" in names
+    venv = tmp_path / "venv"
+    # the venv sees the already-installed dependencies (numpy, cffi...) but not the checkout
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    py = venv / "bin" / "python"
+    # no PYTHONPATH: the checkout (and the egg-info a build leaves there) must not be seen
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["CNNCOMPILE_CACHE_DIR"] = str(tmp_path / "cache")
+    res = subprocess.run([str(py), "-m", "pip", "install", "--no-deps", "--no-index",
+                          str(wheel)], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=600)
+    assert res.returncode == 0, res.stdout + res.stderr
+    res = subprocess.run([str(py), "-c", SCRIPT], cwd=tmp_path, env=env, capture_output=True,
+                         text=True, timeout=600)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert res.stdout.startswith("OK")
+    res = subprocess.run([str(venv / "bin" / "cnncompile"), "--version"], env=env,
+                         capture_output=True, text=True)
+    assert res.returncode == 0 and "cnncompile" in res.stdout
