@@ -9,7 +9,8 @@ from helpers import ROOT
 
 SCRIPT = textwrap.dedent("""
     import numpy as np, cnncompile, cnncompile.nn as nn
-    assert "site-packages" in cnncompile.__file__, cnncompile.__file__
+    import os
+    assert cnncompile.__file__.startswith(os.environ["VENV"]), cnncompile.__file__
     model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
                           nn.Flatten(), nn.Linear(4 * 4 * 4, 3)).eval()
     compiled = cnncompile.compile(model, (1, 1, 8, 8))
@@ -40,8 +41,10 @@ def test_wheel_installs_and_compiles(tmp_path):
     # no PYTHONPATH: the checkout (and the egg-info a build leaves there) must not be seen
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["CNNCOMPILE_CACHE_DIR"] = str(tmp_path / "cache")
+    env["VENV"] = str(venv)
+    # --force-reinstall: a cnncompile installed system-wide must not satisfy this install
     res = subprocess.run([str(py), "-m", "pip", "install", "--no-deps", "--no-index",
-                          str(wheel)], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          "--force-reinstall", str(wheel)], cwd=tmp_path, env=env, capture_output=True, text=True,
                          timeout=600)
     assert res.returncode == 0, res.stdout + res.stderr
     res = subprocess.run([str(py), "-c", SCRIPT], cwd=tmp_path, env=env, capture_output=True,
