@@ -14,7 +14,7 @@ def build_graph(model, input_shape, skip_passes=(), after=None):
 
 
 def compile(model, input_shape, *, name=None, cache_dir=None, flags=None, werror=False,
-            skip_passes=(), verbose=False):
+            skip_passes=(), weights="auto", verbose=False):
     """Compile a cnncompile.nn model into C and return a callable CompiledModel.
 
     input_shape: (N, C, H, W) with N any batch size (the compiled model takes any batch).
@@ -22,13 +22,15 @@ def compile(model, input_shape, *, name=None, cache_dir=None, flags=None, werror
     cache_dir: where builds are cached (default $CNNCOMPILE_CACHE_DIR or ~/.cache/cnncompile).
     flags: C compiler flags (default: build.NATIVE_FLAGS; build.PORTABLE_FLAGS for export).
     skip_passes: names of optimisation passes to leave out (for testing).
+    weights: "c" writes the weights into model.c as literals; "blob" into weights.bin, linked
+        by weights.S (fast to build for large models); "auto" chooses by size.
     verbose: print progress to stderr.
     """
     log = (lambda msg: print(f"[cnncompile] {msg}", file=sys.stderr)) if verbose else None
     t0 = time.perf_counter()
     graph = build_graph(model, input_shape, skip_passes=skip_passes)
     t1 = time.perf_counter()
-    source = codegen.generate(graph, name)
+    source = codegen.generate(graph, name, weights=weights)
     t2 = time.perf_counter()
     if log:
         log(f"traced and optimised {len(graph)} layers in {t1 - t0:.2f}s; generated "
@@ -44,4 +46,4 @@ def compile(model, input_shape, *, name=None, cache_dir=None, flags=None, werror
     return CompiledModel(source.prefix, source.input_shape, source.output_shape,
                          source.workspace_bytes, module.lib, module.ffi,
                          c_source=source.c_source, header=source.header, graph=graph,
-                         path=artifact.library, build_info=info)
+                         path=artifact.library, build_info=info, weights_asm=source.weights_asm)

@@ -88,9 +88,10 @@ def build_key(source, flags, cc):
     h = hashlib.sha256()
     for part in (__version__, source.c_source, source.header, source.cdef,
                  (runtime_dir() / "cnn_runtime.h").read_text(), " ".join(flags),
-                 compiler_version(cc), sys.version, _ext_suffix()):
+                 compiler_version(cc), sys.version, _ext_suffix(), source.weights_asm or ""):
         h.update(part.encode())
         h.update(b"\0")
+    h.update(source.weights_bin or b"")
     return h.hexdigest()
 
 
@@ -144,7 +145,13 @@ def _build_in(tmp, source, cc, flags, module_name, module_file, log):
                     tmp, "compiling the generated model.c")
     if warnings.strip() and log:
         log(f"compiler warnings:\n{warnings.strip()}")
-    _run([cc, "-shared", "model.o", "-o", LIBRARY_NAME, "-lm"], tmp, "linking libmodel.so")
+    objects = ["model.o"]
+    if source.weights_bin is not None:
+        (tmp / "weights.bin").write_bytes(source.weights_bin)
+        (tmp / "weights.S").write_text(source.weights_asm)
+        _run([cc, "-c", "weights.S", "-o", "weights.o"], tmp, "assembling weights.S")
+        objects.append("weights.o")
+    _run([cc, "-shared", *objects, "-o", LIBRARY_NAME, "-lm"], tmp, "linking libmodel.so")
     ffi = cffi.FFI()
     ffi.cdef(source.cdef)
     ffi.set_source(module_name, '#include "model.h"')
@@ -153,9 +160,9 @@ def _build_in(tmp, source, cc, flags, module_name, module_file, log):
     include = sysconfig.get_paths()["include"]
     _run([cc, "-O2", "-w", "-fPIC", f"-I{include}", "-I.", "-c", f"{module_name}.c",
           "-o", "wrapper.o"], tmp, "compiling the cffi wrapper")
-    _run([cc, "-shared", "wrapper.o", "model.o", "-o", module_file, "-lm"], tmp,
+    _run([cc, "-shared", "wrapper.o", *objects, "-o", module_file, "-lm"], tmp,
          "linking the Python extension module")
-    for leftover in ("model.o", "wrapper.o", f"{module_name}.c"):
+    for leftover in (*objects, "wrapper.o", f"{module_name}.c"):
         (tmp / leftover).unlink()
 
 

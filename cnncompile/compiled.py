@@ -18,7 +18,8 @@ INT_MAX = 2**31 - 1
 
 class CompiledModel:
     def __init__(self, prefix, input_shape, output_shape, workspace_bytes, lib, ffi,
-                 c_source=None, header=None, graph=None, path=None, build_info=None):
+                 c_source=None, header=None, graph=None, path=None, build_info=None,
+                 weights_asm=None):
         self.prefix = prefix
         self.input_shape = tuple(input_shape)      # per sample, e.g. (3, 32, 32)
         self.output_shape = tuple(output_shape)    # per sample, e.g. (10,)
@@ -26,6 +27,7 @@ class CompiledModel:
         self.c_source, self.header, self.graph = c_source, header, graph
         self.path = Path(path) if path is not None else None  # the plain shared library
         self.build_info = build_info or {}
+        self.weights_asm = weights_asm  # weights.S, when the weights are in weights.bin
         self._ffi, self._lib = ffi, lib
         self._forward = getattr(lib, f"{prefix}_forward")
         self._local = threading.local()
@@ -108,7 +110,8 @@ class CompiledModel:
 
     # -- export ----------------------------------------------------------------------------------
     def save(self, directory):
-        """Write model.c, model.h, cnn_runtime.h, libmodel.so and model.json to ``directory``."""
+        """Write model.c, model.h, cnn_runtime.h, libmodel.so and model.json to ``directory``
+        (and weights.bin + weights.S when the weights are not in model.c)."""
         from .resources import runtime_dir
         if self.c_source is None:
             raise ValueError("this model was loaded from a shared library; there is no source to save")
@@ -118,6 +121,9 @@ class CompiledModel:
         (out / "model.h").write_text(self.header)
         shutil.copy(runtime_dir() / "cnn_runtime.h", out / "cnn_runtime.h")
         shutil.copy(self.path, out / "libmodel.so")
+        for name in ("weights.bin", "weights.S"):
+            if self.weights_asm is not None:
+                shutil.copy(self.path.parent / name, out / name)
         meta = {"prefix": self.prefix, "input_shape": list(self.input_shape),
                 "output_shape": list(self.output_shape), "workspace_bytes": self.workspace_bytes}
         (out / "model.json").write_text(json.dumps(meta, indent=2) + "\n")

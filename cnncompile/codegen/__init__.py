@@ -17,6 +17,11 @@ from .literals import c_floats
 from .names import Namer, model_prefix, sanitize
 
 HEADER_NAME = "model.h"
+# Up to this many weights are written into model.c as literals (readable, one file). Beyond
+# it, parsing them is what a build spends its time on (about 6 us per value with gcc 12), so
+# they go into weights.bin, which weights.S pulls into the object file with .incbin.
+WEIGHTS_IN_C_MAX = 200_000
+BLOB_ALIGN_FLOATS = 16  # 64-byte alignment of every weight tensor in the blob
 _COMMENT_SAFE = re.compile(r"[^A-Za-z0-9_ ,.()=+\-x>:]")
 
 
@@ -29,6 +34,8 @@ class CSource:
     input_shape: tuple    # per sample
     output_shape: tuple   # per sample
     workspace_bytes: int  # per sample
+    weights_bin: bytes = None  # blob mode: the weights, and the assembler file that links them
+    weights_asm: str = None
 
 
 @functools.lru_cache(maxsize=None)
@@ -71,12 +78,20 @@ def _pointer(buf):
     return f"ws + {offset}" if offset else "ws"
 
 
-def generate(graph, name=None):
-    """C source and header for a graph that has been through the whole pass pipeline."""
+def generate(graph, name=None, weights="auto"):
+    """C source and header for a graph that has been through the whole pass pipeline.
+
+    weights: "c" (literals in model.c), "blob" (weights.bin + weights.S), or "auto" (C up to
+    WEIGHTS_IN_C_MAX values).
+    """
+    if weights not in ("auto", "c", "blob"):
+        raise ValueError(f"weights={weights!r}: use 'auto', 'c' or 'blob'")
     env = environment()
     prefix = model_prefix(name or graph.name)
     namer = Namer()
-    layers, calls, weights = [], [], []
+    total = sum(int(a.size) for n in graph.nodes() for a in n.params.values())
+    use_blob = weights == "blob" or (weights == "auto" and total > WEIGHTS_IN_C_MAX)
+    layers, calls, weights, chunks, offset = [], [], [], [], 0
     for node in graph.nodes():
         op = ops.REGISTRY[node.op]
         if op.template is None:
@@ -87,8 +102,17 @@ def generate(graph, name=None):
         for pname, array in node.params.items():
             sym = namer.mangle(f"{node.name}_{pname}", "w_")
             symbols[pname] = sym
-            weights.append(dict(symbol=sym, size=int(array.size), data=c_floats(array),
-                                shape=_shape(array.shape)))
+            entry = dict(symbol=sym, size=int(array.size), shape=_shape(array.shape))
+            if use_blob:
+                entry["offset"] = offset
+                padded = -(-array.size // BLOB_ALIGN_FLOATS) * BLOB_ALIGN_FLOATS
+                chunk = np.zeros(padded, np.float32)
+                chunk[:array.size] = array.ravel()
+                chunks.append(chunk)
+                offset += padded
+            else:
+                entry["data"] = c_floats(array)
+            weights.append(entry)
         act = node.meta.get("activation")
         act_ctx = None
         if act is not None:
@@ -108,6 +132,10 @@ def generate(graph, name=None):
     in_shape = tuple(graph.node(inp).meta["shape"][1:])
     out_shape = tuple(graph.node(out).meta["shape"][1:])
     workspace_bytes = 4 * graph.meta["workspace_floats"]
+    blob = None
+    if use_blob:
+        blob = dict(symbol=f"{prefix}_weights", count=f"{offset:,}", bytes=f"{4 * offset:,}",
+                    version=__version__)
     total_params = sum(ops.REGISTRY[n.op].param_count(n) for n in graph.nodes())
     total_flops = sum(n.meta.get("flops", 0) for n in graph.nodes())
     ctx = dict(version=__version__, model=comment(sanitize(graph.name)), prefix=prefix,
@@ -117,10 +145,15 @@ def generate(graph, name=None):
                in_size=int(np.prod(in_shape)), out_size=int(np.prod(out_shape)),
                workspace_bytes=workspace_bytes, params=f"{total_params:,}",
                flops=f"{total_flops:,}", layers=layers, calls=calls, weights=weights,
-               output_is_input=graph.meta["output_is_input"])
+               output_is_input=graph.meta["output_is_input"], blob=blob)
     c_source = env.get_template("model.c.j2").render(ctx)
     header = env.get_template("model.h.j2").render(ctx)
     cdef = (f"size_t {prefix}_workspace_size(void);\n"
             f"int {prefix}_forward(const float *input, float *output, int batch, "
             f"void *workspace);\n")
-    return CSource(prefix, c_source, header, cdef, in_shape, out_shape, workspace_bytes)
+    weights_bin = weights_asm = None
+    if use_blob:
+        weights_bin = np.concatenate(chunks).astype("<f4").tobytes() if chunks else b""
+        weights_asm = env.get_template("weights.S.j2").render(blob)
+    return CSource(prefix, c_source, header, cdef, in_shape, out_shape, workspace_bytes,
+                   weights_bin, weights_asm)
