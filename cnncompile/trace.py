@@ -9,6 +9,7 @@ The batch dimension is free at call time: dimension 0 of every value is the batc
 ``view``/``reshape`` must keep it there.
 """
 import math
+import numbers
 import os
 import sys
 import threading
@@ -109,6 +110,64 @@ class Tensor:
     def relu(self):
         from .nn import functional as F
         return F.relu(self)
+
+    def sigmoid(self):
+        from .nn import functional as F
+        return F.sigmoid(self)
+
+    def tanh(self):
+        from .nn import functional as F
+        return F.tanh(self)
+
+    def softmax(self, dim):
+        from .nn import functional as F
+        return F.softmax(self, dim)
+
+    # -- arithmetic ------------------------------------------------------------------------
+    def _arith(self, op, other, reverse=False):
+        if isinstance(other, Tensor):
+            return apply(op, [other, self] if reverse else [self, other], {})
+        if isinstance(other, numbers.Real) and not isinstance(other, bool):
+            attrs = {"scalar": float(other)}
+            if reverse and op in ("sub", "div"):
+                attrs["reverse"] = True
+            return apply(op, [self], attrs)
+        raise TraceError(f"{op} of a tensor and a {type(other).__name__} is not supported; "
+                         "the other operand must be a tensor from forward() or a number",
+                         layer=self.name)
+
+    def __add__(self, other):
+        return self._arith("add", other)
+
+    def __radd__(self, other):
+        return self._arith("add", other, reverse=True)
+
+    def __sub__(self, other):
+        return self._arith("sub", other)
+
+    def __rsub__(self, other):
+        return self._arith("sub", other, reverse=True)
+
+    def __mul__(self, other):
+        return self._arith("mul", other)
+
+    def __rmul__(self, other):
+        return self._arith("mul", other, reverse=True)
+
+    def __truediv__(self, other):
+        return self._arith("div", other)
+
+    def __rtruediv__(self, other):
+        return self._arith("div", other, reverse=True)
+
+    def __neg__(self):
+        return self._arith("mul", -1.0)
+
+    def add(self, other):
+        return self + other
+
+    def mul(self, other):
+        return self * other
 
     # -- what cannot be traced -------------------------------------------------------------
     def _untraceable(self, what):

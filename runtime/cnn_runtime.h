@@ -50,10 +50,67 @@ static inline int cnn_tap_hi(int start, int dilation, int in, int taps)
     return last / dilation + 1 < taps ? last / dilation + 1 : taps;
 }
 
-/* Activations. NaN passes through, as in torch. */
+/* Activations, as the torch.nn documentation defines them. NaN passes through, as in torch. */
 static inline float cnn_relu(float v)
 {
     return v < 0.0f ? 0.0f : v;
+}
+
+static inline float cnn_hardtanh(float v, float lo, float hi)
+{
+    return v < lo ? lo : (v > hi ? hi : v);
+}
+
+static inline float cnn_relu6(float v)
+{
+    return cnn_hardtanh(v, 0.0f, 6.0f);
+}
+
+static inline float cnn_leaky_relu(float v, float slope)
+{
+    return v > 0.0f ? v : v * slope;
+}
+
+static inline float cnn_elu(float v, float alpha)
+{
+    return v > 0.0f ? v : alpha * expm1f(v);
+}
+
+static inline float cnn_sigmoid(float v)
+{
+    return 1.0f / (1.0f + expf(-v));
+}
+
+static inline float cnn_tanh(float v)
+{
+    return tanhf(v);
+}
+
+static inline float cnn_hardswish(float v)
+{
+    return v * cnn_hardtanh(v + 3.0f, 0.0f, 6.0f) * (1.0f / 6.0f);
+}
+
+static inline float cnn_hardsigmoid(float v)
+{
+    return cnn_hardtanh(v + 3.0f, 0.0f, 6.0f) * (1.0f / 6.0f);
+}
+
+static inline float cnn_silu(float v)
+{
+    return v / (1.0f + expf(-v));
+}
+
+/* GELU: x * Phi(x); the tanh form is the approximation of Hendrycks & Gimpel (2016). */
+static inline float cnn_gelu(float v)
+{
+    return 0.5f * v * (1.0f + erff(v * 0.70710678118654752f));
+}
+
+static inline float cnn_gelu_tanh(float v)
+{
+    const float k = 0.79788456080286536f; /* sqrt(2 / pi) */
+    return 0.5f * v * (1.0f + tanhf(k * (v + 0.044715f * v * v * v)));
 }
 
 /* max that lets NaN win, as torch's max pooling does */

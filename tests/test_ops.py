@@ -9,13 +9,67 @@ import numpy as np
 import pytest
 import torch
 
+import cnncompile
 import cnncompile.nn as cnn
 from cnncompile import ops, reference
 from cnncompile.api import build_graph
 from cnncompile.resources import templates_dir
 from helpers import assert_close, check_against_reference, random_input, run_torch, torch_twin
 
-# op -> [(layer(s) as (class name, args, kwargs), input shape)]
+def residual(nn, F, cat):
+    class Residual(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 3, 3, padding=1)
+
+        def forward(self, x):
+            return F.relu(self.conv(x) + x)
+    return Residual()
+
+
+def arithmetic(nn, F, cat):
+    class Arithmetic(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Conv2d(2, 4, 1), nn.Conv2d(2, 4, 3, padding=1)
+
+        def forward(self, x):
+            a, b = self.a(x), self.b(x)
+            y = (a - b) * 2.0 + 1.0
+            y = y / (a * a + 1.0) - 0.5 * b
+            return -(3.0 - y) / 4.0 + (1.0 / (b * b + 2.0))
+    return Arithmetic()
+
+
+def broadcast(nn, F, cat):
+    class SqueezeExcite(nn.Module):
+        """x * sigmoid(fc(pool(x))): a (N, C, 1, 1) scale times a (N, C, H, W) map."""
+        def __init__(self):
+            super().__init__()
+            self.pool, self.fc = nn.AdaptiveAvgPool2d(1), nn.Conv2d(4, 4, 1)
+            self.row = nn.Conv2d(4, 4, (5, 1))
+
+        def forward(self, x):
+            s = F.sigmoid(self.fc(self.pool(x)))
+            r = self.row(x)  # (N, 4, 1, 5): broadcast along H
+            return x * s + r - s / (r + 5.0)
+    return SqueezeExcite()
+
+
+def concat(nn, F, cat):
+    class Concat(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Conv2d(3, 2, 1), nn.Conv2d(3, 5, 3, padding=1)
+
+        def forward(self, x):
+            y = cat([self.a(x), self.b(x), x], dim=1)
+            z = cat((y.flatten(2), y.flatten(2)), 2)
+            return cat([z, z], dim=-1)
+    return Concat()
+
+
+# op -> [(layers as [(class name, args, kwargs)], or a model function (nn, F, cat), input shape)]
 CASES = {
     "conv2d": [
         ([("Conv2d", (3, 8, 3), dict(padding=1))], (1, 3, 8, 8)),
@@ -49,6 +103,29 @@ CASES = {
         ([("MaxPool2d", (2, 2, 1), dict(ceil_mode=True))], (1, 2, 5, 5)),
         ([("MaxPool2d", (2,), {}), ("ReLU", (), {})], (1, 3, 6, 6)),
     ],
+    "avg_pool2d": [
+        ([("AvgPool2d", (2,), {})], (1, 3, 8, 8)),
+        ([("AvgPool2d", (3, 2, 1), {})], (1, 2, 7, 7)),
+        ([("AvgPool2d", (3, 2, 1), dict(count_include_pad=False))], (1, 2, 7, 7)),
+        ([("AvgPool2d", (3, 2, 1), dict(ceil_mode=True))], (1, 2, 8, 8)),
+        ([("AvgPool2d", (3, 2, 1), dict(ceil_mode=True, count_include_pad=False))], (1, 2, 8, 8)),
+        ([("AvgPool2d", (2, 2, 1), dict(ceil_mode=True))], (1, 2, 5, 5)),
+        ([("AvgPool2d", ((2, 3), (1, 2)), dict(divisor_override=5))], (1, 2, 6, 9)),
+        ([("AvgPool2d", (3, 3, 1), dict(ceil_mode=True, divisor_override=2))], (1, 1, 10, 10)),
+        ([("AvgPool2d", (2,), {}), ("Hardswish", (), {})], (1, 3, 6, 6)),
+    ],
+    "adaptive_avg_pool2d": [
+        ([("AdaptiveAvgPool2d", (1,), {})], (1, 4, 7, 7)),
+        ([("AdaptiveAvgPool2d", ((3, 2),), {})], (1, 2, 7, 5)),
+        ([("AdaptiveAvgPool2d", ((None, 3),), {})], (1, 2, 4, 10)),
+        ([("AdaptiveAvgPool2d", (5,), {})], (1, 2, 3, 3)),  # larger than the input: overlaps
+        ([("AdaptiveAvgPool2d", (1,), {}), ("Flatten", (), {}), ("Linear", (4, 3), {})], (1, 4, 5, 5)),
+    ],
+    "adaptive_max_pool2d": [
+        ([("AdaptiveMaxPool2d", (1,), {})], (1, 4, 7, 7)),
+        ([("AdaptiveMaxPool2d", ((3, 4),), {})], (1, 2, 10, 7)),
+        ([("AdaptiveMaxPool2d", (2,), {}), ("ReLU", (), {})], (1, 2, 5, 5)),
+    ],
     "linear": [
         ([("Linear", (16, 4), {})], (1, 16)),
         ([("Linear", (16, 4), dict(bias=False))], (1, 16)),
@@ -66,6 +143,25 @@ CASES = {
         ([("Flatten", (1, 2), {})], (1, 2, 3, 4)),
         ([("Conv2d", (2, 3, 3), {}), ("Flatten", (), {}), ("Linear", (12, 2), {})], (1, 2, 4, 4)),
     ],
+    **{op: [([(cls, args, {})], (1, 3, 5, 4)), ([("Conv2d", (3, 4, 3), {}), (cls, args, {})], (1, 3, 6, 6))]
+       for op, cls, args in [("relu6", "ReLU6", ()), ("leaky_relu", "LeakyReLU", (0.2,)),
+                             ("elu", "ELU", (0.5,)), ("sigmoid", "Sigmoid", ()), ("tanh", "Tanh", ()),
+                             ("hardtanh", "Hardtanh", (-0.5, 0.75)), ("hardswish", "Hardswish", ()),
+                             ("hardsigmoid", "Hardsigmoid", ()), ("silu", "SiLU", ()),
+                             ("gelu", "GELU", ())]},
+    "gelu_tanh": [([("GELU", ("tanh",), {})], (1, 3, 5, 4)),
+                  ([("Linear", (6, 5), {}), ("GELU", ("tanh",), {})], (1, 6))],
+    "softmax": [([("Softmax", (), dict(dim=1))], (1, 10)),
+                ([("Softmax", (1,), {})], (1, 3, 4, 5)),
+                ([("Softmax", (-1,), {})], (1, 3, 4, 5)),
+                ([("Softmax", (2,), {})], (1, 3, 4, 5))],
+    "log_softmax": [([("Linear", (6, 5), {}), ("LogSoftmax", (), dict(dim=1))], (1, 6)),
+                    ([("LogSoftmax", (2,), {})], (1, 3, 4, 5))],
+    "add": [(residual, (1, 3, 6, 6))],
+    "sub": [(arithmetic, (1, 2, 5, 5))],
+    "mul": [(broadcast, (1, 4, 5, 5))],
+    "div": [(arithmetic, (1, 2, 4, 3))],
+    "cat": [(concat, (1, 3, 4, 4))],
     "input": [
         ([], (1, 3, 4, 4)),  # the identity model: output is a copy of the input
     ],
@@ -73,13 +169,22 @@ CASES = {
 
 
 def build(layers, framework):
-    nn = cnn if framework == "cnncompile" else torch.nn
+    if framework == "cnncompile":
+        nn, F, cat = cnn, cnn.functional, cnncompile.cat
+    else:
+        nn, F, cat = torch.nn, torch.nn.functional, torch.cat
+    if callable(layers):
+        cnncompile.manual_seed(0)
+        return layers(nn, F, cat)
     return nn.Sequential(*[getattr(nn, cls)(*args, **kwargs) for cls, args, kwargs in layers])
 
 
 def case_ids():
     for op, cases in CASES.items():
         for i, (layers, shape) in enumerate(cases):
+            if callable(layers):
+                yield pytest.param(layers, shape, id=f"{op}[{i}]{layers.__name__}")
+                continue
             desc = "-".join(f"{cls}{args}{kwargs or ''}" for cls, args, kwargs in layers)
             yield pytest.param(layers, shape, id=f"{op}[{i}]{desc}"[:90])
 

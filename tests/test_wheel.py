@@ -1,6 +1,7 @@
 """A built wheel, installed (not editable) into a fresh virtual environment, compiles a model:
 templates/ and runtime/ ship inside it."""
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -24,8 +25,12 @@ SCRIPT = textwrap.dedent("""
 
 def test_wheel_installs_and_compiles(tmp_path):
     dist = tmp_path / "dist"
+    # build from a clean copy: an in-tree build/ folder may hold files deleted since
+    src = tmp_path / "src"
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(
+        ".git", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache", ".hypothesis"))
     res = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps",
-                          "--no-build-isolation", "-w", str(dist), str(ROOT)],
+                          "--no-build-isolation", "-w", str(dist), str(src)],
                          capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stdout + res.stderr
     (wheel,) = dist.glob("cnncompile-*.whl")

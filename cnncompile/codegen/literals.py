@@ -10,7 +10,8 @@ PER_LINE = 6
 
 
 def c_float(value):
-    return c_floats(np.asarray([value], np.float32))
+    """One float32 constant as an exact C literal."""
+    return c_floats(np.asarray([value], np.float32), indent="")
 
 
 def c_floats(array, indent="    "):

@@ -51,8 +51,99 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     return trace.apply("max_pool2d", [input], attrs)
 
 
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
+               count_include_pad=True, divisor_override=None):
+    if stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0):
+        stride = kernel_size
+    attrs = {"kernel_size": _pair(kernel_size), "stride": _pair(stride),
+             "padding": _pair(padding), "ceil_mode": bool(ceil_mode),
+             "count_include_pad": bool(count_include_pad),
+             "divisor_override": None if divisor_override is None else int(divisor_override)}
+    return trace.apply("avg_pool2d", [input], attrs)
+
+
+def _output_size(size):
+    if size is None or isinstance(size, int):
+        return (size, size)
+    return tuple(None if s is None else int(s) for s in size)
+
+
+def adaptive_avg_pool2d(input, output_size):
+    return trace.apply("adaptive_avg_pool2d", [input], {"output_size": _output_size(output_size)})
+
+
+def adaptive_max_pool2d(input, output_size, return_indices=False):
+    return trace.apply("adaptive_max_pool2d", [input], {"output_size": _output_size(output_size),
+                                                        "return_indices": bool(return_indices)})
+
+
 def relu(input, inplace=False):
     return trace.apply("relu", [input], {})
+
+
+def relu6(input, inplace=False):
+    return trace.apply("relu6", [input], {})
+
+
+def leaky_relu(input, negative_slope=0.01, inplace=False):
+    return trace.apply("leaky_relu", [input], {"negative_slope": float(negative_slope)})
+
+
+def elu(input, alpha=1.0, inplace=False):
+    return trace.apply("elu", [input], {"alpha": float(alpha)})
+
+
+def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
+    return trace.apply("hardtanh", [input], {"min_val": float(min_val), "max_val": float(max_val)})
+
+
+def sigmoid(input):
+    return trace.apply("sigmoid", [input], {})
+
+
+def tanh(input):
+    return trace.apply("tanh", [input], {})
+
+
+def hardswish(input, inplace=False):
+    return trace.apply("hardswish", [input], {})
+
+
+def hardsigmoid(input, inplace=False):
+    return trace.apply("hardsigmoid", [input], {})
+
+
+def silu(input, inplace=False):
+    return trace.apply("silu", [input], {})
+
+
+def gelu(input, approximate="none"):
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    return trace.apply("gelu" if approximate == "none" else "gelu_tanh", [input], {})
+
+
+def _softmax_dim(input, dim):
+    if dim is not None:
+        return int(dim)
+    ndim = input.dim() if isinstance(input, trace.Tensor) else np.ndim(input)
+    return 0 if ndim in (0, 1, 3) else 1  # torch's implicit choice (_get_softmax_dim)
+
+
+def softmax(input, dim=None, _stacklevel=3, dtype=None):
+    return trace.apply("softmax", [input], {"dim": _softmax_dim(input, dim)})
+
+
+def log_softmax(input, dim=None, _stacklevel=3, dtype=None):
+    return trace.apply("log_softmax", [input], {"dim": _softmax_dim(input, dim)})
+
+
+def cat(tensors, dim=0):
+    """torch.cat: join tensors along ``dim`` (for a CNN, dim=1 joins channels)."""
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("cat() needs at least one tensor")
+    return trace.apply("cat", tensors, {"dim": int(dim)})
 
 
 def linear(input, weight, bias=None):

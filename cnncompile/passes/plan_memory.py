@@ -68,8 +68,10 @@ def plan_memory(graph):
 
 
 def _can_overwrite(graph, root, index, node, src):
-    """True when no layer after ``node`` reads the buffer holding ``src``."""
+    """True when ``node``'s output fits ``src``'s buffer and no later layer reads that buffer."""
     r = root[src]
+    if ops.numel(graph.node(src).meta["shape"]) != ops.numel(node.meta["shape"]):
+        return False
     if r in {root[i] for i in graph.inputs}:
         return False
     for value, value_root in root.items():
