@@ -1,6 +1,7 @@
 """compile(): model -> traced graph -> passes -> C -> build -> CompiledModel."""
 import sys
 import time
+import warnings
 
 from . import build as _build
 from . import codegen, passes, trace
@@ -9,8 +10,19 @@ from .compiled import CompiledModel, load  # noqa: F401  (re-exported)
 
 def build_graph(model, input_shape, skip_passes=(), after=None):
     """Trace ``model`` and run the pass pipeline; the graph that code generation reads."""
+    _warn_if_training(model)
     graph = trace.trace(model, input_shape)
     return passes.run(graph, after=after, skip=skip_passes)
+
+
+def _warn_if_training(model):
+    from .nn import BatchNorm2d, Dropout
+    if getattr(model, "training", False) and any(
+            isinstance(m, (BatchNorm2d, Dropout)) for m in model.modules()):
+        warnings.warn(f"{type(model).__name__} is in training mode; cnncompile compiles it for "
+                      "inference, as model.eval() would (BatchNorm uses its running statistics, "
+                      "Dropout does nothing). Call model.eval() first to silence this warning.",
+                      stacklevel=3)
 
 
 def compile(model, input_shape, *, name=None, cache_dir=None, flags=None, werror=False,

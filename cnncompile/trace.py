@@ -15,7 +15,7 @@ import sys
 import threading
 
 from . import ops
-from .errors import CompileError, ShapeError, TraceError
+from .errors import CompileError, ShapeError, TraceError, UnsupportedError
 from .ir import Graph, Node, layer_error
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -49,19 +49,25 @@ class Tensor:
     # -- shape queries ---------------------------------------------------------------------
     @property
     def shape(self):
-        shape = self.node.meta["shape"]
+        shape = self._known_shape()
         return Size((BatchSize(shape[0]),) + tuple(shape[1:]))
+
+    def _known_shape(self):
+        shape = self.node.meta["shape"]
+        if shape is None:  # comes out of an unsupported layer
+            raise self._tracer.unsupported_error()
+        return shape
 
     def size(self, dim=None):
         return self.shape if dim is None else self.shape[dim]
 
     def dim(self):
-        return len(self.node.meta["shape"])
+        return len(self._known_shape())
 
     ndim = property(dim)
 
     def numel(self):
-        return math.prod(self.node.meta["shape"])
+        return math.prod(self._known_shape())
 
     def __len__(self):
         return self.shape[0]
@@ -74,7 +80,7 @@ class Tensor:
         return self._reshape("reshape", shape)
 
     def flatten(self, start_dim=0, end_dim=-1):
-        shape = self.node.meta["shape"]
+        shape = self._known_shape()
         s, e = start_dim % len(shape), end_dim % len(shape)
         if s > e:
             raise self._tracer.error("flatten", f"flatten(start_dim={start_dim}, "
@@ -197,15 +203,22 @@ class Tensor:
         raise TraceError("indexing or slicing a tensor inside forward() is not supported; "
                          "use layers and view/reshape/flatten", layer=self.name)
 
+    def __getattr__(self, name):
+        from .nn.unsupported import TENSOR_METHODS, record
+        if name in TENSOR_METHODS:
+            return lambda *args, **kwargs: record(f"x.{name}()", [self] + list(args), name=name)
+        raise AttributeError(f"'Tensor' object has no attribute '{name}'")
+
     def __repr__(self):
-        return f"Tensor({self.name}, shape={tuple(self.node.meta['shape'])})"
+        return f"Tensor({self.name}, shape={self.node.meta['shape']})"
 
 
 class Tracer:
     def __init__(self, module):
         self.graph = Graph(name=type(module).__name__)
         self.paths = {id(m): path for path, m in module.named_modules()}
-        self.scopes = []  # module paths of the leaf layers being called
+        self.scopes = []  # (module path, source) of the leaf layers being called
+        self.unsupported = []  # UnsupportedErrors met so far
 
     def __enter__(self):
         if _current() is not None:
@@ -228,18 +241,39 @@ class Tracer:
     def _record_node(self, node, inputs, source=None):
         node.meta["source"] = source or user_source()
         self.graph.add(node, [t.name for t in inputs])
+        ins = self.graph.input_values(node.name)
+        node.meta["shape"] = None
         op = ops.get(node.op, node)
         try:
-            shape = tuple(op.infer_shape(node, self.graph.input_values(node.name)))
-        except CompileError:
+            op.check_attrs(node)
+            if any(v.shape is None for v in ins):
+                return node  # after an unsupported layer: no shapes to check against
+            node.meta["shape"] = tuple(op.infer_shape(node, ins))
+        except UnsupportedError as exc:
+            self.unsupported.append(exc)  # reported with the others when tracing ends
+        except CompileError as exc:
             self.graph.nx.remove_node(node.name)
+            if self.unsupported:
+                raise self.unsupported_error(exc) from None
             raise
-        node.meta["shape"] = shape
         return node
 
-    def record(self, op, inputs, attrs, params):
+    def unsupported_error(self, also=None):
+        """One error listing every unsupported layer met (and a later error, if any)."""
+        errors = self.unsupported + ([also] if also is not None else [])
+        lines = [f"{self.graph.name} cannot be compiled: {len(self.unsupported)} "
+                 f"unsupported layer{'s' if len(self.unsupported) > 1 else ''}"]
+        for exc in errors:
+            lines.append("  - " + str(exc).replace("\n", "\n    "))
+        from .nn.unsupported import SUPPORTED_HINT
+        lines.append(SUPPORTED_HINT[0].upper() + SUPPORTED_HINT[1:] + ".")
+        err = UnsupportedError("\n".join(lines))
+        err.errors = errors
+        return err
+
+    def record(self, op, inputs, attrs, params, name=None):
         scope = self.scopes[-1] if self.scopes else None
-        base = scope[0] if scope else op
+        base = scope[0] if scope else (name or op)
         node = Node(self.graph.unique_name(base), op, dict(attrs), dict(params or {}))
         if scope:
             self.scopes[-1] = None  # a leaf layer is one node; later calls are functional
@@ -255,7 +289,10 @@ class Tracer:
         from .ops.reshape import resolve_view
         node = Node(self.graph.unique_name(kind), "reshape", {"call": call})
         node.meta["source"] = user_source()
-        node.attrs["shape"] = resolve_view(node, self.graph.value(tensor.name), requested)
+        x = self.graph.value(tensor.name)
+        if x.shape is None:
+            raise self.unsupported_error()
+        node.attrs["shape"] = resolve_view(node, x, requested)
         self._record_node(node, [tensor])
         return Tensor(self, node.name)
 
@@ -271,13 +308,14 @@ def user_source():
     return None
 
 
-def apply(op, inputs, attrs, params=None):
-    """Record ``op`` when tracing; run its numpy reference on numpy inputs otherwise."""
+def apply(op, inputs, attrs, params=None, name=None):
+    """Record ``op`` when tracing (a functional call's node is called ``name`` or the op's
+    name); run its numpy reference on numpy inputs otherwise."""
     if any(isinstance(t, Tensor) for t in inputs):
         tracer = _current()
         if tracer is None:
             raise TraceError(f"{op}: a traced tensor is used outside cnncompile.trace()")
-        return tracer.record(op, inputs, attrs, params)
+        return tracer.record(op, inputs, attrs, params, name)
     import numpy as np
     node = Node(op, op, dict(attrs), dict(params or {}))
     arrays = [np.asarray(t, dtype=np.float32) for t in inputs]
@@ -321,6 +359,8 @@ def trace(module, input_shape):
     with Tracer(module) as tracer:
         x = tracer.input(input_shape)
         out = module(x)
+    if tracer.unsupported:
+        raise tracer.unsupported_error()
     if not isinstance(out, Tensor):
         raise TraceError(f"{type(module).__name__}.forward() returned {type(out).__name__}; "
                          "it must return the output tensor of a layer")

@@ -162,6 +162,17 @@ CASES = {
     "mul": [(broadcast, (1, 4, 5, 5))],
     "div": [(arithmetic, (1, 2, 4, 3))],
     "cat": [(concat, (1, 3, 4, 4))],
+    "batch_norm": [
+        ([("BatchNorm2d", (4,), {})], (1, 4, 5, 5)),
+        ([("BatchNorm2d", (3,), dict(eps=1e-3, affine=False))], (1, 3, 4, 6)),
+        ([("Conv2d", (3, 4, 3), dict(bias=False)), ("BatchNorm2d", (4,), {}), ("ReLU", (), {})],
+         (1, 3, 6, 6)),
+    ],
+    "identity": [
+        ([("Identity", (), {})], (1, 3, 4, 4)),
+        ([("Conv2d", (3, 4, 1), {}), ("Dropout", (0.3,), {}), ("Dropout2d", (), {}),
+          ("Identity", (54,), dict(unused="arguments")), ("ReLU", (), {})], (1, 3, 4, 4)),
+    ],
     "input": [
         ([], (1, 3, 4, 4)),  # the identity model: output is a copy of the input
     ],
@@ -176,7 +187,23 @@ def build(layers, framework):
     if callable(layers):
         cnncompile.manual_seed(0)
         return layers(nn, F, cat)
-    return nn.Sequential(*[getattr(nn, cls)(*args, **kwargs) for cls, args, kwargs in layers])
+    model = nn.Sequential(*[getattr(nn, cls)(*args, **kwargs) for cls, args, kwargs in layers])
+    if framework == "cnncompile":
+        randomise_batch_norm(model)
+    return model
+
+
+def randomise_batch_norm(model, seed=0):
+    """Running statistics and affine parameters that are not the defaults, so that they count."""
+    rng = np.random.default_rng(seed)
+    for m in model.modules():
+        if isinstance(m, cnn.BatchNorm2d):
+            c = m.num_features
+            m.running_mean[...] = rng.uniform(-0.5, 0.5, c)
+            m.running_var[...] = rng.uniform(0.5, 1.5, c)
+            if m.affine:
+                m.weight[...] = rng.uniform(0.5, 1.5, c)
+                m.bias[...] = rng.uniform(-0.5, 0.5, c)
 
 
 def case_ids():
@@ -207,12 +234,13 @@ def test_op_reference_matches_torch(layers, shape):
 
 def test_registry_and_templates_agree():
     """Every op has test cases and (unless it emits no code) a template; every template an op."""
-    assert set(CASES) == set(ops.REGISTRY), "ops without cases (or cases without ops)"
+    # 'unsupported' only ever fails to compile: test_trace.py tests its message
+    assert set(CASES) | {"unsupported"} == set(ops.REGISTRY), "ops without cases (or cases without ops)"
     used = {op.template for op in ops.REGISTRY.values() if op.template}
     present = {p.name for p in Path(templates_dir(), "ops").glob("*.j2")}
     assert used == present
     for name, op in ops.REGISTRY.items():
-        assert op.template or op.alias or name == "input", f"{name} emits no code"
+        assert op.template or op.alias or name in ("input", "unsupported"), f"{name} emits no code"
 
 
 def test_nan_propagates_like_torch():

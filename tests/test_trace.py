@@ -163,3 +163,38 @@ def test_errors_for_what_cannot_be_traced():
         cnncompile.compile(torch.nn.Conv2d(1, 1, 1), (1, 1, 4, 4))
     with pytest.raises(ValueError, match="input_shape must be positive"):
         cnncompile.compile(nn.Sequential(nn.ReLU()), (1, 0, 4, 4))
+
+
+def test_every_unsupported_layer_is_listed_at_once():
+    class Mixed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 8, 3)
+            self.norm = nn.LayerNorm(8)
+            self.pool = nn.MaxPool2d(2, return_indices=True)
+            self.lstm = nn.LSTM(8, 8)
+
+        def forward(self, x):
+            x = self.pool(self.norm(self.conv(x)))
+            x = F.interpolate(x, scale_factor=2).permute(0, 2, 3, 1)
+            return self.lstm(x)
+    with pytest.raises(UnsupportedError) as info:
+        cnncompile.compile(Mixed().eval(), (1, 3, 16, 16))
+    msg = str(info.value)
+    assert msg.startswith("Mixed cannot be compiled: 5 unsupported layers")
+    for line in ("- norm: nn.LayerNorm is not supported", "- pool: MaxPool2d(return_indices=True)",
+                 "- interpolate: F.interpolate is not supported", "- permute: x.permute() is not",
+                 "- lstm: nn.LSTM is not supported", "Supported layers: Conv1d/2d/3d"):
+        assert line in msg, line
+    assert len(info.value.errors) == 5 and info.value.errors[0].layer == "norm"
+    assert "test_trace.py" in info.value.errors[0].source
+    with pytest.raises(AttributeError, match="has no attribute 'Conv2D'"):
+        nn.Conv2D  # a typo is still an AttributeError
+
+
+def test_training_mode_is_compiled_as_inference_with_a_warning():
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.Dropout())
+    with pytest.warns(UserWarning, match=r"training mode.*model.eval\(\)"):
+        compiled = cnncompile.compile(model, (1, 1, 5, 5))
+    x = np.random.default_rng(0).standard_normal((2, 1, 5, 5)).astype(np.float32)
+    np.testing.assert_allclose(compiled(x), model.eval()[1](model[0](x)), rtol=1e-5, atol=1e-6)

@@ -99,7 +99,7 @@ def generate(graph, name=None, weights="auto"):
         ins = graph.input_values(node.name)
         fn = namer.mangle(node.name, "layer_")
         symbols = {}
-        for pname, array in node.params.items():
+        for pname, array in op.pack(node).items():
             sym = namer.mangle(f"{node.name}_{pname}", "w_")
             symbols[pname] = sym
             entry = dict(symbol=sym, size=int(array.size), shape=_shape(array.shape))
@@ -120,7 +120,7 @@ def generate(graph, name=None, weights="auto"):
         elif op.activation is not None:
             act_ctx = dict(fn=op.activation, args="".join(f", {a}" for a in op.activation_args(node)))
         ctx = dict(fn=fn, doc=_describe(graph, node, ins), act=act_ctx,
-                   weight=symbols.get("weight"), bias=symbols.get("bias"),
+                   p=symbols,
                    inplace=bool(node.meta.get("inplace")))
         ctx.update(op.lower(node, ins, node.meta["shape"]))
         layers.append(env.get_template("ops/" + op.template).render(ctx))

@@ -5,9 +5,19 @@ from .activation import (ELU, GELU, Hardsigmoid, Hardswish, Hardtanh, LeakyReLU,
 from .layers import Conv2d, Flatten, Linear
 from .pooling import AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, MaxPool2d
 from .module import Module, ModuleList, Parameter, Sequential
+from .normalization import (AlphaDropout, BatchNorm2d, Dropout, Dropout1d, Dropout2d, Dropout3d,
+                            Identity)
 
 __all__ = ["Module", "Sequential", "ModuleList", "Parameter", "Conv2d", "MaxPool2d", "AvgPool2d",
            "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "Linear",
            "Flatten", "ReLU", "ReLU6", "LeakyReLU", "ELU", "Sigmoid", "Tanh", "Hardtanh",
-           "Hardswish", "Hardsigmoid", "SiLU", "GELU", "Softmax", "LogSoftmax", "functional",
+           "Hardswish", "Hardsigmoid", "SiLU", "GELU", "Softmax", "LogSoftmax", "BatchNorm2d",
+           "Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "Identity", "functional",
            "init"]
+
+
+def __getattr__(name):
+    from .unsupported import TORCH_NN_LAYERS, layer_class
+    if name in TORCH_NN_LAYERS:
+        return layer_class(name)
+    raise AttributeError(f"module 'cnncompile.nn' has no attribute '{name}'")

@@ -77,6 +77,35 @@ def adaptive_max_pool2d(input, output_size, return_indices=False):
                                                         "return_indices": bool(return_indices)})
 
 
+def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
+               momentum=0.1, eps=1e-05):
+    if training or running_mean is None or running_var is None:
+        return trace.apply("unsupported", [input], {
+            "what": "batch_norm with batch statistics (training=True, or no running stats)",
+            "hint": "compile with running statistics: track_running_stats=True, "
+                    "training=False"})
+    params = {"running_mean": _weight(running_mean, "running_mean", "batch_norm"),
+              "running_var": _weight(running_var, "running_var", "batch_norm")}
+    if weight is not None:
+        params["weight"] = _weight(weight, "weight", "batch_norm")
+    if bias is not None:
+        params["bias"] = _weight(bias, "bias", "batch_norm")
+    attrs = {"num_features": int(params["running_mean"].shape[0]), "eps": float(eps)}
+    return trace.apply("batch_norm", [input], attrs, params)
+
+
+def identity(input, kind="Identity"):
+    return trace.apply("identity", [input], {"kind": kind})
+
+
+def dropout(input, p=0.5, training=True, inplace=False):
+    """The identity: cnncompile compiles inference."""
+    return identity(input, "dropout")
+
+
+dropout1d = dropout2d = dropout3d = alpha_dropout = dropout
+
+
 def relu(input, inplace=False):
     return trace.apply("relu", [input], {})
 
@@ -163,3 +192,10 @@ def flatten(input, start_dim=0, end_dim=-1):
     x = np.asarray(input)
     s, e = start_dim % x.ndim, end_dim % x.ndim
     return x.reshape(x.shape[:s] + (-1,) + x.shape[e + 1:])
+
+
+def __getattr__(name):
+    from .unsupported import TORCH_FUNCTIONS, function
+    if name in TORCH_FUNCTIONS:
+        return function(name)
+    raise AttributeError(f"module 'cnncompile.nn.functional' has no attribute '{name}'")

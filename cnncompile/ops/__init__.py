@@ -5,7 +5,7 @@
 - ``flops(node, ins, out_shape)``: floating-point operations per sample (2 per multiply-add);
 - ``param_count(node)``: number of learned values, as torch counts them;
 - ``template`` and ``lower(node, ins, out_shape)``: the C template under templates/ops/ and
-  the precomputed constants it receives.
+  the precomputed constants it receives; ``pack(node)``: the arrays it reads.
 
 Adding an op: a new module in this package with a class decorated by ``@register``; the
 tests find it here.
@@ -28,6 +28,10 @@ class Op:
     alias = False        # output shares its input's memory (no code is emitted)
     inplace = False      # may write its output over its input
 
+    def check_attrs(self, node):
+        """Reject options cnncompile does not support (UnsupportedError). Needs no input
+        shapes, so the tracer runs it even after an unsupported layer."""
+
     def infer_shape(self, node, ins):
         raise NotImplementedError
 
@@ -42,6 +46,11 @@ class Op:
 
     def lower(self, node, ins, out_shape):
         return {}
+
+    def pack(self, node):
+        """The arrays the C reads, by name (templates see their symbols as p.<name>): the
+        params as they are, unless the kernel wants them transformed at compile time."""
+        return node.params
 
     def activation_args(self, node):
         """Activation ops: the extra constant arguments of their C function, as C literals."""

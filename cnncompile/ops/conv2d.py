@@ -26,6 +26,11 @@ class Conv2d(Op):
     template = "conv2d.c.j2"
     epilogue = True
 
+    def check_attrs(self, node):
+        if node.attrs["padding_mode"] != "zeros":
+            raise layer_error(node, f"Conv2d padding_mode={node.attrs['padding_mode']!r} is not "
+                              "supported yet; use padding_mode='zeros'", UnsupportedError)
+
     def infer_shape(self, node, ins):
         a, x = node.attrs, ins[0]
         k, c, groups = a["out_channels"], a["in_channels"], a["groups"]
@@ -33,9 +38,7 @@ class Conv2d(Op):
         if min(sh, sw) <= 0 or min(dh, dw) <= 0:
             raise layer_error(node, f"Conv2d stride {a['stride']} and dilation {a['dilation']} "
                               "must be positive")
-        if a["padding_mode"] != "zeros":
-            raise layer_error(node, f"Conv2d padding_mode={a['padding_mode']!r} is not supported "
-                              "yet; use padding_mode='zeros'", UnsupportedError)
+        self.check_attrs(node)
         if len(x.shape) != 4:
             raise layer_error(node, f"Conv2d expects a 4-D input (N, C, H, W) but receives "
                               f"{len(x.shape)}-D {describe_source(x)}", ShapeError)

@@ -24,12 +24,15 @@ class MaxPool2d(Op):
     template = "max_pool2d.c.j2"
     epilogue = True
 
-    def infer_shape(self, node, ins):
-        a, x = node.attrs, ins[0]
-        if a["return_indices"]:
+    def check_attrs(self, node):
+        if node.attrs["return_indices"]:
             raise layer_error(node, "MaxPool2d(return_indices=True) is not supported: the "
                               "compiled model returns values only; use return_indices=False",
                               UnsupportedError)
+
+    def infer_shape(self, node, ins):
+        a, x = node.attrs, ins[0]
+        self.check_attrs(node)
         if len(x.shape) != 4:
             raise layer_error(node, f"MaxPool2d expects a 4-D input (N, C, H, W) but receives "
                               f"{len(x.shape)}-D {describe_source(x)}", ShapeError)

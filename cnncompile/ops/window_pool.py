@@ -133,12 +133,15 @@ class _Adaptive(WindowPool):
             raise layer_error(node, f"{self.what} output_size {out} must be positive", ShapeError)
         return [adaptive_tables(size, o) for size, o in zip(in_shape[2:], sizes)]
 
-    def infer_shape(self, node, ins):
-        self.check_input(node, ins[0], self.what)
+    def check_attrs(self, node):
         if node.attrs.get("return_indices"):
             raise layer_error(node, f"{self.what}(return_indices=True) is not supported: the "
                               "compiled model returns values only; use return_indices=False",
                               UnsupportedError)
+
+    def infer_shape(self, node, ins):
+        self.check_input(node, ins[0], self.what)
+        self.check_attrs(node)
         return super().infer_shape(node, ins)
 
 

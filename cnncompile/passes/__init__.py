@@ -4,6 +4,7 @@
 inspected at any point (``cnncompile inspect --after fuse_activation``).
 """
 from .eliminate_dead_code import eliminate_dead_code
+from .eliminate_identity import eliminate_identity
 from .fuse_activation import fuse_activation
 from .infer_shapes import infer_shapes
 from .plan_memory import plan_memory
@@ -11,6 +12,7 @@ from .plan_memory import plan_memory
 PIPELINE = [
     infer_shapes,         # static shapes and FLOPs; every layer checked before any C exists
     eliminate_dead_code,  # layers whose output never reaches the model output
+    eliminate_identity,   # Identity, and Dropout (a no-op at inference)
     fuse_activation,      # conv/linear/pool + ReLU -> one layer with an epilogue
     infer_shapes,         # refresh after rewriting
     plan_memory,          # one static workspace, buffers reused by liveness
