@@ -111,6 +111,16 @@ class Graph:
             self.nx.remove_edge(old, dst)
         self.outputs = [new if o == old else o for o in self.outputs]
 
+    def insert_before(self, name, new, position=0):
+        """Put ``new`` on input ``position`` of node ``name``: src -> new -> name."""
+        src = self.input_names(name)[position]
+        positions = self.nx.edges[src, name]["positions"]
+        positions.remove(position)
+        if not positions:
+            self.nx.remove_edge(src, name)
+        self.add(new, [src])
+        self._connect(new.name, name, position)
+
     def remove(self, name):
         if self.users(name) or name in self.outputs:
             raise ValueError(f"cannot remove {name!r}: it is still used")

@@ -23,22 +23,38 @@ def _weight(value, what, op):
     return to_numpy(value)
 
 
-def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
-           padding_mode="zeros"):
-    w = _weight(weight, "weight", "conv2d")
-    if w.ndim != 4:
-        raise ValueError(f"conv2d: weight must be 4-D (out_channels, in_channels/groups, kH, kW), "
-                         f"got shape {w.shape}")
+def _ntuple(value, rank):
+    return (value,) * rank if isinstance(value, int) else tuple(value)
+
+
+def convolution(input, weight, bias, stride, padding, dilation, groups, padding_mode="zeros",
+                rank=2):
+    w = _weight(weight, "weight", f"conv{rank}d")
+    if w.ndim != rank + 2:
+        raise ValueError(f"conv{rank}d: weight must be {rank + 2}-D (out_channels, "
+                         f"in_channels/groups, *kernel_size), got shape {w.shape}")
     attrs = {
         "in_channels": int(w.shape[1] * groups), "out_channels": int(w.shape[0]),
-        "kernel_size": tuple(int(k) for k in w.shape[2:]), "stride": _pair(stride),
-        "padding": padding if isinstance(padding, str) else _pair(padding),
-        "dilation": _pair(dilation), "groups": int(groups), "padding_mode": padding_mode,
+        "kernel_size": tuple(int(k) for k in w.shape[2:]), "stride": _ntuple(stride, rank),
+        "padding": padding if isinstance(padding, str) else _ntuple(padding, rank),
+        "dilation": _ntuple(dilation, rank), "groups": int(groups), "padding_mode": padding_mode,
     }
     params = {"weight": w}
     if bias is not None:
-        params["bias"] = _weight(bias, "bias", "conv2d")
-    return trace.apply("conv2d", [input], attrs, params)
+        params["bias"] = _weight(bias, "bias", f"conv{rank}d")
+    return trace.apply(f"conv{rank}d", [input], attrs, params)
+
+
+def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    return convolution(input, weight, bias, stride, padding, dilation, groups, rank=1)
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    return convolution(input, weight, bias, stride, padding, dilation, groups, rank=2)
+
+
+def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    return convolution(input, weight, bias, stride, padding, dilation, groups, rank=3)
 
 
 def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
@@ -104,6 +120,22 @@ def dropout(input, p=0.5, training=True, inplace=False):
 
 
 dropout1d = dropout2d = dropout3d = alpha_dropout = dropout
+
+
+def pad(input, pad, mode="constant", value=None):
+    """torch.nn.functional.pad: ``pad`` lists (before, after) pairs from the last dimension
+    backwards."""
+    pad = tuple(int(p) for p in pad)
+    if len(pad) % 2:
+        raise ValueError(f"pad: padding length must be even, got {len(pad)}")
+    ndim = input.dim() if isinstance(input, trace.Tensor) else np.ndim(input)
+    if len(pad) // 2 > ndim - 1:
+        raise ValueError(f"pad: {len(pad) // 2} padded dimensions for a {ndim}-D input; the "
+                         "batch dimension cannot be padded")
+    pairs = [(0, 0)] * (ndim - 1 - len(pad) // 2)
+    pairs += [(pad[i], pad[i + 1]) for i in range(len(pad) - 2, -1, -2)]
+    return trace.apply("pad", [input], {"pads": tuple(pairs), "mode": mode,
+                                        "value": 0.0 if value is None else float(value)})
 
 
 def relu(input, inplace=False):

@@ -3,28 +3,30 @@
 Each layer's forward() calls the functional form in functional.py, so a layer and its
 functional call trace to the same graph op.
 """
+import math
+
 from . import functional as F
 from . import init
 from .module import Module, Parameter
 
 
-def _pair(value, name, layer):
+def _tuple(value, rank, name, layer):
     if isinstance(value, int):
-        return (value, value)
-    if isinstance(value, (tuple, list)) and len(value) == 2 and all(isinstance(v, int) for v in value):
+        return (value,) * rank
+    if isinstance(value, (tuple, list)) and len(value) == rank and all(isinstance(v, int) for v in value):
         return tuple(value)
-    raise ValueError(f"{layer}: {name} must be an int or a tuple of 2 ints, got {value!r}")
+    raise ValueError(f"{layer}: {name} must be an int or a tuple of {rank} ints, got {value!r}")
 
 
-class Conv2d(Module):
-    """2-D convolution, torch.nn.Conv2d's signature and parameter layout (K, C/groups, kH, kW)."""
-    op_name = "conv2d"
-
+class _ConvNd(Module):
+    """Convolution over ``rank`` spatial dimensions, torch.nn.Conv{1,2,3}d's signature and
+    parameter layout (out_channels, in_channels/groups, *kernel_size)."""
+    rank = 2
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
                  groups=1, bias=True, padding_mode="zeros", device=None, dtype=None):
         super().__init__()
-        name = type(self).__name__
+        name, rank = type(self).__name__, self.rank
         if groups <= 0:
             raise ValueError(f"{name}: groups must be a positive integer, got {groups}")
         if in_channels % groups:
@@ -35,39 +37,39 @@ class Conv2d(Module):
             raise ValueError(f"{name}: padding_mode must be one of 'zeros', 'reflect', "
                              f"'replicate', 'circular', got {padding_mode!r}")
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
-        self.kernel_size = _pair(kernel_size, "kernel_size", name)
-        self.stride = _pair(stride, "stride", name)
-        self.dilation = _pair(dilation, "dilation", name)
+        self.kernel_size = _tuple(kernel_size, rank, "kernel_size", name)
+        self.stride = _tuple(stride, rank, "stride", name)
+        self.dilation = _tuple(dilation, rank, "dilation", name)
         if isinstance(padding, str):
             if padding not in ("same", "valid"):
                 raise ValueError(f"{name}: invalid padding string {padding!r}, should be one of "
                                  "'valid', 'same'")
-            if padding == "same" and self.stride != (1, 1):
+            if padding == "same" and any(s != 1 for s in self.stride):
                 raise ValueError(f"{name}: padding='same' is not supported for strided "
                                  "convolutions; give the padding as numbers")
             self.padding = padding
         else:
-            self.padding = _pair(padding, "padding", name)
+            self.padding = _tuple(padding, rank, "padding", name)
         self.padding_mode = padding_mode
-        kh, kw = self.kernel_size
-        fan_in = in_channels // groups * kh * kw
+        fan_in = in_channels // groups * math.prod(self.kernel_size)
         bound = init.fan_in_bound(fan_in)
-        self.weight = Parameter(init.uniform((out_channels, in_channels // groups, kh, kw), bound))
+        self.weight = Parameter(init.uniform((out_channels, in_channels // groups) + self.kernel_size,
+                                             bound))
         if bias:
             self.bias = Parameter(init.uniform((out_channels,), bound))
         else:
             self.register_parameter("bias", None)
 
     def forward(self, x):
-        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
-                        self.groups, padding_mode=self.padding_mode)
+        return F.convolution(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
+                             self.groups, self.padding_mode, rank=self.rank)
 
     def extra_repr(self):
         s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
              f"stride={self.stride}")
-        if self.padding != (0, 0):
+        if self.padding != (0,) * self.rank:
             s += f", padding={self.padding}"
-        if self.dilation != (1, 1):
+        if self.dilation != (1,) * self.rank:
             s += f", dilation={self.dilation}"
         if self.groups != 1:
             s += f", groups={self.groups}"
@@ -76,6 +78,21 @@ class Conv2d(Module):
         if self.padding_mode != "zeros":
             s += f", padding_mode={self.padding_mode}"
         return s
+
+
+class Conv1d(_ConvNd):
+    op_name = "conv1d"
+    rank = 1
+
+
+class Conv2d(_ConvNd):
+    op_name = "conv2d"
+    rank = 2
+
+
+class Conv3d(_ConvNd):
+    op_name = "conv3d"
+    rank = 3
 
 
 class Linear(Module):

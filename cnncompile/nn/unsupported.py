@@ -11,9 +11,7 @@ TORCH_NN_LAYERS = """
 ConvTranspose1d ConvTranspose3d LazyConv1d LazyConv2d LazyConv3d LazyConvTranspose1d
 LazyConvTranspose2d LazyConvTranspose3d MaxPool1d MaxPool3d MaxUnpool1d MaxUnpool2d MaxUnpool3d
 AvgPool1d AvgPool3d FractionalMaxPool2d FractionalMaxPool3d LPPool1d LPPool2d LPPool3d
-AdaptiveMaxPool1d AdaptiveMaxPool3d AdaptiveAvgPool1d AdaptiveAvgPool3d ReflectionPad1d
-ReflectionPad3d ReplicationPad1d ReplicationPad3d ZeroPad1d ZeroPad3d ConstantPad1d ConstantPad3d
-CircularPad1d CircularPad3d Threshold GLU Hardshrink LogSigmoid MultiheadAttention PReLU Softsign
+AdaptiveMaxPool1d AdaptiveMaxPool3d AdaptiveAvgPool1d AdaptiveAvgPool3d Threshold GLU Hardshrink LogSigmoid MultiheadAttention PReLU Softsign
 Softplus Softshrink Tanhshrink Softmin Softmax2d Mish RReLU CELU SELU BatchNorm1d BatchNorm3d
 LazyBatchNorm1d LazyBatchNorm2d LazyBatchNorm3d GroupNorm SyncBatchNorm InstanceNorm1d
 InstanceNorm2d InstanceNorm3d LazyInstanceNorm1d LazyInstanceNorm2d LazyInstanceNorm3d LayerNorm

@@ -7,9 +7,11 @@ from .eliminate_dead_code import eliminate_dead_code
 from .eliminate_identity import eliminate_identity
 from .fuse_activation import fuse_activation
 from .infer_shapes import infer_shapes
+from .lower_padding_mode import lower_padding_mode
 from .plan_memory import plan_memory
 
 PIPELINE = [
+    lower_padding_mode,   # conv padding_mode reflect/replicate/circular -> pad + conv
     infer_shapes,         # static shapes and FLOPs; every layer checked before any C exists
     eliminate_dead_code,  # layers whose output never reaches the model output
     eliminate_identity,   # Identity, and Dropout (a no-op at inference)
