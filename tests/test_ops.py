@@ -113,6 +113,25 @@ CASES = {
         ([("Conv2d", (3, 4, 3), dict(stride=2, padding=(3, 1), padding_mode="circular"))],
          (1, 3, 7, 6)),
     ],
+    "conv_transpose2d": [
+        ([("ConvTranspose2d", (3, 4, 2), dict(stride=2))], (1, 3, 4, 5)),
+        ([("ConvTranspose2d", (3, 4, 3), dict(stride=2, padding=1, output_padding=1))], (1, 3, 4, 4)),
+        ([("ConvTranspose2d", (4, 6, (3, 2)), dict(stride=(1, 3), groups=2, bias=False))], (1, 4, 3, 3)),
+        ([("ConvTranspose2d", (2, 3, 3), dict(dilation=2, padding=2, output_padding=(1, 0),
+                                              stride=(2, 1)))], (1, 2, 5, 4)),
+        ([("ConvTranspose2d", (2, 2, 1), {}), ("Sigmoid", (), {})], (1, 2, 1, 1)),
+        ([("ConvTranspose2d", (3, 2, 4), dict(stride=3, padding=3))], (1, 3, 3, 3)),
+    ],
+    "unfold": [
+        ([("Unfold", (3,), {})], (1, 2, 5, 5)),
+        ([("Unfold", ((2, 3),), dict(dilation=(1, 2), padding=1, stride=(2, 1)))], (1, 3, 6, 7)),
+    ],
+    "fold": [
+        ([("Unfold", (3,), dict(padding=1)), ("Fold", ((5, 4), 3), dict(padding=1))], (1, 2, 5, 4)),
+        ([("Unfold", ((2, 3),), dict(dilation=(1, 2), padding=1, stride=(2, 1))),
+          ("Fold", ((6, 7), (2, 3)), dict(dilation=(1, 2), padding=1, stride=(2, 1)))], (1, 3, 6, 7)),
+        ([("Fold", (4, 2), dict(stride=2))], (1, 12, 4)),
+    ],
     "max_pool2d": [
         ([("MaxPool2d", (2,), {})], (1, 3, 8, 8)),
         ([("MaxPool2d", (3, 2), {})], (1, 3, 9, 9)),

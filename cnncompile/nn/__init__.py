@@ -2,7 +2,7 @@
 from . import functional, init
 from .activation import (ELU, GELU, Hardsigmoid, Hardswish, Hardtanh, LeakyReLU, LogSoftmax, ReLU,
                          ReLU6, Sigmoid, SiLU, Softmax, Tanh)
-from .layers import Conv1d, Conv2d, Conv3d, Flatten, Linear
+from .layers import Conv1d, Conv2d, Conv3d, ConvTranspose2d, Flatten, Fold, Linear, Unfold
 from .padding import *  # noqa: F401,F403  (ZeroPad2d, ReflectionPad2d, ...)
 from .padding import __all__ as _padding_layers
 from .pooling import AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, MaxPool2d
@@ -10,7 +10,8 @@ from .module import Module, ModuleList, Parameter, Sequential
 from .normalization import (AlphaDropout, BatchNorm2d, Dropout, Dropout1d, Dropout2d, Dropout3d,
                             Identity)
 
-__all__ = ["Module", "Sequential", "ModuleList", "Parameter", "Conv1d", "Conv2d", "Conv3d", "MaxPool2d", "AvgPool2d",
+__all__ = ["Module", "Sequential", "ModuleList", "Parameter", "Conv1d", "Conv2d", "Conv3d",
+           "ConvTranspose2d", "Unfold", "Fold", "MaxPool2d", "AvgPool2d",
            "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "Linear",
            "Flatten", "ReLU", "ReLU6", "LeakyReLU", "ELU", "Sigmoid", "Tanh", "Hardtanh",
            "Hardswish", "Hardsigmoid", "SiLU", "GELU", "Softmax", "LogSoftmax", "BatchNorm2d",

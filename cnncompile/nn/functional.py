@@ -57,6 +57,35 @@ def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     return convolution(input, weight, bias, stride, padding, dilation, groups, rank=3)
 
 
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1):
+    w = _weight(weight, "weight", "conv_transpose2d")
+    if w.ndim != 4:
+        raise ValueError(f"conv_transpose2d: weight must be 4-D (in_channels, "
+                         f"out_channels/groups, kH, kW), got shape {w.shape}")
+    attrs = {"in_channels": int(w.shape[0]), "out_channels": int(w.shape[1] * groups),
+             "kernel_size": tuple(int(k) for k in w.shape[2:]), "stride": _pair(stride),
+             "padding": _pair(padding), "output_padding": _pair(output_padding),
+             "groups": int(groups), "dilation": _pair(dilation)}
+    params = {"weight": w}
+    if bias is not None:
+        params["bias"] = _weight(bias, "bias", "conv_transpose2d")
+    return trace.apply("conv_transpose2d", [input], attrs, params)
+
+
+def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
+    return trace.apply("unfold", [input], {"kernel_size": _pair(kernel_size),
+                                           "dilation": _pair(dilation), "padding": _pair(padding),
+                                           "stride": _pair(stride)})
+
+
+def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
+    return trace.apply("fold", [input], {"output_size": _pair(output_size),
+                                         "kernel_size": _pair(kernel_size),
+                                         "dilation": _pair(dilation), "padding": _pair(padding),
+                                         "stride": _pair(stride)})
+
+
 def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
                return_indices=False):
     if stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0):

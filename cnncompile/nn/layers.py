@@ -95,6 +95,91 @@ class Conv3d(_ConvNd):
     rank = 3
 
 
+class ConvTranspose2d(Module):
+    """Transposed 2-D convolution, torch.nn.ConvTranspose2d's signature and weight layout
+    (in_channels, out_channels/groups, kH, kW)."""
+    op_name = "conv_transpose2d"
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
+                 output_padding=0, groups=1, bias=True, dilation=1, padding_mode="zeros",
+                 device=None, dtype=None):
+        super().__init__()
+        name = type(self).__name__
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(f"{name}: in_channels ({in_channels}) and out_channels "
+                             f"({out_channels}) must be divisible by groups ({groups})")
+        if padding_mode != "zeros":
+            raise ValueError(f"{name}: only 'zeros' padding mode is supported for "
+                             "ConvTranspose2d")
+        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
+        self.kernel_size = _tuple(kernel_size, 2, "kernel_size", name)
+        self.stride = _tuple(stride, 2, "stride", name)
+        self.padding = _tuple(padding, 2, "padding", name)
+        self.output_padding = _tuple(output_padding, 2, "output_padding", name)
+        self.dilation = _tuple(dilation, 2, "dilation", name)
+        self.padding_mode = padding_mode
+        fan_in = out_channels // groups * math.prod(self.kernel_size)  # torch: weight.size(1) * k
+        bound = init.fan_in_bound(fan_in)
+        self.weight = Parameter(init.uniform((in_channels, out_channels // groups) + self.kernel_size,
+                                             bound))
+        if bias:
+            self.bias = Parameter(init.uniform((out_channels,), bound))
+        else:
+            self.register_parameter("bias", None)
+
+    def forward(self, x):
+        return F.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding,
+                                  self.output_padding, self.groups, self.dilation)
+
+    def extra_repr(self):
+        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+             f"stride={self.stride}")
+        if self.padding != (0, 0):
+            s += f", padding={self.padding}"
+        if self.dilation != (1, 1):
+            s += f", dilation={self.dilation}"
+        if self.output_padding != (0, 0):
+            s += f", output_padding={self.output_padding}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        if self.bias is None:
+            s += ", bias=False"
+        return s
+
+
+class Unfold(Module):
+    op_name = "unfold"
+
+    def __init__(self, kernel_size, dilation=1, padding=0, stride=1):
+        super().__init__()
+        self.kernel_size, self.dilation = kernel_size, dilation
+        self.padding, self.stride = padding, stride
+
+    def forward(self, x):
+        return F.unfold(x, self.kernel_size, self.dilation, self.padding, self.stride)
+
+    def extra_repr(self):
+        return (f"kernel_size={self.kernel_size}, dilation={self.dilation}, "
+                f"padding={self.padding}, stride={self.stride}")
+
+
+class Fold(Module):
+    op_name = "fold"
+
+    def __init__(self, output_size, kernel_size, dilation=1, padding=0, stride=1):
+        super().__init__()
+        self.output_size, self.kernel_size = output_size, kernel_size
+        self.dilation, self.padding, self.stride = dilation, padding, stride
+
+    def forward(self, x):
+        return F.fold(x, self.output_size, self.kernel_size, self.dilation, self.padding,
+                      self.stride)
+
+    def extra_repr(self):
+        return (f"output_size={self.output_size}, kernel_size={self.kernel_size}, "
+                f"dilation={self.dilation}, padding={self.padding}, stride={self.stride}")
+
+
 class Linear(Module):
     """y = x W^T + b, torch.nn.Linear's signature and weight layout (out_features, in_features)."""
     op_name = "linear"
