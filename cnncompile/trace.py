@@ -217,7 +217,7 @@ class Tracer:
     def __init__(self, module):
         self.graph = Graph(name=type(module).__name__)
         self.paths = {id(m): path for path, m in module.named_modules()}
-        self.scopes = []  # (module path, source) of the leaf layers being called
+        self.scopes = []  # Scope of each module being called, innermost last
         self.unsupported = []  # UnsupportedErrors met so far
 
     def __enter__(self):
@@ -273,16 +273,21 @@ class Tracer:
 
     def record(self, op, inputs, attrs, params, name=None):
         scope = self.scopes[-1] if self.scopes else None
-        base = scope[0] if scope else (name or op)
+        source = None
+        if scope is not None and scope.leaf and not scope.used:
+            base, source = scope.path, scope.source  # a layer is one node, named by its path
+            scope.used = True
+        elif scope is not None and scope.path:
+            base = f"{scope.path}.{name or op}"  # a functional call inside a submodule
+        else:
+            base = name or op
         node = Node(self.graph.unique_name(base), op, dict(attrs), dict(params or {}))
-        if scope:
-            self.scopes[-1] = None  # a leaf layer is one node; later calls are functional
         for t in inputs:
             if not isinstance(t, Tensor) or t._tracer is not self:
                 raise layer_error(node, f"{op} receives {type(t).__name__} as an input; "
                                   "inputs of a layer must be the model's input or the output "
                                   "of another layer", TraceError)
-        self._record_node(node, inputs, scope[1] if scope else None)
+        self._record_node(node, inputs, source)
         return Tensor(self, node.name)
 
     def record_reshape(self, tensor, kind, requested, call):
@@ -325,21 +330,27 @@ def apply(op, inputs, attrs, params=None, name=None):
     return impl.reference(node, arrays)
 
 
+class Scope:
+    """A module being called while tracing: its path, and for a layer, whether it has
+    produced its node yet and which source line to report for it."""
+
+    def __init__(self, path, leaf, source=None):
+        self.path, self.leaf, self.source, self.used = path, leaf, source, False
+
+
 def call_module(module, args, kwargs):
     tracer = _current()
-    if tracer is None or module.op_name is None:
-        if tracer is not None:
-            tracer.scopes.append(None)
-            try:
-                return module.forward(*args, **kwargs)
-            finally:
-                tracer.scopes.pop()
+    if tracer is None:
         return module.forward(*args, **kwargs)
-    path = tracer.paths.get(id(module)) or module.op_name
-    # Called by a container (Sequential): the useful line is where the layer was built.
-    caller = os.path.abspath(sys._getframe(2).f_code.co_filename)
-    source = module._defined_at if caller.startswith(_PACKAGE_DIR + os.sep) else None
-    tracer.scopes.append((path, source))
+    leaf = module.op_name is not None
+    path = tracer.paths.get(id(module))
+    source = None
+    if leaf:
+        path = path or module.op_name
+        # Called by a container (Sequential): the useful line is where the layer was built.
+        caller = os.path.abspath(sys._getframe(2).f_code.co_filename)
+        source = module._defined_at if caller.startswith(_PACKAGE_DIR + os.sep) else None
+    tracer.scopes.append(Scope(path, leaf, source))
     try:
         return module.forward(*args, **kwargs)
     finally:

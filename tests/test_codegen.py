@@ -28,7 +28,7 @@ def write_model(tmp_path, source):
 @pytest.mark.parametrize("simd", [True, False], ids=["omp-simd", "plain-c99"])
 def test_generated_c_is_warning_free(tmp_path, name, simd):
     ns = load_example(name)
-    write_model(tmp_path, codegen.generate(build_graph(ns["model"], ns["INPUT_SHAPE"])))
+    write_model(tmp_path, codegen.generate(build_graph(ns["model"].eval(), ns["INPUT_SHAPE"])))
     flags = ["-fopenmp-simd", "-DCNN_OMP_SIMD"] if simd else []
     res = subprocess.run(["gcc", "-std=c99", "-pedantic", "-Wall", "-Wextra", "-Werror",
                           "-Wshadow", "-Wstrict-prototypes", "-O2", *flags, "-c", "model.c"],
@@ -86,7 +86,7 @@ def test_mangled_names_are_unique_identifiers():
 
 def test_generated_c_is_reentrant_and_readable():
     ns = load_example("lenet5")
-    src = codegen.generate(build_graph(ns["model"], ns["INPUT_SHAPE"])).c_source
+    src = codegen.generate(build_graph(ns["model"].eval(), ns["INPUT_SHAPE"])).c_source
     code = src[:src.index("/* w_")]
     assert "malloc" not in src and not re.search(r"^static (?!const|void|inline)", src, re.M)
     assert not re.search(r"^(?:float|int|double)\s+\w+\s*[\[=;]", src, re.M)  # no globals
@@ -117,3 +117,22 @@ def test_weights_blob_mode_matches_c_mode_bit_for_bit(tmp_path):
     assert codegen.generate(build_graph(model, (1, 1, 28, 28))).weights_bin is None  # small: C
     with pytest.raises(ValueError, match="weights='x'"):
         codegen.generate(build_graph(model, (1, 1, 28, 28)), weights="x")
+
+
+@pytest.mark.parametrize("name", ["mobilenet_v2", "resnet18"])
+def test_large_models_read_layer_by_layer(name):
+    """One function per layer, named after it, with its shapes and FLOPs in a comment above."""
+    from cnncompile import ops
+    ns = load_example(name)
+    graph = build_graph(ns["model"].eval(), ns["INPUT_SHAPE"])
+    src = codegen.generate(graph).c_source
+    layers = [n for n in graph.nodes() if ops.REGISTRY[n.op].template]
+    functions = re.findall(r"\*/\nstatic void (layer_\w+)\(", src)
+    assert len(functions) == len(layers)
+    for node, fn in zip(layers, functions):
+        assert fn == "layer_" + node.name.replace(".", "_")
+        doc = src[src.rindex("/*", 0, src.index(f"static void {fn}(")):src.index(f"static void {fn}(")]
+        assert f" -> {tuple(node.shape[1:])}".replace(",)", ")") in doc and "FLOPs" in doc
+    calls = re.findall(r"^        (layer_\w+)\(", src, re.M)
+    assert calls == functions  # the forward function calls them in order
+    assert "weights.bin" in src  # large: weights are linked from the blob

@@ -14,7 +14,8 @@ import cnncompile.nn as cnn
 from cnncompile import ops, reference
 from cnncompile.api import build_graph
 from cnncompile.resources import templates_dir
-from helpers import assert_close, check_against_reference, random_input, run_torch, torch_twin
+from helpers import (assert_close, check_against_reference, random_input, randomise_batch_norm,
+                     run_torch, torch_twin)
 
 def residual(nn, F, cat):
     class Residual(nn.Module):
@@ -208,6 +209,7 @@ CASES = {
     "batch_norm": [
         ([("BatchNorm2d", (4,), {})], (1, 4, 5, 5)),
         ([("BatchNorm2d", (3,), dict(eps=1e-3, affine=False))], (1, 3, 4, 6)),
+        ([("BatchNorm2d", (3,), dict(bias=False))], (1, 3, 2, 2)),
         ([("Conv2d", (3, 4, 3), dict(bias=False)), ("BatchNorm2d", (4,), {}), ("ReLU", (), {})],
          (1, 3, 6, 6)),
     ],
@@ -234,19 +236,6 @@ def build(layers, framework):
     if framework == "cnncompile":
         randomise_batch_norm(model)
     return model
-
-
-def randomise_batch_norm(model, seed=0):
-    """Running statistics and affine parameters that are not the defaults, so that they count."""
-    rng = np.random.default_rng(seed)
-    for m in model.modules():
-        if isinstance(m, cnn.BatchNorm2d):
-            c = m.num_features
-            m.running_mean[...] = rng.uniform(-0.5, 0.5, c)
-            m.running_var[...] = rng.uniform(0.5, 1.5, c)
-            if m.affine:
-                m.weight[...] = rng.uniform(0.5, 1.5, c)
-                m.bias[...] = rng.uniform(-0.5, 0.5, c)
 
 
 def case_ids():

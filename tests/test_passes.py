@@ -98,8 +98,9 @@ def test_pipeline_can_stop_after_any_pass():
     seen = []
     g = passes.run(trace(model, (1, 1, 28, 28)), after="fuse_activation",
                    on_pass=lambda name, graph: seen.append(name), lint=True)
-    assert seen == ["infer_shapes", "eliminate_dead_code", "eliminate_identity", "fuse_activation"]
+    assert seen == ["lower_padding_mode", "infer_shapes", "eliminate_dead_code",
+                    "eliminate_identity", "fuse_activation"]
     assert "buffer" not in g.node("features.0").meta
-    with pytest.raises(ValueError, match="unknown pass 'nope'; passes are: infer_shapes"):
+    with pytest.raises(ValueError, match="unknown pass 'nope'; passes are: lower_padding_mode, infer_shapes"):
         passes.run(g, after="nope")
     assert plan_memory(g).meta["workspace_floats"] > 0

@@ -37,7 +37,7 @@ def test_wheel_installs_and_compiles(tmp_path):
     import zipfile
     names = zipfile.ZipFile(wheel).namelist()
     assert "cnncompile/templates/model.c.j2" in names
-    assert "cnncompile/templates/ops/conv2d.c.j2" in names
+    assert "cnncompile/templates/ops/conv.c.j2" in names
     assert "cnncompile/runtime/cnn_runtime.h" in names
     venv = tmp_path / "venv"
     # the venv sees the already-installed dependencies (numpy, cffi...) but not the checkout
