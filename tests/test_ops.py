@@ -284,3 +284,43 @@ def test_nan_propagates_like_torch():
     x[0, 0, 3, 3] = np.nan
     expected = torch.relu(torch.nn.functional.max_pool2d(torch.from_numpy(x), 2)).numpy()
     np.testing.assert_array_equal(compiled(x), expected)  # NaN where torch has NaN
+
+
+def functional_forms(nn, F, cat):
+    """Every functional form, called as torch.nn.functional is."""
+    rng = np.random.default_rng(3)
+
+    def w(*shape):
+        return rng.standard_normal(shape).astype(np.float32) * 0.3
+
+    consts = dict(c1=w(4, 3, 3, 3), b1=w(4), c1d=w(4, 2, 3), c3=w(2, 4, 1, 1, 1), t=w(4, 2, 2, 2),
+                  lin=w(5, 48), mean=w(4), var=np.abs(w(4)) + 0.5, g=w(4), b=w(4))
+
+    class Functional(nn.Module):
+        def forward(self, x):
+            as_t = (lambda a: torch.from_numpy(a)) if F is torch.nn.functional else (lambda a: a)
+            k = {name: as_t(v) for name, v in consts.items()}
+            y = F.conv2d(x, k["c1"], k["b1"], stride=1, padding=1)
+            y = F.batch_norm(y, k["mean"], k["var"], k["g"], k["b"], training=False)
+            y = F.leaky_relu(F.elu(F.relu6(y), 0.7), 0.1)
+            y = F.hardtanh(F.hardswish(y) + F.hardsigmoid(y) * F.silu(y), -2.0, 2.0)
+            y = F.gelu(y) + F.gelu(y, approximate="tanh") - F.sigmoid(y) * F.tanh(y)
+            y = F.max_pool2d(F.pad(y, (1, 0, 0, 1), mode="reflect"), 2, ceil_mode=True)
+            y = F.avg_pool2d(y, 3, 1, 1, count_include_pad=False)
+            z = F.conv_transpose2d(y, k["t"], stride=2)
+            z = F.adaptive_avg_pool2d(z, (4, 6)) + F.adaptive_max_pool2d(z, (4, 6))
+            u = F.fold(F.unfold(z, 2, padding=1), (4, 6), 2, padding=1)
+            v = F.conv1d(u.flatten(2), k["c1d"], padding=1)
+            q = F.conv3d(v.reshape(v.shape[0], 4, 2, 3, 4), k["c3"])
+            q = F.dropout(q.flatten(1), 0.5, training=False)
+            r = F.linear(q, k["lin"])
+            return F.log_softmax(r, dim=1) + F.softmax(r, dim=-1)
+    return Functional()
+
+
+def test_functional_forms_match_torch():
+    model = build(functional_forms, "cnncompile")
+    twin = build(functional_forms, "torch")
+    x = random_input((3, 3, 8, 8))
+    compiled = check_against_reference(model, (1, 3, 8, 8), batches=(1, 3))
+    assert_close(compiled(x), run_torch(twin, x))
