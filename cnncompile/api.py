@@ -8,10 +8,11 @@ from . import codegen, passes, trace
 from .compiled import CompiledModel, load  # noqa: F401  (re-exported)
 
 
-def build_graph(model, input_shape, skip_passes=(), after=None):
+def build_graph(model, input_shape, skip_passes=(), after=None, kernels=None):
     """Trace ``model`` and run the pass pipeline; the graph that code generation reads."""
     _warn_if_training(model)
     graph = trace.trace(model, input_shape)
+    graph.meta["kernel_overrides"] = dict(kernels or {})
     return passes.run(graph, after=after, skip=skip_passes)
 
 
@@ -26,7 +27,7 @@ def _warn_if_training(model):
 
 
 def compile(model, input_shape, *, name=None, cache_dir=None, flags=None, werror=False,
-            skip_passes=(), weights="auto", verbose=False):
+            skip_passes=(), weights="auto", kernels=None, num_threads=None, verbose=False):
     """Compile a cnncompile.nn model into C and return a callable CompiledModel.
 
     input_shape: (N, C, H, W) with N any batch size (the compiled model takes any batch).
@@ -34,13 +35,14 @@ def compile(model, input_shape, *, name=None, cache_dir=None, flags=None, werror
     cache_dir: where builds are cached (default $CNNCOMPILE_CACHE_DIR or ~/.cache/cnncompile).
     flags: C compiler flags (default: build.NATIVE_FLAGS; build.PORTABLE_FLAGS for export).
     skip_passes: names of optimisation passes to leave out (for testing).
+    kernels: {layer name: kernel} to override the kernel selection, e.g. {"conv1": "direct"}.
     weights: "c" writes the weights into model.c as literals; "blob" into weights.bin, linked
         by weights.S (fast to build for large models); "auto" chooses by size.
     verbose: print progress to stderr.
     """
     log = (lambda msg: print(f"[cnncompile] {msg}", file=sys.stderr)) if verbose else None
     t0 = time.perf_counter()
-    graph = build_graph(model, input_shape, skip_passes=skip_passes)
+    graph = build_graph(model, input_shape, skip_passes=skip_passes, kernels=kernels)
     t1 = time.perf_counter()
     source = codegen.generate(graph, name, weights=weights)
     t2 = time.perf_counter()

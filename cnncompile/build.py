@@ -87,7 +87,7 @@ def _run(cmd, cwd, what):
 def build_key(source, flags, cc):
     h = hashlib.sha256()
     for part in (__version__, source.c_source, source.header, source.cdef,
-                 (runtime_dir() / "cnn_runtime.h").read_text(), " ".join(flags),
+                 *(f.read_text() for f in sorted(runtime_dir().glob("*.h"))), " ".join(flags),
                  compiler_version(cc), sys.version, _ext_suffix(), source.weights_asm or ""):
         h.update(part.encode())
         h.update(b"\0")
@@ -138,7 +138,8 @@ def _build_in(tmp, source, cc, flags, module_name, module_file, log):
     import cffi
     (tmp / "model.c").write_text(source.c_source)
     (tmp / "model.h").write_text(source.header)
-    shutil.copy(runtime_dir() / "cnn_runtime.h", tmp / "cnn_runtime.h")
+    for header in runtime_dir().glob("*.h"):
+        shutil.copy(header, tmp / header.name)
     if log:
         log(f"compiling model.c with {cc} {' '.join(flags)}")
     warnings = _run([cc, *WARNING_FLAGS, *flags, "-fPIC", "-c", "model.c", "-o", "model.o"],

@@ -110,7 +110,7 @@ class CompiledModel:
 
     # -- export ----------------------------------------------------------------------------------
     def save(self, directory):
-        """Write model.c, model.h, cnn_runtime.h, libmodel.so and model.json to ``directory``
+        """Write model.c, model.h, the runtime headers, libmodel.so and model.json to ``directory``
         (and weights.bin + weights.S when the weights are not in model.c)."""
         from .resources import runtime_dir
         if self.c_source is None:
@@ -119,7 +119,8 @@ class CompiledModel:
         out.mkdir(parents=True, exist_ok=True)
         (out / "model.c").write_text(self.c_source)
         (out / "model.h").write_text(self.header)
-        shutil.copy(runtime_dir() / "cnn_runtime.h", out / "cnn_runtime.h")
+        for header in runtime_dir().glob("*.h"):
+            shutil.copy(header, out / header.name)
         shutil.copy(self.path, out / "libmodel.so")
         for name in ("weights.bin", "weights.S"):
             if self.weights_asm is not None:

@@ -157,9 +157,9 @@ class Graph:
         return self
 
     def summary(self):
-        """A table: layer, op, output shape, params, FLOPs, and the layers fused into it."""
+        """A table: layer, op, output shape, params, FLOPs, kernel, and the layers fused into it."""
         from . import ops
-        rows = [("layer", "op", "output shape", "params", "FLOPs", "fused")]
+        rows = [("layer", "op", "output shape", "params", "FLOPs", "kernel", "fused")]
         total_params = total_flops = 0
         for node in self.nodes():
             op = ops.REGISTRY[node.op]
@@ -171,7 +171,7 @@ class Graph:
                               for f in node.meta.get("fused", []))
             rows.append((node.name, node.op, _fmt_shape(node.meta.get("shape")),
                          f"{n_params:,}" if n_params else "-", f"{flops:,}" if flops else "-",
-                         fused or "-"))
+                         node.meta.get("kernel", "-"), fused or "-"))
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         sep = "  ".join("-" * w for w in widths)
         lines = [f"Model {self.name}", sep,

@@ -5,55 +5,11 @@ import numpy as np
 
 import cnncompile
 from cnncompile import reference
-from cnncompile.nn.init import DEFAULT_SEED
 
-ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = ["seed_simplecnn", "seed_network", "seed_sequential", "seed_quiz", "lenet5",
-            "seed_separable", "conv_autoencoder", "vgg11_cifar", "mobilenet_v2", "resnet18"]
+from models import MODELS, ROOT, load_example, randomise_batch_norm, torch_twin  # noqa: F401
+
+EXAMPLES = list(MODELS)
 RTOL, ATOL = 1e-4, 1e-5
-
-
-def load_example(name, framework="cnncompile"):
-    """Execute examples/<name>.py; with framework='torch', with its imports switched to torch.nn.
-
-    The switch is the two import lines only: the seeds' promise is that model code written
-    for torch.nn runs with nothing else changed. Returns the file's namespace.
-    """
-    path = ROOT / "examples" / f"{name}.py"
-    src = path.read_text()
-    if framework == "torch":
-        src = (src.replace("import cnncompile.nn.functional as F", "import torch.nn.functional as F")
-                  .replace("import cnncompile.nn as nn", "import torch.nn as nn"))
-    cnncompile.manual_seed(DEFAULT_SEED)  # as in a fresh process: same weights every time
-    namespace = {"__name__": f"example_{name}_{framework}", "__file__": str(path)}
-    exec(compile(src, str(path), "exec"), namespace)
-    if framework == "cnncompile":
-        randomise_batch_norm(namespace["model"])
-    return namespace
-
-
-def randomise_batch_norm(model, seed=0):
-    """BatchNorm statistics and affine parameters that are not the defaults (mean in
-    [-0.5, 0.5], var in [0.5, 1.5]), so that folding and normalisation really count."""
-    import cnncompile.nn as nn
-    rng = np.random.default_rng(seed)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            c = m.num_features
-            m.running_mean[...] = rng.uniform(-0.5, 0.5, c)
-            m.running_var[...] = rng.uniform(0.5, 1.5, c)
-            if m.weight is not None:
-                m.weight[...] = rng.uniform(0.5, 1.5, c)
-            if m.bias is not None:
-                m.bias[...] = rng.uniform(-0.5, 0.5, c)
-
-
-def torch_twin(model, torch_model):
-    """Copy ``model``'s weights into ``torch_model`` and return it in eval mode."""
-    import torch
-    torch_model.load_state_dict({k: torch.from_numpy(np.array(v))
-                                 for k, v in model.state_dict().items()})
-    return torch_model.eval()
 
 
 def run_torch(torch_model, x):

@@ -21,7 +21,8 @@ from helpers import EXAMPLES, assert_close, load_example, random_input, referenc
 def write_model(tmp_path, source):
     (tmp_path / "model.c").write_text(source.c_source)
     (tmp_path / "model.h").write_text(source.header)
-    shutil.copy(runtime_dir() / "cnn_runtime.h", tmp_path)
+    for header in runtime_dir().glob("*.h"):
+        shutil.copy(header, tmp_path)
 
 
 @pytest.mark.parametrize("name", EXAMPLES)

@@ -269,6 +269,7 @@ def test_registry_and_templates_agree():
     # 'unsupported' only ever fails to compile: test_trace.py tests its message
     assert set(CASES) | {"unsupported"} == set(ops.REGISTRY), "ops without cases (or cases without ops)"
     used = {op.template for op in ops.REGISTRY.values() if op.template}
+    used |= {t for op in ops.REGISTRY.values() for t in op.kernels.values()}
     present = {p.name for p in Path(templates_dir(), "ops").glob("*.j2")}
     assert used == present
     for name, op in ops.REGISTRY.items():
@@ -324,3 +325,24 @@ def test_functional_forms_match_torch():
     x = random_input((3, 3, 8, 8))
     compiled = check_against_reference(model, (1, 3, 8, 8), batches=(1, 3))
     assert_close(compiled(x), run_torch(twin, x))
+
+
+def conv_kernel_cases():
+    for op in ("conv1d", "conv2d", "conv3d"):
+        for i, (layers, shape) in enumerate(CASES[op]):
+            for kernel in ops.REGISTRY[op].kernels:
+                yield pytest.param(layers, shape, kernel, id=f"{op}[{i}]-{kernel}")
+
+
+@pytest.mark.parametrize("layers,shape,kernel", conv_kernel_cases())
+def test_every_conv_kernel_matches_the_reference(layers, shape, kernel):
+    model = build(layers, "cnncompile").eval()
+    name = next(n for n, m in model.named_children() if type(m).__name__.startswith("Conv"))
+    graph = build_graph(model, shape)
+    op = ops.REGISTRY[graph.node(name).op]
+    if not op.supports(graph.node(name), kernel):
+        with pytest.raises(ValueError, match=f"kernel '{kernel}' cannot compute"):
+            build_graph(model, shape, kernels={name: kernel})
+        return
+    compiled = check_against_reference(model, shape, batches=(2,), kernels={name: kernel})
+    assert compiled.graph.node(name).meta["kernel"] == kernel

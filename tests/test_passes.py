@@ -4,7 +4,7 @@ import pytest
 
 import cnncompile.nn as nn
 import cnncompile.nn.functional as F
-from cnncompile import passes, reference
+from cnncompile import ops, passes, reference
 from cnncompile.ir import Graph, Node
 from cnncompile.passes import eliminate_dead_code, fuse_activation, infer_shapes, plan_memory
 from cnncompile.trace import trace
@@ -89,8 +89,18 @@ def test_memory_plan_never_overwrites_a_live_value(name):
                     continue
                 k2, lo2, hi2 = extent(other)
                 assert not (kind == k2 and lo < hi2 and lo2 < hi), (node.name, other.name)
+    for node in order:  # a layer's scratch overlaps neither its inputs nor its output
+        if "scratch" in node.meta:
+            lo = node.meta["scratch"][1]
+            hi = lo + ops.REGISTRY[node.op].scratch_floats(node, g.input_values(node.name), node.shape)
+            assert hi <= g.meta["workspace_floats"]
+            for other in [g.node(i) for i in g.input_names(node.name)] + [node]:
+                kind, lo2, hi2 = extent(other)
+                assert not (kind == "arena" and lo < hi2 and lo2 < hi), (node.name, other.name)
     total = sum(int(np.prod(n.shape[1:])) for n in order if n.op not in ("input", "reshape"))
-    assert g.meta["workspace_floats"] < total  # buffers are reused
+    scratch = max([ops.REGISTRY[n.op].scratch_floats(n, g.input_values(n.name), n.shape)
+                   for n in order if "scratch" in n.meta] or [0])
+    assert g.meta["workspace_floats"] < total + scratch  # buffers are reused
 
 
 def test_pipeline_can_stop_after_any_pass():

@@ -64,6 +64,8 @@ def _describe(graph, node, ins):
     fused = node.meta.get("fused")
     if fused:
         lines.append("fused: " + ", ".join(f"{sanitize(f['layer'])} ({f['op']})" for f in fused))
+    if node.meta.get("kernel"):
+        lines.append(f"kernel: {node.meta['kernel']}")
     if node.meta.get("inplace"):
         lines.append("in place: writes over its input")
     return [comment(line) for line in lines]
@@ -123,9 +125,12 @@ def generate(graph, name=None, weights="auto"):
                    p=symbols,
                    inplace=bool(node.meta.get("inplace")))
         ctx.update(op.lower(node, ins, node.meta["shape"]))
-        layers.append(env.get_template("ops/" + op.template).render(ctx))
+        layers.append(env.get_template("ops/" + op.template_for(node)).render(ctx))
         args = [_pointer(graph.node(src).meta["buffer"]) for src in graph.input_names(node.name)]
-        calls.append(dict(fn=fn, args=args + [_pointer(node.meta["buffer"])]))
+        args.append(_pointer(node.meta["buffer"]))
+        if "scratch" in node.meta:
+            args.append(_pointer(node.meta["scratch"]))
+        calls.append(dict(fn=fn, args=args))
 
     (inp,) = graph.inputs
     (out,) = graph.outputs

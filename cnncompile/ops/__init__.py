@@ -22,6 +22,7 @@ REGISTRY = {}
 class Op:
     name = None
     template = None      # templates/ops/<template>; None for ops that emit no code
+    kernels = {}         # ops with several implementations: kernel name -> template
     arity = 1            # number of inputs; None for variadic
     epilogue = False     # can apply a fused elementwise activation to its output
     activation = None    # activation ops: the runtime C function (cnn_runtime.h) they apply
@@ -46,6 +47,21 @@ class Op:
 
     def lower(self, node, ins, out_shape):
         return {}
+
+    def select_kernel(self, node, ins):
+        """The kernel for this layer's shapes, for ops with several (see ``kernels``)."""
+        return None
+
+    def supports(self, node, kernel):
+        """Whether ``kernel`` computes this layer (a kernel override is checked with it)."""
+        return kernel in self.kernels
+
+    def template_for(self, node):
+        return self.kernels.get(node.meta.get("kernel"), self.template)
+
+    def scratch_floats(self, node, ins, out_shape):
+        """Floats of temporary memory the layer needs while it runs (placed by plan_memory)."""
+        return 0
 
     def pack(self, node):
         """The arrays the C reads, by name (templates see their symbols as p.<name>): the

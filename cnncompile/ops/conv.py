@@ -33,10 +33,77 @@ def describe_spatial(dims):
     return "x".join(str(d) for d in dims)
 
 
+MR = 8              # rows per weight panel: CNN_MR in runtime/cnn_gemm.h
+NR_MAX = 32         # the widest micro-kernel's columns: chunks are multiples of it
+GEMM_KC = 256       # CNN_GEMM_KC
+IM2COL_FLOATS = 1 << 17  # an im2col chunk of at most 512 KiB, to stay in L2
+
+
+def gemm_shape(node, ins, out_shape):
+    """(M, K, N) of the convolution as a matrix product per group: weights (M x K) times
+    input patches (K x N), with N the output pixels."""
+    a = node.attrs
+    return (a["out_channels"] // a["groups"], a["in_channels"] // a["groups"] *
+            math.prod(a["kernel_size"]), math.prod(out_shape[2:]))
+
+
+def im2col_columns(kdim, n):
+    """Output pixels per im2col chunk: a multiple of NR_MAX that keeps the chunk in L2."""
+    cols = max(NR_MAX, IM2COL_FLOATS // kdim // NR_MAX * NR_MAX)
+    return min(cols, -(-n // NR_MAX) * NR_MAX)
+
+
+def pack_panels(w, groups):
+    """Weights (K, C/g, *k) -> per group, MR-row panels of the M x K matrix, rows padded with
+    zeros to a multiple of MR: a[g][panel][k][MR], the order the micro-kernel reads."""
+    m = w.shape[0] // groups
+    kdim = int(np.prod(w.shape[1:]))
+    mpad = -(-m // MR) * MR
+    a = np.zeros((groups, mpad, kdim), np.float32)
+    a[:, :m] = w.reshape(groups, m, kdim)
+    return np.ascontiguousarray(a.reshape(groups, mpad // MR, MR, kdim).transpose(0, 1, 3, 2))
+
+
 class ConvNd(Op):
     template = "conv.c.j2"
+    kernels = {"direct": "conv.c.j2", "gemm_1x1": "conv_gemm.c.j2",
+               "im2col_gemm": "conv_gemm.c.j2"}
     epilogue = True
     rank = 2
+
+    def supports(self, node, kernel):
+        a = node.attrs
+        if kernel == "direct":
+            return True
+        if self.rank == 3:
+            return False
+        if kernel == "gemm_1x1":  # the input itself is the K x N matrix
+            return all(k == 1 for k in a["kernel_size"]) and all(s == 1 for s in a["stride"]) \
+                and all(p == (0, 0) for p in conv_pads(a))
+        return kernel == "im2col_gemm"
+
+    def select_kernel(self, node, ins):
+        a = node.attrs
+        if self.rank == 3 or a["in_channels"] == a["groups"]:
+            return "direct"  # depthwise: one input channel per output, nothing to share
+        return "gemm_1x1" if self.supports(node, "gemm_1x1") else "im2col_gemm"
+
+    def pack(self, node):
+        if node.meta.get("kernel") in ("gemm_1x1", "im2col_gemm"):
+            packed = {"weight": pack_panels(node.params["weight"], node.attrs["groups"])}
+            if "bias" in node.params:
+                packed["bias"] = node.params["bias"]
+            return packed
+        return node.params
+
+    def scratch_floats(self, node, ins, out_shape):
+        kernel = node.meta.get("kernel")
+        m, kdim, n = gemm_shape(node, ins, out_shape)
+        if kernel == "im2col_gemm":
+            return kdim * im2col_columns(kdim, n)
+        if kernel == "gemm_1x1":
+            return GEMM_KC * NR_MAX  # the padded panel for the last columns
+        return 0
 
     @property
     def what(self):
@@ -128,7 +195,12 @@ class ConvNd(Op):
         stride = (1,) * lead + tuple(a["stride"])
         dil = (1,) * lead + tuple(a["dilation"])
         pads = [(0, 0)] * lead + conv_pads(a)
-        return dict(rank3=self.rank == 3, groups=g, c_per_group=c // g, k_per_group=k // g,
+        m, kdim, n = gemm_shape(node, ins, out_shape)
+        gemm = dict(m=m, kdim=kdim, n=n, a_group=-(-m // MR) * MR * kdim,
+                    x_group=c // g * math.prod(size), y_group=m * n,
+                    im2col=node.meta.get("kernel") == "im2col_gemm",
+                    columns=im2col_columns(kdim, n) if node.meta.get("kernel") == "im2col_gemm" else n)
+        return dict(gemm, rank3=self.rank == 3, groups=g, c_per_group=c // g, k_per_group=k // g,
                     in_d=size[0], in_h=size[1], in_w=size[2], in_plane=size[1] * size[2],
                     in_vol=math.prod(size), out_d=out[0], out_h=out[1], out_w=out[2],
                     out_plane=out[1] * out[2], out_vol=math.prod(out),

@@ -9,6 +9,7 @@ from .fuse_activation import fuse_activation
 from .infer_shapes import infer_shapes
 from .lower_padding_mode import lower_padding_mode
 from .plan_memory import plan_memory
+from .select_kernels import select_kernels
 
 PIPELINE = [
     lower_padding_mode,   # conv padding_mode reflect/replicate/circular -> pad + conv
@@ -17,6 +18,7 @@ PIPELINE = [
     eliminate_identity,   # Identity, and Dropout (a no-op at inference)
     fuse_activation,      # conv/linear/pool + ReLU -> one layer with an epilogue
     infer_shapes,         # refresh after rewriting
+    select_kernels,       # direct, gemm_1x1, im2col_gemm... from each layer's shapes
     plan_memory,          # one static workspace, buffers reused by liveness
 ]
 

@@ -39,8 +39,28 @@ def plan_memory(graph):
 
     placed = []  # (offset, size, last_use) of arena slices
     arena = 0
+
+    def place(size, start, end):
+        nonlocal arena
+        live = sorted((o, s) for o, s, e in placed if e >= start)
+        offset = 0
+        for o, s in live:
+            if offset + size <= o:
+                break
+            offset = max(offset, o + s)
+        placed.append((offset, size, end))
+        arena = max(arena, offset + size)
+        return offset
+
     for node in order:
+        op = ops.REGISTRY[node.op]
         r = root[node.name]
+        scratch = op.scratch_floats(node, graph.input_values(node.name), node.meta["shape"]) \
+            if op.template else 0
+        if scratch:  # live only while this layer runs, beside its inputs and output
+            node.meta["scratch"] = ("arena", place(_align(scratch), index[node.name], index[node.name]))
+        else:
+            node.meta.pop("scratch", None)
         if r != node.name:
             continue
         if r in in_roots:
@@ -48,17 +68,9 @@ def plan_memory(graph):
         elif r in out_roots:
             buf = ("output", 0)
         else:
-            size = _align(ops.numel(node.meta["shape"][1:]))
             start = index[node.name]
-            live = sorted((o, s) for o, s, end in placed if end >= start)
-            offset = 0
-            for o, s in live:
-                if offset + size <= o:
-                    break
-                offset = max(offset, o + s)
-            placed.append((offset, size, last_use.get(r, start)))
-            arena = max(arena, offset + size)
-            buf = ("arena", offset)
+            buf = ("arena", place(_align(ops.numel(node.meta["shape"][1:])), start,
+                                  last_use.get(r, start)))
         node.meta["buffer"] = buf
     for node in order:
         node.meta["buffer"] = graph.node(root[node.name]).meta["buffer"]

@@ -1,0 +1,75 @@
+"""The benchmark models (../shared/BENCHMARKS.md), each written once in examples/ with
+cnncompile.nn. Its plain PyTorch form is the same file with the import lines switched to
+torch.nn, which is the promise cnncompile makes its users; both get the same weights.
+"""
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+
+# name -> input shape, in the order of BENCHMARKS.md
+MODELS = {
+    "seed_simplecnn": (1, 3, 32, 32),
+    "seed_network": (1, 1, 28, 28),
+    "seed_sequential": (1, 1, 200, 200),
+    "seed_quiz": (1, 3, 130, 130),
+    "seed_separable": (1, 3, 64, 64),
+    "lenet5": (1, 1, 28, 28),
+    "conv_autoencoder": (1, 1, 28, 28),
+    "vgg11_cifar": (1, 3, 32, 32),
+    "mobilenet_v2": (1, 3, 224, 224),
+    "resnet18": (1, 3, 224, 224),
+}
+
+
+def load_example(name, framework="cnncompile"):
+    """Execute examples/<name>.py; with framework='torch', with its imports switched to torch.nn.
+
+    Returns the file's namespace (its ``model``, ``INPUT_SHAPE``...). Weights are reproducible:
+    the generator is reseeded first, and BatchNorm statistics are set to non-default values.
+    """
+    import cnncompile
+    from cnncompile.nn.init import DEFAULT_SEED
+    path = EXAMPLES / f"{name}.py"
+    src = path.read_text()
+    if framework == "torch":
+        src = (src.replace("import cnncompile.nn.functional as F", "import torch.nn.functional as F")
+                  .replace("import cnncompile.nn as nn", "import torch.nn as nn"))
+    cnncompile.manual_seed(DEFAULT_SEED)  # as in a fresh process: same weights every time
+    namespace = {"__name__": f"example_{name}_{framework}", "__file__": str(path)}
+    exec(compile(src, str(path), "exec"), namespace)
+    if framework == "cnncompile":
+        randomise_batch_norm(namespace["model"])
+    return namespace
+
+
+def randomise_batch_norm(model, seed=0):
+    """BatchNorm statistics and affine parameters that are not the defaults (mean in
+    [-0.5, 0.5], var in [0.5, 1.5]), so that folding and normalisation really count."""
+    import cnncompile.nn as nn
+    rng = np.random.default_rng(seed)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            c = m.num_features
+            m.running_mean[...] = rng.uniform(-0.5, 0.5, c)
+            m.running_var[...] = rng.uniform(0.5, 1.5, c)
+            if m.weight is not None:
+                m.weight[...] = rng.uniform(0.5, 1.5, c)
+            if m.bias is not None:
+                m.bias[...] = rng.uniform(-0.5, 0.5, c)
+
+
+def torch_twin(model, torch_model):
+    """Copy ``model``'s weights into ``torch_model`` and return it in eval mode."""
+    import torch
+    torch_model.load_state_dict({k: torch.from_numpy(np.array(v))
+                                 for k, v in model.state_dict().items()})
+    return torch_model.eval()
+
+
+def pair(name):
+    """(cnncompile model, torch model with the same weights, input shape)."""
+    model = load_example(name)["model"].eval()
+    return model, torch_twin(model, load_example(name, "torch")["model"]), MODELS[name]

@@ -1,0 +1,193 @@
+/* cnn_gemm.h: the packed, register-blocked matrix multiply that convolutions and linear
+ * layers are lowered onto:  C[M x N] (+)= A[M x K] * B[K x N].
+ *
+ * The structure is the one BLIS describes (Van Zee & van de Geijn, 2015): a micro-kernel keeps
+ * an MR x NR block of C in vector registers and streams a packed MR-row panel of A and a
+ * K x NR panel of B through them, one rank-1 update per k. Here A (the weights) is packed at
+ * compile time by cnncompile, panel by panel: a[panel][k][MR], zero rows padding M up to a
+ * multiple of MR. B is either packed too (im2col writes b[panel][k][NR]) or read in place
+ * with a row stride (a 1x1 convolution reads its input directly).
+ *
+ * Written with GCC/Clang vector extensions, so the same code becomes AVX-512, AVX2 or NEON;
+ * CNN_VBYTES picks the vector width from the target. Without vector extensions, plain C.
+ */
+#ifndef CNN_GEMM_H
+#define CNN_GEMM_H
+
+#include <string.h>
+
+#define CNN_MR 8 /* rows of C per micro-kernel: the weight packing in cnncompile uses it */
+
+#if defined(__GNUC__) && !defined(CNN_NO_VECTOR_EXTENSIONS)
+#if defined(__AVX512F__)
+#define CNN_VBYTES 64
+#define CNN_NRV 2 /* 8 x 2 zmm accumulators of the 32 registers */
+#elif defined(__AVX__)
+#define CNN_VBYTES 32
+#define CNN_NRV 1 /* 16 ymm registers: 8 accumulators, the B vector, the broadcast A */
+#else
+#define CNN_VBYTES 16
+#define CNN_NRV 1
+#endif
+typedef float cnn_vf __attribute__((vector_size(CNN_VBYTES), aligned(4), __may_alias__));
+#define CNN_VLEN (CNN_VBYTES / 4)
+#else
+#define CNN_VLEN 8
+#define CNN_NRV 1
+#endif
+
+#define CNN_NR (CNN_VLEN * CNN_NRV) /* columns of C per micro-kernel */
+
+#if defined(CNN_VBYTES)
+static inline cnn_vf cnn_vload(const float *p)
+{
+    return *(const cnn_vf *)p;
+}
+
+static inline void cnn_vstore(float *p, cnn_vf v)
+{
+    *(cnn_vf *)p = v;
+}
+
+/* C[MR x NR] (+)= A panel (kc x MR) * B panel (kc x NR, rows ldb apart). */
+static inline void cnn_gemm_micro(int kc, const float *restrict a, const float *restrict b,
+                                  int ldb, float *restrict c, int ldc, int accumulate)
+{
+    cnn_vf acc[CNN_MR][CNN_NRV];
+    for (int i = 0; i < CNN_MR; ++i)
+        for (int j = 0; j < CNN_NRV; ++j)
+            acc[i][j] = accumulate ? cnn_vload(c + i * ldc + j * CNN_VLEN) : (cnn_vf){0};
+    for (int k = 0; k < kc; ++k) {
+        cnn_vf bv[CNN_NRV];
+        for (int j = 0; j < CNN_NRV; ++j)
+            bv[j] = cnn_vload(b + (size_t)k * ldb + j * CNN_VLEN);
+        for (int i = 0; i < CNN_MR; ++i) {
+            const float ai = a[k * CNN_MR + i];
+            for (int j = 0; j < CNN_NRV; ++j)
+                acc[i][j] += ai * bv[j];
+        }
+    }
+    for (int i = 0; i < CNN_MR; ++i)
+        for (int j = 0; j < CNN_NRV; ++j)
+            cnn_vstore(c + i * ldc + j * CNN_VLEN, acc[i][j]);
+}
+#else
+static inline void cnn_gemm_micro(int kc, const float *restrict a, const float *restrict b,
+                                  int ldb, float *restrict c, int ldc, int accumulate)
+{
+    float acc[CNN_MR][CNN_NR];
+    for (int i = 0; i < CNN_MR; ++i)
+        for (int j = 0; j < CNN_NR; ++j)
+            acc[i][j] = accumulate ? c[i * ldc + j] : 0.0f;
+    for (int k = 0; k < kc; ++k)
+        for (int i = 0; i < CNN_MR; ++i)
+            for (int j = 0; j < CNN_NR; ++j)
+                acc[i][j] += a[k * CNN_MR + i] * b[(size_t)k * ldb + j];
+    for (int i = 0; i < CNN_MR; ++i)
+        for (int j = 0; j < CNN_NR; ++j)
+            c[i * ldc + j] = acc[i][j];
+}
+#endif
+
+/* The same for a block at the edge of C: only m <= MR rows and n <= NR columns are real.
+ * B's columns past n must be readable (packed panels are zero-padded); for an unpacked B the
+ * caller copies the last columns into a padded panel first (cnn_gemm_edge_panel). */
+static inline void cnn_gemm_micro_edge(int kc, const float *restrict a, const float *restrict b,
+                                       int ldb, float *restrict c, int ldc, int accumulate,
+                                       int m, int n)
+{
+    float tile[CNN_MR * CNN_NR];
+    if (accumulate)
+        for (int i = 0; i < m; ++i)
+            memcpy(tile + i * CNN_NR, c + i * ldc, sizeof(float) * (size_t)n);
+    cnn_gemm_micro(kc, a, b, ldb, tile, CNN_NR, accumulate);
+    for (int i = 0; i < m; ++i)
+        memcpy(c + i * ldc, tile + i * CNN_NR, sizeof(float) * (size_t)n);
+}
+
+/* Copy columns [j, j + n) of a row-major K x ldb matrix into a zero-padded K x NR panel. */
+static inline void cnn_gemm_edge_panel(int kdim, const float *restrict b, int ldb, int n,
+                                       float *restrict panel)
+{
+    for (int k = 0; k < kdim; ++k) {
+        for (int j = 0; j < n; ++j)
+            panel[k * CNN_NR + j] = b[(size_t)k * ldb + j];
+        for (int j = n; j < CNN_NR; ++j)
+            panel[k * CNN_NR + j] = 0.0f;
+    }
+}
+
+#define CNN_GEMM_KC 256 /* rows of B per pass: a K x NR panel of B stays in L1 */
+
+static inline int cnn_min(int a, int b)
+{
+    return a < b ? a : b;
+}
+
+/* C[m x n] = A * B, A packed in MR-row panels (m rounded up), B packed in NR-column panels
+ * (ldb == 0) or row-major with rows ldb apart. edge: scratch for KC x NR floats (used when B
+ * is not packed and n is not a multiple of NR). */
+static inline void cnn_gemm(int m, int kdim, int n, const float *restrict a,
+                            const float *restrict b, int ldb, float *restrict c, int ldc,
+                            float *restrict edge)
+{
+    for (int k0 = 0; k0 < kdim; k0 += CNN_GEMM_KC) {
+        const int kc = cnn_min(CNN_GEMM_KC, kdim - k0);
+        for (int j = 0; j < n; j += CNN_NR) {
+            const int nn = cnn_min(CNN_NR, n - j);
+            const float *bp = b + (size_t)j * kdim + (size_t)k0 * CNN_NR;
+            int bld = CNN_NR;
+            if (ldb) {
+                bp = b + (size_t)k0 * ldb + j;
+                bld = ldb;
+                if (nn < CNN_NR) {
+                    cnn_gemm_edge_panel(kc, bp, ldb, nn, edge);
+                    bp = edge;
+                    bld = CNN_NR;
+                }
+            }
+            for (int i = 0; i < m; i += CNN_MR) {
+                const float *ap = a + (size_t)i * kdim + (size_t)k0 * CNN_MR;
+                const int mm = cnn_min(CNN_MR, m - i);
+                if (mm == CNN_MR && nn == CNN_NR)
+                    cnn_gemm_micro(kc, ap, bp, bld, c + (size_t)i * ldc + j, ldc, k0 > 0);
+                else
+                    cnn_gemm_micro_edge(kc, ap, bp, bld, c + (size_t)i * ldc + j, ldc, k0 > 0,
+                                        mm, nn);
+            }
+        }
+    }
+}
+
+/* im2col into NR-column panels: columns [p0, p0 + np) of the (C * KH * KW) x (OH * OW)
+ * matrix of a convolution's input patches, written as b[panel][row][NR], the last panel
+ * zero-padded. Row r = (c * KH + kh) * KW + kw; column p = oh * OW + ow. */
+static inline void cnn_im2col_panels(const float *restrict x, int channels, int in_h, int in_w,
+                                     int kh_n, int kw_n, int stride_h, int stride_w,
+                                     int pad_top, int pad_left, int dil_h, int dil_w,
+                                     int out_w, int p0, int np, float *restrict b)
+{
+    const int rows = channels * kh_n * kw_n;
+    const int padded = (np + CNN_NR - 1) / CNN_NR * CNN_NR;
+    for (int r = 0; r < rows; ++r) {
+        const int c = r / (kh_n * kw_n), kh = r / kw_n % kh_n, kw = r % kw_n;
+        const float *restrict xc = x + (size_t)c * in_h * in_w;
+        int oh = p0 / out_w, ow = p0 % out_w;
+        for (int j = 0; j < padded; ++j) {
+            float v = 0.0f;
+            if (j < np) {
+                const int ih = oh * stride_h + kh * dil_h - pad_top;
+                const int iw = ow * stride_w + kw * dil_w - pad_left;
+                if (ih >= 0 && ih < in_h && iw >= 0 && iw < in_w)
+                    v = xc[ih * in_w + iw];
+                if (++ow == out_w) {
+                    ow = 0;
+                    ++oh;
+                }
+            }
+            b[((size_t)(j / CNN_NR) * rows + r) * CNN_NR + j % CNN_NR] = v;
+        }
+    }
+}
+
+#endif /* CNN_GEMM_H */
