@@ -57,7 +57,15 @@ def compile(model, input_shape, *, name=None, cache_dir=None, flags=None, werror
             f" {artifact.directory} in {t3 - t2:.2f}s")
     info = {"cached": artifact.cached, "directory": str(artifact.directory),
             "seconds": {"trace_passes": t1 - t0, "codegen": t2 - t1, "build": t3 - t2}}
+
+    def build_profiler():
+        """The same model with <prefix>_profile(): (function, ffi, layer names)."""
+        src = codegen.generate(graph, name, weights=weights, profile=True)
+        mod = _build.load_module(_build.build(src, cache_dir=cache_dir, flags=flags))
+        return getattr(mod.lib, f"{src.prefix}_profile"), mod.ffi, src.layers
+
     return CompiledModel(source.prefix, source.input_shape, source.output_shape,
                          source.workspace_bytes, module.lib, module.ffi,
                          c_source=source.c_source, header=source.header, graph=graph,
-                         path=artifact.library, build_info=info, weights_asm=source.weights_asm)
+                         path=artifact.library, build_info=info, weights_asm=source.weights_asm,
+                         profiler=build_profiler)

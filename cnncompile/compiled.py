@@ -19,7 +19,7 @@ INT_MAX = 2**31 - 1
 class CompiledModel:
     def __init__(self, prefix, input_shape, output_shape, workspace_bytes, lib, ffi,
                  c_source=None, header=None, graph=None, path=None, build_info=None,
-                 weights_asm=None):
+                 weights_asm=None, profiler=None):
         self.prefix = prefix
         self.input_shape = tuple(input_shape)      # per sample, e.g. (3, 32, 32)
         self.output_shape = tuple(output_shape)    # per sample, e.g. (10,)
@@ -28,6 +28,7 @@ class CompiledModel:
         self.path = Path(path) if path is not None else None  # the plain shared library
         self.build_info = build_info or {}
         self.weights_asm = weights_asm  # weights.S, when the weights are in weights.bin
+        self._profiler_factory, self._profiler = profiler, None
         self._ffi, self._lib = ffi, lib
         self._forward = getattr(lib, f"{prefix}_forward")
         self._local = threading.local()
@@ -77,8 +78,13 @@ class CompiledModel:
 
     forward = __call__
 
-    def profile(self, x, repeat=100, warmup=10):
-        """Time the compiled model on ``x``: median and min milliseconds per call."""
+    def profile(self, x, repeat=100, warmup=10, layers=False):
+        """Time the compiled model on ``x``: median and min milliseconds per call.
+
+        layers=True also times every layer (an instrumented build of the same C, made once):
+        result["layers"] is a list of (layer, kernel, mean ms per call, GFLOP/s), and
+        print(compiled.profile_table(x)) shows it as a table.
+        """
         x, _ = self._prepare(x)
         for _ in range(warmup):
             self(x)
@@ -88,8 +94,44 @@ class CompiledModel:
             self(x)
             times.append((time.perf_counter() - t0) * 1e3)
         times.sort()
-        return {"batch": x.shape[0], "median_ms": times[len(times) // 2], "min_ms": times[0],
-                "repeat": repeat}
+        result = {"batch": x.shape[0], "median_ms": times[len(times) // 2], "min_ms": times[0],
+                  "repeat": repeat}
+        if layers:
+            result["layers"] = self._profile_layers(x, repeat)
+        return result
+
+    def _profile_layers(self, x, repeat):
+        if self._profiler_factory is None:
+            raise ValueError("per-layer profiles need the model from cnncompile.compile()")
+        if self._profiler is None:
+            self._profiler = self._profiler_factory()
+        fn, ffi, names = self._profiler
+        seconds = np.zeros(len(names))
+        out = np.empty((x.shape[0],) + self.output_shape, np.float32)
+        ws = np.empty(self.workspace_bytes + 64, np.uint8)
+        for _ in range(repeat):
+            fn(ffi.from_buffer("float[]", x), ffi.from_buffer("float[]", out), x.shape[0],
+               ffi.from_buffer(ws), ffi.from_buffer("double[]", seconds))
+        rows = []
+        for name, s in zip(names, seconds):
+            node = self.graph.node(name)
+            ms = s / repeat * 1e3
+            flops = node.meta.get("flops", 0) * x.shape[0]
+            rows.append((name, node.meta.get("kernel", node.op), ms,
+                         flops / (ms * 1e6) if ms > 0 else 0.0))
+        return rows
+
+    def profile_table(self, x, repeat=50):
+        """A per-layer time table, slowest share first in each row's % column."""
+        rows = self.profile(x, repeat=repeat, warmup=3, layers=True)["layers"]
+        total = sum(r[2] for r in rows) or 1.0
+        width = max(len(r[0]) for r in rows)
+        lines = [f"{'layer':<{width}}  {'kernel':<16}  {'ms':>8}  {'%':>5}  {'GFLOP/s':>8}"]
+        for name, kernel, ms, gflops in rows:
+            lines.append(f"{name:<{width}}  {kernel:<16}  {ms:8.3f}  {100 * ms / total:5.1f}  "
+                         f"{gflops:8.1f}")
+        lines.append(f"{'total':<{width}}  {'':<16}  {total:8.3f}")
+        return "\n".join(lines)
 
     # -- inspection ----------------------------------------------------------------------------
     def summary(self):

@@ -89,6 +89,50 @@ static inline void cnn_gemm_micro(int kc, const float *restrict a, const float *
 }
 #endif
 
+#if defined(CNN_VBYTES)
+/* C[MR x NR] = A panel (kc x MR) * B, where row k of B starts at b + off[k]: B is read in
+ * place from rows scattered through memory (a padded input, shifted per kernel tap). */
+static inline void cnn_gemm_micro_rows(int kc, const float *restrict a, const float *restrict b,
+                                       const int *restrict off, float *restrict c, int ldc,
+                                       int accumulate)
+{
+    cnn_vf acc[CNN_MR][CNN_NRV];
+    for (int i = 0; i < CNN_MR; ++i)
+        for (int j = 0; j < CNN_NRV; ++j)
+            acc[i][j] = accumulate ? cnn_vload(c + i * ldc + j * CNN_VLEN) : (cnn_vf){0};
+    for (int k = 0; k < kc; ++k) {
+        cnn_vf bv[CNN_NRV];
+        for (int j = 0; j < CNN_NRV; ++j)
+            bv[j] = cnn_vload(b + off[k] + j * CNN_VLEN);
+        for (int i = 0; i < CNN_MR; ++i) {
+            const float ai = a[k * CNN_MR + i];
+            for (int j = 0; j < CNN_NRV; ++j)
+                acc[i][j] += ai * bv[j];
+        }
+    }
+    for (int i = 0; i < CNN_MR; ++i)
+        for (int j = 0; j < CNN_NRV; ++j)
+            cnn_vstore(c + i * ldc + j * CNN_VLEN, acc[i][j]);
+}
+#else
+static inline void cnn_gemm_micro_rows(int kc, const float *restrict a, const float *restrict b,
+                                       const int *restrict off, float *restrict c, int ldc,
+                                       int accumulate)
+{
+    float acc[CNN_MR][CNN_NR];
+    for (int i = 0; i < CNN_MR; ++i)
+        for (int j = 0; j < CNN_NR; ++j)
+            acc[i][j] = accumulate ? c[i * ldc + j] : 0.0f;
+    for (int k = 0; k < kc; ++k)
+        for (int i = 0; i < CNN_MR; ++i)
+            for (int j = 0; j < CNN_NR; ++j)
+                acc[i][j] += a[k * CNN_MR + i] * b[off[k] + j];
+    for (int i = 0; i < CNN_MR; ++i)
+        for (int j = 0; j < CNN_NR; ++j)
+            c[i * ldc + j] = acc[i][j];
+}
+#endif
+
 /* The same for a block at the edge of C: only m <= MR rows and n <= NR columns are real.
  * B's columns past n must be readable (packed panels are zero-padded); for an unpacked B the
  * caller copies the last columns into a padded panel first (cnn_gemm_edge_panel). */
@@ -159,33 +203,110 @@ static inline void cnn_gemm(int m, int kdim, int n, const float *restrict a,
     }
 }
 
+/* C[m x n] = A * B with row k of B at b + off[k] (cnn_gemm_micro_rows); C has ldc >= n
+ * rounded up to NR columns, so no column edge case; rows past m are written to tile. */
+static inline void cnn_gemm_rows(int m, int kdim, int n, const float *restrict a,
+                                 const float *restrict b, const int *restrict off,
+                                 float *restrict c, int ldc)
+{
+    float tile[CNN_MR * CNN_NR];
+    for (int k0 = 0; k0 < kdim; k0 += CNN_GEMM_KC) {
+        const int kc = cnn_min(CNN_GEMM_KC, kdim - k0);
+        for (int j = 0; j < n; j += CNN_NR) {
+            for (int i = 0; i < m; i += CNN_MR) {
+                const float *ap = a + (size_t)i * kdim + (size_t)k0 * CNN_MR;
+                const int mm = cnn_min(CNN_MR, m - i);
+                if (mm == CNN_MR) {
+                    cnn_gemm_micro_rows(kc, ap, b + j, off + k0, c + (size_t)i * ldc + j, ldc,
+                                        k0 > 0);
+                } else {
+                    if (k0 > 0)
+                        for (int r = 0; r < mm; ++r)
+                            memcpy(tile + r * CNN_NR, c + (size_t)(i + r) * ldc + j, sizeof(float) * CNN_NR);
+                    cnn_gemm_micro_rows(kc, ap, b + j, off + k0, tile, CNN_NR, k0 > 0);
+                    for (int r = 0; r < mm; ++r)
+                        memcpy(c + (size_t)(i + r) * ldc + j, tile + r * CNN_NR, sizeof(float) * CNN_NR);
+                }
+            }
+        }
+    }
+}
+
+/* Copy x (C x H x W) into zero-padded phase planes for a convolution of stride sh x sw:
+ * plane (c, ph, pw) holds padded rows ph, ph + sh, ... and columns pw, pw + sw, ..., hq x wq
+ * of them (Hp/sh and Wp/sw rounded up). A kernel tap then reads one plane shifted by a
+ * constant, for every output pixel: the patch matrix never has to be written out. With
+ * stride 1 there is one plane per channel, the zero-padded input. `slack` zero floats
+ * follow, for reads past the last real column. */
+static inline void cnn_pad_phases(const float *restrict x, int channels, int in_h, int in_w,
+                                  int pad_top, int pad_left, int stride_h, int stride_w,
+                                  int hq, int wq, int slack, float *restrict xq)
+{
+    float *restrict plane = xq;
+    for (int c = 0; c < channels; ++c) {
+        for (int ph = 0; ph < stride_h; ++ph) {
+            for (int pw = 0; pw < stride_w; ++pw, plane += (size_t)hq * wq) {
+                for (int qh = 0; qh < hq; ++qh) {
+                    float *restrict row = plane + (size_t)qh * wq;
+                    const int ih = qh * stride_h + ph - pad_top;
+                    if (ih < 0 || ih >= in_h) {
+                        memset(row, 0, sizeof(float) * (size_t)wq);
+                        continue;
+                    }
+                    const float *restrict xr = x + ((size_t)c * in_h + ih) * in_w;
+                    for (int qw = 0; qw < wq; ++qw) {
+                        const int iw = qw * stride_w + pw - pad_left;
+                        const int inside = (unsigned)iw < (unsigned)in_w;
+                        const float v = xr[inside ? iw : 0];
+                        row[qw] = inside ? v : 0.0f;
+                    }
+                }
+            }
+        }
+    }
+    memset(plane, 0, sizeof(float) * (size_t)slack);
+}
+
 /* im2col into NR-column panels: columns [p0, p0 + np) of the (C * KH * KW) x (OH * OW)
  * matrix of a convolution's input patches, written as b[panel][row][NR], the last panel
- * zero-padded. Row r = (c * KH + kh) * KW + kw; column p = oh * OW + ow. */
+ * zero-padded. Row r = (c * KH + kh) * KW + kw; column p = oh * OW + ow. coords: room for
+ * 2 * (np rounded up to NR) ints, each column's window origin, computed once per chunk so
+ * that the copy loop has no division and no branch. */
 static inline void cnn_im2col_panels(const float *restrict x, int channels, int in_h, int in_w,
                                      int kh_n, int kw_n, int stride_h, int stride_w,
                                      int pad_top, int pad_left, int dil_h, int dil_w,
-                                     int out_w, int p0, int np, float *restrict b)
+                                     int out_w, int p0, int np, float *restrict b,
+                                     int *restrict coords)
 {
     const int rows = channels * kh_n * kw_n;
-    const int padded = (np + CNN_NR - 1) / CNN_NR * CNN_NR;
-    for (int r = 0; r < rows; ++r) {
-        const int c = r / (kh_n * kw_n), kh = r / kw_n % kh_n, kw = r % kw_n;
-        const float *restrict xc = x + (size_t)c * in_h * in_w;
-        int oh = p0 / out_w, ow = p0 % out_w;
-        for (int j = 0; j < padded; ++j) {
-            float v = 0.0f;
-            if (j < np) {
-                const int ih = oh * stride_h + kh * dil_h - pad_top;
-                const int iw = ow * stride_w + kw * dil_w - pad_left;
-                if (ih >= 0 && ih < in_h && iw >= 0 && iw < in_w)
-                    v = xc[ih * in_w + iw];
-                if (++ow == out_w) {
-                    ow = 0;
-                    ++oh;
-                }
+    const int panels = (np + CNN_NR - 1) / CNN_NR;
+    int *restrict h0 = coords, *restrict w0 = coords + panels * CNN_NR;
+    int oh = p0 / out_w, ow = p0 % out_w;
+    for (int j = 0; j < panels * CNN_NR; ++j) {
+        if (j < np) {
+            h0[j] = oh * stride_h - pad_top;
+            w0[j] = ow * stride_w - pad_left;
+            if (++ow == out_w) {
+                ow = 0;
+                ++oh;
             }
-            b[((size_t)(j / CNN_NR) * rows + r) * CNN_NR + j % CNN_NR] = v;
+        } else {
+            h0[j] = -in_h - kh_n * dil_h; /* padding columns: never inside the input */
+            w0[j] = 0;
+        }
+    }
+    for (int r = 0; r < rows; ++r) {
+        const int c = r / (kh_n * kw_n), dh = r / kw_n % kh_n * dil_h, dw = r % kw_n * dil_w;
+        const float *restrict xc = x + (size_t)c * in_h * in_w;
+        for (int panel = 0; panel < panels; ++panel) {
+            float *restrict dst = b + ((size_t)panel * rows + r) * CNN_NR;
+            const int *restrict hp = h0 + panel * CNN_NR, *restrict wp = w0 + panel * CNN_NR;
+            for (int l = 0; l < CNN_NR; ++l) {
+                const int ih = hp[l] + dh, iw = wp[l] + dw;
+                const int inside = (unsigned)ih < (unsigned)in_h && (unsigned)iw < (unsigned)in_w;
+                const float v = xc[inside ? ih * in_w + iw : 0];
+                dst[l] = inside ? v : 0.0f;
+            }
         }
     }
 }

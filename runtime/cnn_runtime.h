@@ -119,4 +119,14 @@ static inline float cnn_max_nan(float m, float v)
     return (v > m || v != v) ? v : m;
 }
 
+/* m and the taps of a window row starting at w0, the ones inside [0, in) */
+static inline float cnn_max_clipped(const float *row, int w0, int dilation, int in, int taps,
+                                    float m)
+{
+    const int hi = cnn_tap_hi(w0, dilation, in, taps);
+    for (int k = cnn_tap_lo(w0, dilation); k < hi; ++k)
+        m = cnn_max_nan(m, row[w0 + k * dilation]);
+    return m;
+}
+
 #endif /* CNN_RUNTIME_H */

@@ -36,6 +36,7 @@ class CSource:
     workspace_bytes: int  # per sample
     weights_bin: bytes = None  # blob mode: the weights, and the assembler file that links them
     weights_asm: str = None
+    layers: list = None        # the layer of each call in forward(), in order
 
 
 @functools.lru_cache(maxsize=None)
@@ -80,11 +81,11 @@ def _pointer(buf):
     return f"ws + {offset}" if offset else "ws"
 
 
-def generate(graph, name=None, weights="auto"):
+def generate(graph, name=None, weights="auto", profile=False):
     """C source and header for a graph that has been through the whole pass pipeline.
 
     weights: "c" (literals in model.c), "blob" (weights.bin + weights.S), or "auto" (C up to
-    WEIGHTS_IN_C_MAX values).
+    WEIGHTS_IN_C_MAX values). profile: also emit <prefix>_profile(), which times each layer.
     """
     if weights not in ("auto", "c", "blob"):
         raise ValueError(f"weights={weights!r}: use 'auto', 'c' or 'blob'")
@@ -130,7 +131,7 @@ def generate(graph, name=None, weights="auto"):
         args.append(_pointer(node.meta["buffer"]))
         if "scratch" in node.meta:
             args.append(_pointer(node.meta["scratch"]))
-        calls.append(dict(fn=fn, args=args))
+        calls.append(dict(fn=fn, args=args, layer=node.name))
 
     (inp,) = graph.inputs
     (out,) = graph.outputs
@@ -150,15 +151,18 @@ def generate(graph, name=None, weights="auto"):
                in_size=int(np.prod(in_shape)), out_size=int(np.prod(out_shape)),
                workspace_bytes=workspace_bytes, params=f"{total_params:,}",
                flops=f"{total_flops:,}", layers=layers, calls=calls, weights=weights,
-               output_is_input=graph.meta["output_is_input"], blob=blob)
+               output_is_input=graph.meta["output_is_input"], blob=blob, profile=profile)
     c_source = env.get_template("model.c.j2").render(ctx)
     header = env.get_template("model.h.j2").render(ctx)
     cdef = (f"size_t {prefix}_workspace_size(void);\n"
             f"int {prefix}_forward(const float *input, float *output, int batch, "
             f"void *workspace);\n")
+    if profile:
+        cdef += (f"int {prefix}_profile(const float *input, float *output, int batch, "
+                 f"void *workspace, double *seconds);\n")
     weights_bin = weights_asm = None
     if use_blob:
         weights_bin = np.concatenate(chunks).astype("<f4").tobytes() if chunks else b""
         weights_asm = env.get_template("weights.S.j2").render(blob)
     return CSource(prefix, c_source, header, cdef, in_shape, out_shape, workspace_bytes,
-                   weights_bin, weights_asm)
+                   weights_bin, weights_asm, [c["layer"] for c in calls])

@@ -64,10 +64,41 @@ def pack_panels(w, groups):
     return np.ascontiguousarray(a.reshape(groups, mpad // MR, MR, kdim).transpose(0, 1, 3, 2))
 
 
+def shifted_layout(node, ins, out_shape):
+    """The shifted_gemm kernel's geometry. The input is copied into zero-padded phase planes
+    (runtime/cnn_gemm.h: cnn_pad_phases): for stride s, plane (c, ph, pw) holds every s-th
+    padded row and column from (ph, pw). Kernel tap (c, kh, kw) then reads plane
+    (c, kh*dh % sh, kw*dw % sw) from row kh*dh // sh, column kw*dw // sw onwards, the same
+    slice for every output pixel. The product is computed over a grid of OH rows of Wq
+    columns (the last Wq - OW of each discarded) into scratch, then compacted."""
+    a = node.attrs
+    rank = len(a["kernel_size"])
+    lead = (1,) * (2 - rank)
+    size = lead + tuple(ins[0].shape[2:])
+    kernel, dil = lead + tuple(a["kernel_size"]), lead + tuple(a["dilation"])
+    stride = lead + tuple(a["stride"])
+    pads = [(0, 0)] * (2 - rank) + conv_pads(a)
+    out = lead + tuple(out_shape[2:])
+    taps = [[(k * d) // s for k in range(n)] for n, d, s in zip(kernel, dil, stride)]
+    hq, wq = (max(-(-(sz + sum(p)) // s), o + t[-1])
+              for sz, p, s, o, t in zip(size, pads, stride, out, taps))
+    cg = a["in_channels"] // a["groups"]
+    plane = hq * wq
+    phases = stride[0] * stride[1]
+    grid = out[0] * wq
+    offsets = [(c * phases + (kh * dil[0] % stride[0]) * stride[1] + kw * dil[1] % stride[1]) * plane
+               + (kh * dil[0] // stride[0]) * wq + kw * dil[1] // stride[1]
+               for c in range(cg) for kh in range(kernel[0]) for kw in range(kernel[1])]
+    slack = taps[1][-1] + NR_MAX
+    return dict(hq=hq, wq=wq, stride_h=stride[0], stride_w=stride[1], pad_top=pads[0][0],
+                pad_left=pads[1][0], ldc=-(-grid // NR_MAX) * NR_MAX, grid=grid, slack=slack,
+                offsets=offsets, c_offset=-(-(cg * phases * plane + slack) // 16) * 16)
+
+
 class ConvNd(Op):
     template = "conv.c.j2"
     kernels = {"direct": "conv.c.j2", "gemm_1x1": "conv_gemm.c.j2",
-               "im2col_gemm": "conv_gemm.c.j2"}
+               "im2col_gemm": "conv_gemm.c.j2", "shifted_gemm": "conv_shifted.c.j2"}
     epilogue = True
     rank = 2
 
@@ -80,16 +111,19 @@ class ConvNd(Op):
         if kernel == "gemm_1x1":  # the input itself is the K x N matrix
             return all(k == 1 for k in a["kernel_size"]) and all(s == 1 for s in a["stride"]) \
                 and all(p == (0, 0) for p in conv_pads(a))
-        return kernel == "im2col_gemm"
+        return kernel in ("im2col_gemm", "shifted_gemm")
 
     def select_kernel(self, node, ins):
         a = node.attrs
         if self.rank == 3 or a["in_channels"] == a["groups"]:
             return "direct"  # depthwise: one input channel per output, nothing to share
-        return "gemm_1x1" if self.supports(node, "gemm_1x1") else "im2col_gemm"
+        for kernel in ("gemm_1x1", "shifted_gemm"):
+            if self.supports(node, kernel):
+                return kernel
+        return "im2col_gemm"
 
     def pack(self, node):
-        if node.meta.get("kernel") in ("gemm_1x1", "im2col_gemm"):
+        if node.meta.get("kernel") in ("gemm_1x1", "im2col_gemm", "shifted_gemm"):
             packed = {"weight": pack_panels(node.params["weight"], node.attrs["groups"])}
             if "bias" in node.params:
                 packed["bias"] = node.params["bias"]
@@ -99,10 +133,13 @@ class ConvNd(Op):
     def scratch_floats(self, node, ins, out_shape):
         kernel = node.meta.get("kernel")
         m, kdim, n = gemm_shape(node, ins, out_shape)
-        if kernel == "im2col_gemm":
-            return kdim * im2col_columns(kdim, n)
+        if kernel == "im2col_gemm":  # the patches, and two ints per column for their origins
+            return (kdim + 2) * im2col_columns(kdim, n)
         if kernel == "gemm_1x1":
             return GEMM_KC * NR_MAX  # the padded panel for the last columns
+        if kernel == "shifted_gemm":
+            sh = shifted_layout(node, ins, out_shape)
+            return sh["c_offset"] + m * sh["ldc"]
         return 0
 
     @property
@@ -198,8 +235,11 @@ class ConvNd(Op):
         m, kdim, n = gemm_shape(node, ins, out_shape)
         gemm = dict(m=m, kdim=kdim, n=n, a_group=-(-m // MR) * MR * kdim,
                     x_group=c // g * math.prod(size), y_group=m * n,
+                    coords=kdim * (im2col_columns(kdim, n) if node.meta.get("kernel") == "im2col_gemm" else 0),
                     im2col=node.meta.get("kernel") == "im2col_gemm",
                     columns=im2col_columns(kdim, n) if node.meta.get("kernel") == "im2col_gemm" else n)
+        if node.meta.get("kernel") == "shifted_gemm":
+            gemm["shifted"] = shifted_layout(node, ins, out_shape)
         return dict(gemm, rank3=self.rank == 3, groups=g, c_per_group=c // g, k_per_group=k // g,
                     in_d=size[0], in_h=size[1], in_w=size[2], in_plane=size[1] * size[2],
                     in_vol=math.prod(size), out_d=out[0], out_h=out[1], out_w=out[2],

@@ -79,7 +79,12 @@ class MaxPool2d(Op):
         a = node.attrs
         _, c, h, w = ins[0].shape
         _, _, oh, ow = out_shape
-        return dict(channels=c, in_h=h, in_w=w, in_plane=h * w, out_h=oh, out_w=ow,
+        kw, sw, pw, dw = a["kernel_size"][1], a["stride"][1], a["padding"][1], a["dilation"][1]
+        # output columns whose windows lie inside the input: no clipping needed there
+        first = -(-pw // sw)
+        last = max(first, min(ow, (w - 1 + pw - (kw - 1) * dw) // sw + 1))
+        return dict(inner_lo=min(first, ow), inner_hi=last,
+                    channels=c, in_h=h, in_w=w, in_plane=h * w, out_h=oh, out_w=ow,
                     out_plane=oh * ow, kh=a["kernel_size"][0], kw=a["kernel_size"][1],
                     stride_h=a["stride"][0], stride_w=a["stride"][1], pad_top=a["padding"][0],
                     pad_left=a["padding"][1], dil_h=a["dilation"][0], dil_w=a["dilation"][1])
