@@ -54,6 +54,10 @@ class Graph:
             self._connect(src, node.name, pos)
         return node
 
+    def connect(self, src, dst, pos):
+        """Make ``src`` input ``pos`` of ``dst`` (a new input, or one more use of src)."""
+        self._connect(src, dst, pos)
+
     def _connect(self, src, dst, pos):
         if self.nx.has_edge(src, dst):
             self.nx.edges[src, dst]["positions"].append(pos)

@@ -128,7 +128,7 @@ def test_summary_and_profile(simplecnn):
     text = simplecnn.summary()
     for piece in ("conv1", "conv2d", "(1, 32, 32, 32)", "896", "1,769,472", "relu",
                   "Total params: 82,826", f"workspace {simplecnn.workspace_bytes:,} bytes",
-                  "im2col_gemm", "simplecnn_forward"):
+                  "shifted_gemm", "simplecnn_forward"):
         assert piece in text, piece
     stats = simplecnn.profile(random_input((1, 3, 32, 32)), repeat=5, warmup=1)
     assert stats["median_ms"] > 0 and stats["batch"] == 1

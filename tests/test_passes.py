@@ -108,9 +108,43 @@ def test_pipeline_can_stop_after_any_pass():
     seen = []
     g = passes.run(trace(model, (1, 1, 28, 28)), after="fuse_activation",
                    on_pass=lambda name, graph: seen.append(name), lint=True)
-    assert seen == ["lower_padding_mode", "infer_shapes", "eliminate_dead_code",
-                    "eliminate_identity", "fuse_activation"]
+    assert seen == passes.PASS_NAMES[:passes.PASS_NAMES.index("fuse_activation") + 1]
+    assert seen[0] == "lower_padding_mode" and "fold_batch_norm" in seen
     assert "buffer" not in g.node("features.0").meta
     with pytest.raises(ValueError, match="unknown pass 'nope'; passes are: lower_padding_mode, infer_shapes"):
         passes.run(g, after="nope")
     assert plan_memory(g).meta["workspace_floats"] > 0
+
+
+def test_batch_norm_folds_into_conv_and_linear_without_changing_numbers():
+    import cnncompile.nn as cnn
+    from helpers import randomise_batch_norm
+    model = cnn.Sequential(cnn.Conv2d(3, 4, 3), cnn.BatchNorm2d(4), cnn.ReLU(), cnn.Flatten(),
+                           cnn.Linear(64, 5), cnn.BatchNorm2d(5)).eval()
+    randomise_batch_norm(model)
+    weight_before = model[0].weight.copy()
+    g = trace(model, (1, 3, 6, 6))
+    x = random_input((2, 3, 6, 6))
+    before = reference.run(passes.run(g.copy(), after="eliminate_identity"), x)
+    after = passes.run(g, after="fuse_activation", lint=True)
+    assert [n.op for n in after.nodes()] == ["input", "conv2d", "reshape", "linear"]
+    assert after.node("0").meta["fused"] == [{"layer": "1", "op": "batch_norm"},
+                                             {"layer": "2", "op": "relu"}]
+    assert after.node("4").meta["fused"] == [{"layer": "5", "op": "batch_norm"}]
+    np.testing.assert_allclose(reference.run(after, x), before, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(model[0].weight, weight_before)  # the model is untouched
+
+
+def test_residual_add_fuses_into_the_later_conv():
+    model = load_example("resnet18")["model"].eval()
+    g = trace(model, (1, 3, 64, 64))
+    x = random_input((1, 3, 64, 64))
+    before = reference.run(passes.run(g.copy(), after="fold_batch_norm"), x)
+    after = passes.run(g, after="fuse_activation", lint=True)
+    assert not [n for n in after.nodes() if n.op in ("add", "batch_norm", "relu")]
+    conv2 = after.node("layer1.0.conv2")  # identity is the block input: computed before
+    assert after.input_names("layer1.0.conv2") == ["layer1.0.conv1", "maxpool"]
+    assert [f["op"] for f in conv2.meta["fused"]] == ["batch_norm", "add", "relu"]
+    down = after.node("layer2.0.downsample.0")  # runs after conv2: it takes the add
+    assert down.meta["residual"]["value"] == "layer2.0.conv2"
+    np.testing.assert_allclose(reference.run(after, x), before, rtol=1e-4, atol=1e-5)

@@ -96,6 +96,7 @@ def shifted_layout(node, ins, out_shape):
 
 
 class ConvNd(Op):
+    arity = None  # the input, and a residual when passes/fuse_residual.py gave it one
     template = "conv.c.j2"
     kernels = {"direct": "conv.c.j2", "gemm_1x1": "conv_gemm.c.j2",
                "im2col_gemm": "conv_gemm.c.j2", "shifted_gemm": "conv_shifted.c.j2"}
@@ -240,7 +241,7 @@ class ConvNd(Op):
                     columns=im2col_columns(kdim, n) if node.meta.get("kernel") == "im2col_gemm" else n)
         if node.meta.get("kernel") == "shifted_gemm":
             gemm["shifted"] = shifted_layout(node, ins, out_shape)
-        return dict(gemm, rank3=self.rank == 3, groups=g, c_per_group=c // g, k_per_group=k // g,
+        return dict(gemm, rank3=self.rank == 3, residual="residual" in node.meta, groups=g, c_per_group=c // g, k_per_group=k // g,
                     in_d=size[0], in_h=size[1], in_w=size[2], in_plane=size[1] * size[2],
                     in_vol=math.prod(size), out_d=out[0], out_h=out[1], out_w=out[2],
                     out_plane=out[1] * out[2], out_vol=math.prod(out),

@@ -5,7 +5,9 @@ inspected at any point (``cnncompile inspect --after fuse_activation``).
 """
 from .eliminate_dead_code import eliminate_dead_code
 from .eliminate_identity import eliminate_identity
+from .fold_batch_norm import fold_batch_norm
 from .fuse_activation import fuse_activation
+from .fuse_residual import fuse_residual
 from .infer_shapes import infer_shapes
 from .lower_padding_mode import lower_padding_mode
 from .plan_memory import plan_memory
@@ -16,6 +18,8 @@ PIPELINE = [
     infer_shapes,         # static shapes and FLOPs; every layer checked before any C exists
     eliminate_dead_code,  # layers whose output never reaches the model output
     eliminate_identity,   # Identity, and Dropout (a no-op at inference)
+    fold_batch_norm,      # BatchNorm after a conv/linear -> that layer's weights and bias
+    fuse_residual,        # conv(x) + r -> the conv adds r as it writes its output
     fuse_activation,      # conv/linear/pool + ReLU -> one layer with an epilogue
     infer_shapes,         # refresh after rewriting
     select_kernels,       # direct, gemm_1x1, im2col_gemm... from each layer's shapes
