@@ -30,8 +30,8 @@ from . import __version__
 from .errors import BuildError
 from .resources import runtime_dir
 
-NATIVE_FLAGS = ["-O3", "-march=native", "-ffp-contract=fast", "-fopenmp-simd", "-DCNN_OMP_SIMD"]
-PORTABLE_FLAGS = ["-O3", "-ffp-contract=fast", "-fopenmp-simd", "-DCNN_OMP_SIMD"]
+NATIVE_FLAGS = ["-O3", "-march=native", "-ffp-contract=fast", "-fopenmp"]
+PORTABLE_FLAGS = ["-O3", "-ffp-contract=fast", "-fopenmp"]
 WARNING_FLAGS = ["-std=c99", "-Wall", "-Wextra"]
 LIBRARY_NAME = "libmodel.so"
 _loaded = {}
@@ -152,7 +152,8 @@ def _build_in(tmp, source, cc, flags, module_name, module_file, log):
         (tmp / "weights.S").write_text(source.weights_asm)
         _run([cc, "-c", "weights.S", "-o", "weights.o"], tmp, "assembling weights.S")
         objects.append("weights.o")
-    _run([cc, "-shared", *objects, "-o", LIBRARY_NAME, "-lm"], tmp, "linking libmodel.so")
+    link = ["-fopenmp"] if "-fopenmp" in flags else []
+    _run([cc, "-shared", *objects, "-o", LIBRARY_NAME, *link, "-lm"], tmp, "linking libmodel.so")
     ffi = cffi.FFI()
     ffi.cdef(source.cdef)
     ffi.set_source(module_name, '#include "model.h"')
@@ -161,7 +162,7 @@ def _build_in(tmp, source, cc, flags, module_name, module_file, log):
     include = sysconfig.get_paths()["include"]
     _run([cc, "-O2", "-w", "-fPIC", f"-I{include}", "-I.", "-c", f"{module_name}.c",
           "-o", "wrapper.o"], tmp, "compiling the cffi wrapper")
-    _run([cc, "-shared", "wrapper.o", *objects, "-o", module_file, "-lm"], tmp,
+    _run([cc, "-shared", "wrapper.o", *objects, "-o", module_file, *link, "-lm"], tmp,
          "linking the Python extension module")
     for leftover in (*objects, "wrapper.o", f"{module_name}.c"):
         (tmp / leftover).unlink()

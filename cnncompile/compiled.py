@@ -19,7 +19,7 @@ INT_MAX = 2**31 - 1
 class CompiledModel:
     def __init__(self, prefix, input_shape, output_shape, workspace_bytes, lib, ffi,
                  c_source=None, header=None, graph=None, path=None, build_info=None,
-                 weights_asm=None, profiler=None):
+                 weights_asm=None, profiler=None, num_threads=None):
         self.prefix = prefix
         self.input_shape = tuple(input_shape)      # per sample, e.g. (3, 32, 32)
         self.output_shape = tuple(output_shape)    # per sample, e.g. (10,)
@@ -31,6 +31,9 @@ class CompiledModel:
         self._profiler_factory, self._profiler = profiler, None
         self._ffi, self._lib = ffi, lib
         self._forward = getattr(lib, f"{prefix}_forward")
+        self._set_threads = getattr(lib, f"{prefix}_set_num_threads")
+        # threads per call: None for OpenMP's default (OMP_NUM_THREADS, or every core)
+        self.num_threads = num_threads
         self._local = threading.local()
 
     # -- calling ---------------------------------------------------------------------------
@@ -70,6 +73,8 @@ class CompiledModel:
         n = x.shape[0]
         out = np.empty((n,) + self.output_shape, np.float32)
         if n:
+            if self.num_threads:
+                self._set_threads(int(self.num_threads))
             rc = self._forward(self._ffi.from_buffer("float[]", x),
                                self._ffi.from_buffer("float[]", out), n, self._workspace())
             if rc != 0:
@@ -106,6 +111,8 @@ class CompiledModel:
         if self._profiler is None:
             self._profiler = self._profiler_factory()
         fn, ffi, names = self._profiler
+        if self.num_threads:
+            self._set_threads(int(self.num_threads))
         seconds = np.zeros(len(names))
         out = np.empty((x.shape[0],) + self.output_shape, np.float32)
         ws = np.empty(self.workspace_bytes + 64, np.uint8)
@@ -185,6 +192,7 @@ def load(directory):
     ffi = cffi.FFI()
     prefix = meta["prefix"]
     ffi.cdef(f"size_t {prefix}_workspace_size(void);\n"
+             f"void {prefix}_set_num_threads(int num_threads);\n"
              f"int {prefix}_forward(const float *, float *, int, void *);")
     lib = ffi.dlopen(str((d / "libmodel.so").resolve()))
     return CompiledModel(prefix, meta["input_shape"], meta["output_shape"],

@@ -16,6 +16,8 @@
 
 #include <string.h>
 
+#include "cnn_runtime.h"
+
 #define CNN_MR 8 /* rows of C per micro-kernel: the weight packing in cnncompile uses it */
 
 #if defined(__GNUC__) && !defined(CNN_NO_VECTOR_EXTENSIONS)
@@ -173,12 +175,14 @@ static inline int cnn_min(int a, int b)
  * is not packed and n is not a multiple of NR). */
 static inline void cnn_gemm(int m, int kdim, int n, const float *restrict a,
                             const float *restrict b, int ldb, float *restrict c, int ldc,
-                            float *restrict edge)
+                            float *restrict edge, int parallel)
 {
-    for (int k0 = 0; k0 < kdim; k0 += CNN_GEMM_KC) {
-        const int kc = cnn_min(CNN_GEMM_KC, kdim - k0);
-        for (int j = 0; j < n; j += CNN_NR) {
-            const int nn = cnn_min(CNN_NR, n - j);
+    (void)parallel; /* read by the OpenMP pragma only */
+    CNN_PARALLEL_FOR(parallel)
+    for (int j = 0; j < n; j += CNN_NR) {
+        const int nn = cnn_min(CNN_NR, n - j);
+        for (int k0 = 0; k0 < kdim; k0 += CNN_GEMM_KC) {
+            const int kc = cnn_min(CNN_GEMM_KC, kdim - k0);
             const float *bp = b + (size_t)j * kdim + (size_t)k0 * CNN_NR;
             int bld = CNN_NR;
             if (ldb) {
@@ -207,12 +211,14 @@ static inline void cnn_gemm(int m, int kdim, int n, const float *restrict a,
  * rounded up to NR columns, so no column edge case; rows past m are written to tile. */
 static inline void cnn_gemm_rows(int m, int kdim, int n, const float *restrict a,
                                  const float *restrict b, const int *restrict off,
-                                 float *restrict c, int ldc)
+                                 float *restrict c, int ldc, int parallel)
 {
-    float tile[CNN_MR * CNN_NR];
-    for (int k0 = 0; k0 < kdim; k0 += CNN_GEMM_KC) {
-        const int kc = cnn_min(CNN_GEMM_KC, kdim - k0);
-        for (int j = 0; j < n; j += CNN_NR) {
+    (void)parallel;
+    CNN_PARALLEL_FOR(parallel)
+    for (int j = 0; j < n; j += CNN_NR) {
+        float tile[CNN_MR * CNN_NR];
+        for (int k0 = 0; k0 < kdim; k0 += CNN_GEMM_KC) {
+            const int kc = cnn_min(CNN_GEMM_KC, kdim - k0);
             for (int i = 0; i < m; i += CNN_MR) {
                 const float *ap = a + (size_t)i * kdim + (size_t)k0 * CNN_MR;
                 const int mm = cnn_min(CNN_MR, m - i);
@@ -276,12 +282,13 @@ static inline void cnn_im2col_panels(const float *restrict x, int channels, int 
                                      int kh_n, int kw_n, int stride_h, int stride_w,
                                      int pad_top, int pad_left, int dil_h, int dil_w,
                                      int out_w, int p0, int np, float *restrict b,
-                                     int *restrict coords)
+                                     int *restrict coords, int parallel)
 {
     const int rows = channels * kh_n * kw_n;
     const int panels = (np + CNN_NR - 1) / CNN_NR;
     int *restrict h0 = coords, *restrict w0 = coords + panels * CNN_NR;
     int oh = p0 / out_w, ow = p0 % out_w;
+    (void)parallel;
     for (int j = 0; j < panels * CNN_NR; ++j) {
         if (j < np) {
             h0[j] = oh * stride_h - pad_top;
@@ -295,6 +302,7 @@ static inline void cnn_im2col_panels(const float *restrict x, int channels, int 
             w0[j] = 0;
         }
     }
+    CNN_PARALLEL_FOR(parallel)
     for (int r = 0; r < rows; ++r) {
         const int c = r / (kh_n * kw_n), dh = r / kw_n % kh_n * dil_h, dw = r % kw_n * dil_w;
         const float *restrict xc = x + (size_t)c * in_h * in_w;

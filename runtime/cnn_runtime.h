@@ -12,11 +12,21 @@
 
 /* Vectorise a float sum when the build enables OpenMP SIMD (-fopenmp-simd -DCNN_OMP_SIMD);
  * without it, the loop is compiled as written and no pragma warning is raised. */
-#if defined(_OPENMP) || defined(CNN_OMP_SIMD)
 #define CNN_PRAGMA(x) _Pragma(#x)
+#if defined(_OPENMP) || defined(CNN_OMP_SIMD)
 #define CNN_SIMD_SUM(v) CNN_PRAGMA(omp simd reduction(+:v))
 #else
 #define CNN_SIMD_SUM(v)
+#endif
+
+/* Threads: with OpenMP (-fopenmp), a loop marked CNN_PARALLEL_FOR(cond) is shared among the
+ * calling thread's OpenMP threads when cond holds (cnncompile sets it for layers with enough
+ * work to repay starting them). Without OpenMP it is an ordinary loop. */
+#if defined(_OPENMP)
+#include <omp.h>
+#define CNN_PARALLEL_FOR(cond) CNN_PRAGMA(omp parallel for schedule(static) if(cond))
+#else
+#define CNN_PARALLEL_FOR(cond)
 #endif
 
 /* Sliding windows. An output index o reads input index o * stride + offset - pad, where

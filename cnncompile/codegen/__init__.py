@@ -155,6 +155,7 @@ def generate(graph, name=None, weights="auto", profile=False):
     c_source = env.get_template("model.c.j2").render(ctx)
     header = env.get_template("model.h.j2").render(ctx)
     cdef = (f"size_t {prefix}_workspace_size(void);\n"
+            f"void {prefix}_set_num_threads(int num_threads);\n"
             f"int {prefix}_forward(const float *input, float *output, int batch, "
             f"void *workspace);\n")
     if profile:

@@ -27,3 +27,12 @@ def per_sample_dims(shape):
 
 def numel_per_sample(shape):
     return math.prod(shape[1:])
+
+
+# A layer's loops are shared among threads only above this much work: starting them costs
+# a few microseconds, which small layers do not repay.
+PARALLEL_MIN_FLOPS = 1_000_000
+
+
+def parallel_worth_it(node):
+    return node.meta.get("flops", 0) >= PARALLEL_MIN_FLOPS

@@ -13,7 +13,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from ..errors import ShapeError
 from ..ir import layer_error
 from . import Op, register
-from .common import describe_source, out_size
+from .common import describe_source, out_size, parallel_worth_it
 
 NUMPY_PAD_MODE = {"zeros": "constant", "reflect": "reflect", "replicate": "edge",
                   "circular": "wrap"}
@@ -241,7 +241,8 @@ class ConvNd(Op):
                     columns=im2col_columns(kdim, n) if node.meta.get("kernel") == "im2col_gemm" else n)
         if node.meta.get("kernel") == "shifted_gemm":
             gemm["shifted"] = shifted_layout(node, ins, out_shape)
-        return dict(gemm, rank3=self.rank == 3, residual="residual" in node.meta, groups=g, c_per_group=c // g, k_per_group=k // g,
+        return dict(gemm, rank3=self.rank == 3, residual="residual" in node.meta,
+                    out_channels=k, parallel=int(parallel_worth_it(node)), groups=g, c_per_group=c // g, k_per_group=k // g,
                     in_d=size[0], in_h=size[1], in_w=size[2], in_plane=size[1] * size[2],
                     in_vol=math.prod(size), out_d=out[0], out_h=out[1], out_w=out[2],
                     out_plane=out[1] * out[2], out_vol=math.prod(out),
