@@ -36,8 +36,8 @@ def compile(model, input_shape, *, name=None, cache_dir=None, flags=None, werror
     flags: C compiler flags (default: build.NATIVE_FLAGS; build.PORTABLE_FLAGS for export).
     skip_passes: names of optimisation passes to leave out (for testing).
     kernels: {layer name: kernel} to override the kernel selection, e.g. {"conv1": "direct"}.
-    num_threads: threads per call (default: OMP_NUM_THREADS, or every core); can be changed
-        later through CompiledModel.num_threads.
+    num_threads: threads per call (default: OMP_NUM_THREADS, or every core this process may
+        use); can be changed later through CompiledModel.num_threads.
     weights: "c" writes the weights into model.c as literals; "blob" into weights.bin, linked
         by weights.S (fast to build for large models); "auto" chooses by size.
     verbose: print progress to stderr.

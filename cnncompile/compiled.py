@@ -6,6 +6,7 @@ a copy when it already is. The GIL is released during the C call, so one Compile
 serve many threads; each thread gets its own workspace.
 """
 import json
+import os
 import shutil
 import threading
 import time
@@ -14,6 +15,17 @@ from pathlib import Path
 import numpy as np
 
 INT_MAX = 2**31 - 1
+
+
+def default_threads():
+    """OMP_NUM_THREADS if set, else the number of cores this process may run on."""
+    env = os.environ.get("OMP_NUM_THREADS", "").split(",")[0]
+    if env.strip().isdigit() and int(env) > 0:
+        return int(env)
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 class CompiledModel:
@@ -32,8 +44,9 @@ class CompiledModel:
         self._ffi, self._lib = ffi, lib
         self._forward = getattr(lib, f"{prefix}_forward")
         self._set_threads = getattr(lib, f"{prefix}_set_num_threads")
-        # threads per call: None for OpenMP's default (OMP_NUM_THREADS, or every core)
-        self.num_threads = num_threads
+        # threads per call; by default every core this process may run on (OpenMP's own
+        # default was measured slower here)
+        self.num_threads = num_threads or default_threads()
         self._local = threading.local()
 
     # -- calling ---------------------------------------------------------------------------
@@ -58,6 +71,13 @@ class CompiledModel:
             raise ValueError(f"{self.prefix}: batch {x.shape[0]} is larger than {INT_MAX}")
         return np.ascontiguousarray(x, dtype=np.float32), unbatched
 
+    def _apply_threads(self):
+        """Set this OS thread's OpenMP thread count, only when it changes: setting it anew
+        on every call costs libgomp a new thread team each time (9 ms per ResNet-18 call)."""
+        if self.num_threads and getattr(self._local, "threads", None) != self.num_threads:
+            self._set_threads(int(self.num_threads))
+            self._local.threads = self.num_threads
+
     def _workspace(self):
         ws = getattr(self._local, "ws", None)
         if ws is None:
@@ -73,8 +93,7 @@ class CompiledModel:
         n = x.shape[0]
         out = np.empty((n,) + self.output_shape, np.float32)
         if n:
-            if self.num_threads:
-                self._set_threads(int(self.num_threads))
+            self._apply_threads()
             rc = self._forward(self._ffi.from_buffer("float[]", x),
                                self._ffi.from_buffer("float[]", out), n, self._workspace())
             if rc != 0:
@@ -111,8 +130,7 @@ class CompiledModel:
         if self._profiler is None:
             self._profiler = self._profiler_factory()
         fn, ffi, names = self._profiler
-        if self.num_threads:
-            self._set_threads(int(self.num_threads))
+        self._apply_threads()
         seconds = np.zeros(len(names))
         out = np.empty((x.shape[0],) + self.output_shape, np.float32)
         ws = np.empty(self.workspace_bytes + 64, np.uint8)

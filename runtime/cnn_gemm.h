@@ -209,33 +209,52 @@ static inline void cnn_gemm(int m, int kdim, int n, const float *restrict a,
 
 /* C[m x n] = A * B with row k of B at b + off[k] (cnn_gemm_micro_rows); C has ldc >= n
  * rounded up to NR columns, so no column edge case; rows past m are written to tile. */
+static inline void cnn_gemm_rows_block(int m, int kdim, const float *restrict a,
+                                       const float *restrict b, const int *restrict off,
+                                       float *restrict c, int ldc, int i, int k0)
+{
+    float tile[CNN_MR * CNN_NR];
+    const int kc = cnn_min(CNN_GEMM_KC, kdim - k0);
+    const float *ap = a + (size_t)i * kdim + (size_t)k0 * CNN_MR;
+    const int mm = cnn_min(CNN_MR, m - i);
+    if (mm == CNN_MR) {
+        cnn_gemm_micro_rows(kc, ap, b, off + k0, c + (size_t)i * ldc, ldc, k0 > 0);
+        return;
+    }
+    if (k0 > 0)
+        for (int r = 0; r < mm; ++r)
+            memcpy(tile + r * CNN_NR, c + (size_t)(i + r) * ldc, sizeof(float) * CNN_NR);
+    cnn_gemm_micro_rows(kc, ap, b, off + k0, tile, CNN_NR, k0 > 0);
+    for (int r = 0; r < mm; ++r)
+        memcpy(c + (size_t)(i + r) * ldc, tile + r * CNN_NR, sizeof(float) * CNN_NR);
+}
+
+/* C[m x n] = A * B with row k of B at b + off[k] (cnn_gemm_micro_rows); C has ldc >= n
+ * rounded up to NR columns, so there is no column edge. Threads share the column blocks;
+ * with fewer column blocks than threads (small images), they share the row panels. */
 static inline void cnn_gemm_rows(int m, int kdim, int n, const float *restrict a,
                                  const float *restrict b, const int *restrict off,
                                  float *restrict c, int ldc, int parallel)
 {
     (void)parallel;
-    CNN_PARALLEL_FOR(parallel)
-    for (int j = 0; j < n; j += CNN_NR) {
-        float tile[CNN_MR * CNN_NR];
-        for (int k0 = 0; k0 < kdim; k0 += CNN_GEMM_KC) {
-            const int kc = cnn_min(CNN_GEMM_KC, kdim - k0);
-            for (int i = 0; i < m; i += CNN_MR) {
-                const float *ap = a + (size_t)i * kdim + (size_t)k0 * CNN_MR;
-                const int mm = cnn_min(CNN_MR, m - i);
-                if (mm == CNN_MR) {
-                    cnn_gemm_micro_rows(kc, ap, b + j, off + k0, c + (size_t)i * ldc + j, ldc,
-                                        k0 > 0);
-                } else {
-                    if (k0 > 0)
-                        for (int r = 0; r < mm; ++r)
-                            memcpy(tile + r * CNN_NR, c + (size_t)(i + r) * ldc + j, sizeof(float) * CNN_NR);
-                    cnn_gemm_micro_rows(kc, ap, b + j, off + k0, tile, CNN_NR, k0 > 0);
-                    for (int r = 0; r < mm; ++r)
-                        memcpy(c + (size_t)(i + r) * ldc + j, tile + r * CNN_NR, sizeof(float) * CNN_NR);
-                }
-            }
-        }
+    const int blocks = (n + CNN_NR - 1) / CNN_NR;
+#if defined(_OPENMP)
+    if (parallel && blocks < 2 * omp_get_max_threads()) {
+        const int panels = (m + CNN_MR - 1) / CNN_MR;
+        CNN_PARALLEL_FOR(1)
+        for (int t = 0; t < blocks * panels; ++t)
+            for (int k0 = 0; k0 < kdim; k0 += CNN_GEMM_KC)
+                cnn_gemm_rows_block(m, kdim, a, b + t / panels * CNN_NR, off,
+                                    c + t / panels * CNN_NR, ldc, t % panels * CNN_MR, k0);
+        return;
     }
+#endif
+    /* each K x NR panel of B is read from L1 by every row panel of A in turn */
+    CNN_PARALLEL_FOR(parallel)
+    for (int j = 0; j < blocks; ++j)
+        for (int k0 = 0; k0 < kdim; k0 += CNN_GEMM_KC)
+            for (int i = 0; i < m; i += CNN_MR)
+                cnn_gemm_rows_block(m, kdim, a, b + j * CNN_NR, off, c + j * CNN_NR, ldc, i, k0);
 }
 
 /* Copy x (C x H x W) into zero-padded phase planes for a convolution of stride sh x sw:

@@ -99,7 +99,8 @@ class ConvNd(Op):
     arity = None  # the input, and a residual when passes/fuse_residual.py gave it one
     template = "conv.c.j2"
     kernels = {"direct": "conv.c.j2", "gemm_1x1": "conv_gemm.c.j2",
-               "im2col_gemm": "conv_gemm.c.j2", "shifted_gemm": "conv_shifted.c.j2"}
+               "im2col_gemm": "conv_gemm.c.j2", "shifted_gemm": "conv_shifted.c.j2",
+               "depthwise": "conv_depthwise.c.j2"}
     epilogue = True
     rank = 2
 
@@ -109,6 +110,8 @@ class ConvNd(Op):
             return True
         if self.rank == 3:
             return False
+        if kernel == "depthwise":  # one input channel per group
+            return a["in_channels"] == a["groups"]
         if kernel == "gemm_1x1":  # the input itself is the K x N matrix
             return all(k == 1 for k in a["kernel_size"]) and all(s == 1 for s in a["stride"]) \
                 and all(p == (0, 0) for p in conv_pads(a))
@@ -116,8 +119,10 @@ class ConvNd(Op):
 
     def select_kernel(self, node, ins):
         a = node.attrs
-        if self.rank == 3 or a["in_channels"] == a["groups"]:
-            return "direct"  # depthwise: one input channel per output, nothing to share
+        if self.rank == 3:
+            return "direct"
+        if a["in_channels"] == a["groups"]:
+            return "depthwise"  # one input channel per output: nothing for a GEMM to share
         for kernel in ("gemm_1x1", "shifted_gemm"):
             if self.supports(node, kernel):
                 return kernel
