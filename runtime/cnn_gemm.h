@@ -151,7 +151,7 @@ static inline void cnn_gemm_micro_edge(int kc, const float *restrict a, const fl
         memcpy(c + i * ldc, tile + i * CNN_NR, sizeof(float) * (size_t)n);
 }
 
-/* Copy columns [j, j + n) of a row-major K x ldb matrix into a zero-padded K x NR panel. */
+/* Copy n <= NR columns of a row-major K x ldb matrix into a zero-padded K x NR panel. */
 static inline void cnn_gemm_edge_panel(int kdim, const float *restrict b, int ldb, int n,
                                        float *restrict panel)
 {
@@ -170,38 +170,34 @@ static inline int cnn_min(int a, int b)
     return a < b ? a : b;
 }
 
-/* C[m x n] = A * B, A packed in MR-row panels (m rounded up), B packed in NR-column panels
- * (ldb == 0) or row-major with rows ldb apart. edge: scratch for KC x NR floats (used when B
- * is not packed and n is not a multiple of NR). */
+/* C[m x n] = A * B, A packed in MR-row panels (m rounded up). B is packed in NR-column
+ * panels (ldb == 0), or row-major with rows ldb apart, in which case each KC x NR block is
+ * copied into a contiguous panel first (rows of a 1x1 convolution's input lie a whole image
+ * plane apart) and then read by every row panel of A. */
 static inline void cnn_gemm(int m, int kdim, int n, const float *restrict a,
                             const float *restrict b, int ldb, float *restrict c, int ldc,
-                            float *restrict edge, int parallel)
+                            int parallel)
 {
     (void)parallel; /* read by the OpenMP pragma only */
     CNN_PARALLEL_FOR(parallel)
     for (int j = 0; j < n; j += CNN_NR) {
+        float panel[CNN_GEMM_KC * CNN_NR];
         const int nn = cnn_min(CNN_NR, n - j);
         for (int k0 = 0; k0 < kdim; k0 += CNN_GEMM_KC) {
             const int kc = cnn_min(CNN_GEMM_KC, kdim - k0);
             const float *bp = b + (size_t)j * kdim + (size_t)k0 * CNN_NR;
-            int bld = CNN_NR;
             if (ldb) {
-                bp = b + (size_t)k0 * ldb + j;
-                bld = ldb;
-                if (nn < CNN_NR) {
-                    cnn_gemm_edge_panel(kc, bp, ldb, nn, edge);
-                    bp = edge;
-                    bld = CNN_NR;
-                }
+                cnn_gemm_edge_panel(kc, b + (size_t)k0 * ldb + j, ldb, nn, panel);
+                bp = panel;
             }
             for (int i = 0; i < m; i += CNN_MR) {
                 const float *ap = a + (size_t)i * kdim + (size_t)k0 * CNN_MR;
                 const int mm = cnn_min(CNN_MR, m - i);
                 if (mm == CNN_MR && nn == CNN_NR)
-                    cnn_gemm_micro(kc, ap, bp, bld, c + (size_t)i * ldc + j, ldc, k0 > 0);
+                    cnn_gemm_micro(kc, ap, bp, CNN_NR, c + (size_t)i * ldc + j, ldc, k0 > 0);
                 else
-                    cnn_gemm_micro_edge(kc, ap, bp, bld, c + (size_t)i * ldc + j, ldc, k0 > 0,
-                                        mm, nn);
+                    cnn_gemm_micro_edge(kc, ap, bp, CNN_NR, c + (size_t)i * ldc + j, ldc,
+                                        k0 > 0, mm, nn);
             }
         }
     }

@@ -60,6 +60,18 @@ static inline int cnn_tap_hi(int start, int dilation, int in, int taps)
     return last / dilation + 1 < taps ? last / dilation + 1 : taps;
 }
 
+/* One kernel row's contribution to a depthwise output pixel whose window starts at column
+ * w0 of input row `row`, the taps outside [0, in_w) skipped: the border columns' path. */
+static inline float cnn_dw_row_point(const float *row, const float *w, int w0, int in_w,
+                                     int kw_n, int dil_w)
+{
+    float acc = 0.0f;
+    const int kw1 = cnn_tap_hi(w0, dil_w, in_w, kw_n);
+    for (int kw = cnn_tap_lo(w0, dil_w); kw < kw1; ++kw)
+        acc += w[kw] * row[w0 + kw * dil_w];
+    return acc;
+}
+
 /* Activations, as the torch.nn documentation defines them. NaN passes through, as in torch. */
 static inline float cnn_relu(float v)
 {

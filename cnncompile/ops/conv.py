@@ -39,6 +39,12 @@ GEMM_KC = 256       # CNN_GEMM_KC
 IM2COL_FLOATS = 1 << 17  # an im2col chunk of at most 512 KiB, to stay in L2
 
 
+def inner_range(size, out, k, s, p, d):
+    """Output indices whose whole window lies inside an input dimension: [lo, hi)."""
+    lo = min(-(-p // s), out)
+    return lo, max(lo, min(out, (size - 1 + p - (k - 1) * d) // s + 1))
+
+
 def gemm_shape(node, ins, out_shape):
     """(M, K, N) of the convolution as a matrix product per group: weights (M x K) times
     input patches (K x N), with N the output pixels."""
@@ -141,8 +147,6 @@ class ConvNd(Op):
         m, kdim, n = gemm_shape(node, ins, out_shape)
         if kernel == "im2col_gemm":  # the patches, and two ints per column for their origins
             return (kdim + 2) * im2col_columns(kdim, n)
-        if kernel == "gemm_1x1":
-            return GEMM_KC * NR_MAX  # the padded panel for the last columns
         if kernel == "shifted_gemm":
             sh = shifted_layout(node, ins, out_shape)
             return sh["c_offset"] + m * sh["ldc"]
@@ -239,11 +243,20 @@ class ConvNd(Op):
         dil = (1,) * lead + tuple(a["dilation"])
         pads = [(0, 0)] * lead + conv_pads(a)
         m, kdim, n = gemm_shape(node, ins, out_shape)
-        gemm = dict(m=m, kdim=kdim, n=n, a_group=-(-m // MR) * MR * kdim,
+        kernel_name = node.meta.get("kernel")
+        if kernel_name == "im2col_gemm":
+            columns = im2col_columns(kdim, n)
+        elif kernel_name == "gemm_1x1":  # chunks whose output stays in L2 for the epilogue
+            columns = min(n, max(NR_MAX, IM2COL_FLOATS // 2 // m // NR_MAX * NR_MAX))
+        else:
+            columns = n
+        gemm = dict(m=m, kdim=kdim, n=n, a_group=-(-m // MR) * MR * kdim, columns=columns,
+                    rows_inner=inner_range(size[1], out[1], kernel[1], stride[1], pads[1][0], dil[1]),
+                    cols_inner=inner_range(size[2], out[2], kernel[2], stride[2], pads[2][0], dil[2]),
+                    taps=[dict(k=i, off=i * dil[2]) for i in range(kernel[2])],
                     x_group=c // g * math.prod(size), y_group=m * n,
                     coords=kdim * (im2col_columns(kdim, n) if node.meta.get("kernel") == "im2col_gemm" else 0),
-                    im2col=node.meta.get("kernel") == "im2col_gemm",
-                    columns=im2col_columns(kdim, n) if node.meta.get("kernel") == "im2col_gemm" else n)
+                    im2col=kernel_name == "im2col_gemm")
         if node.meta.get("kernel") == "shifted_gemm":
             gemm["shifted"] = shifted_layout(node, ins, out_shape)
         return dict(gemm, rank3=self.rank == 3, residual="residual" in node.meta,
