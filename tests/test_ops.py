@@ -328,7 +328,7 @@ def test_functional_forms_match_torch():
 
 
 def conv_kernel_cases():
-    for op in ("conv1d", "conv2d", "conv3d"):
+    for op in ("conv1d", "conv2d", "conv3d", "conv_transpose2d"):
         for i, (layers, shape) in enumerate(CASES[op]):
             for kernel in ops.REGISTRY[op].kernels:
                 yield pytest.param(layers, shape, kernel, id=f"{op}[{i}]-{kernel}")
@@ -339,6 +339,7 @@ def test_every_conv_kernel_matches_the_reference(layers, shape, kernel):
     model = build(layers, "cnncompile").eval()
     name = next(n for n, m in model.named_children() if type(m).__name__.startswith("Conv"))
     graph = build_graph(model, shape)
+    assert "kernel" in graph.node(name).meta
     op = ops.REGISTRY[graph.node(name).op]
     if not op.supports(graph.node(name), kernel):
         with pytest.raises(ValueError, match=f"kernel '{kernel}' cannot compute"):

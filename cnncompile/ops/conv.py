@@ -127,7 +127,7 @@ class ConvNd(Op):
         a = node.attrs
         if self.rank == 3:
             return "direct"
-        if a["in_channels"] == a["groups"]:
+        if a["in_channels"] == a["groups"] > 1:
             return "depthwise"  # one input channel per output: nothing for a GEMM to share
         for kernel in ("gemm_1x1", "shifted_gemm"):
             if self.supports(node, kernel):

@@ -19,7 +19,32 @@ def transposed_size(size, k, s, p, d, op):
 class ConvTranspose2d(Op):
     name = "conv_transpose2d"
     template = "conv_transpose2d.c.j2"
+    # gemm_col2im: columns = W^T x (a GEMM of (K/g * kH * kW) x (C/g) weights by the input
+    # read in place), then each column is added into the output at its kernel tap: col2im
+    kernels = {"direct": "conv_transpose2d.c.j2", "gemm_col2im": "conv_transpose2d_gemm.c.j2"}
     epilogue = True
+
+    def select_kernel(self, node, ins):
+        return "gemm_col2im"
+
+    def pack(self, node):
+        if node.meta.get("kernel") != "gemm_col2im":
+            return node.params
+        from .conv import pack_panels
+        w = node.params["weight"]  # (C, K/g, kH, kW) -> per group, rows (k, kh, kw), columns c
+        g = node.attrs["groups"]
+        c, kg = w.shape[:2]
+        wt = w.reshape(g, c // g, kg * w.shape[2] * w.shape[3]).transpose(0, 2, 1)
+        packed = {"weight": pack_panels(wt.reshape(g * wt.shape[1], c // g), g)}
+        if "bias" in node.params:
+            packed["bias"] = node.params["bias"]
+        return packed
+
+    def scratch_floats(self, node, ins, out_shape):
+        if node.meta.get("kernel") != "gemm_col2im":
+            return 0
+        a = node.attrs
+        return a["out_channels"] // a["groups"] * math.prod(a["kernel_size"]) * math.prod(ins[0].shape[2:])
 
     def infer_shape(self, node, ins):
         a, x = node.attrs, ins[0]
@@ -86,7 +111,12 @@ class ConvTranspose2d(Op):
         g = a["groups"]
         (kh, kw), (sh, sw), (ph, pw), (dh, dw) = (a["kernel_size"], a["stride"], a["padding"],
                                                   a["dilation"])
-        return dict(groups=g, c_per_group=c // g, k_per_group=k // g, in_h=h, in_w=w,
+        from .common import parallel_worth_it
+        from .conv import MR
+        rows = k // g * kh * kw
+        return dict(gemm_rows=rows, a_group=-(-rows // MR) * MR * (c // g), out_channels=k,
+                    parallel=int(parallel_worth_it(node)), out_vol=k * oh * ow,
+                    groups=g, c_per_group=c // g, k_per_group=k // g, in_h=h, in_w=w,
                     in_plane=h * w, out_h=oh, out_w=ow, out_plane=oh * ow, kh=kh, kw=kw,
                     kernel_area=kh * kw, stride_h=sh, stride_w=sw, dil_h=dh, dil_w=dw,
                     pad_top=ph, pad_left=pw)
