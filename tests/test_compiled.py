@@ -132,3 +132,24 @@ def test_summary_and_profile(simplecnn):
         assert piece in text, piece
     stats = simplecnn.profile(random_input((1, 3, 32, 32)), repeat=5, warmup=1)
     assert stats["median_ms"] > 0 and stats["batch"] == 1
+
+
+def test_threads_give_the_same_numbers():
+    """Layers big enough to be shared among OpenMP threads give the same results."""
+    ns = load_example("vgg11_cifar")
+    compiled = cnncompile.compile(ns["model"].eval(), (1, 3, 32, 32), num_threads=1)
+    x = random_input((2, 3, 32, 32))
+    one = compiled(x)
+    compiled.num_threads = 2
+    two = compiled(x)
+    assert_close(two, one, "2 threads vs 1")
+    assert_close(two, expected(compiled, x), "2 threads vs reference")
+    assert "CNN_PARALLEL_FOR(1)" in compiled.c_source  # its big layers do run in parallel
+
+
+def test_profile_per_layer(simplecnn):
+    stats = simplecnn.profile(random_input((1, 3, 32, 32)), repeat=3, warmup=1, layers=True)
+    assert [row[0] for row in stats["layers"]] == ["conv1", "pool", "fc1"]
+    assert all(ms >= 0 for _, _, ms, _ in stats["layers"])
+    table = simplecnn.profile_table(random_input((1, 3, 32, 32)), repeat=3)
+    assert "shifted_gemm" in table and table.splitlines()[-1].startswith("total")

@@ -92,9 +92,10 @@ def shifted_layout(node, ins, out_shape):
     plane = hq * wq
     phases = stride[0] * stride[1]
     grid = out[0] * wq
-    offsets = [(c * phases + (kh * dil[0] % stride[0]) * stride[1] + kw * dil[1] % stride[1]) * plane
-               + (kh * dil[0] // stride[0]) * wq + kw * dil[1] // stride[1]
-               for c in range(cg) for kh in range(kernel[0]) for kw in range(kernel[1])]
+    c, kh, kw = np.meshgrid(np.arange(cg), np.arange(kernel[0]) * dil[0],
+                            np.arange(kernel[1]) * dil[1], indexing="ij")
+    offsets = ((c * phases + kh % stride[0] * stride[1] + kw % stride[1]) * plane
+               + kh // stride[0] * wq + kw // stride[1]).ravel().tolist()
     slack = taps[1][-1] + NR_MAX
     return dict(hq=hq, wq=wq, stride_h=stride[0], stride_w=stride[1], pad_top=pads[0][0],
                 pad_left=pads[1][0], ldc=-(-grid // NR_MAX) * NR_MAX, grid=grid, slack=slack,

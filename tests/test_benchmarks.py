@@ -1,0 +1,26 @@
+"""The benchmark harness runs end to end (a short run on a small model)."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from helpers import ROOT
+
+
+def test_harness_runs_and_writes_json_and_svg(tmp_path):
+    pytest.importorskip("onnxruntime")  # the `bench` extra; the README's test command installs it
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    res = subprocess.run([sys.executable, "benchmarks/run.py", "--models", "lenet5,seed_quiz",
+                          "--threads", "1", "--seconds", "0.05", "--json", str(tmp_path / "r.json"),
+                          "--svg", str(tmp_path / "r.svg")], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    rows = json.loads((tmp_path / "r.json").read_text())
+    assert [r["model"] for r in rows] == ["lenet5", "seed_quiz"]
+    for r in rows:
+        assert r["cnncompile_ms"] > 0 and r["torch_ms"] > 0 and r["ort_ms"] > 0
+        assert r["rel_err"] < 1e-4 and r["ort_err"] < 1e-3
+    assert (tmp_path / "r.svg").read_text().startswith("<svg")
+    assert "ORT/cc" in res.stdout and "lowest ORT/cnncompile" in res.stdout
