@@ -51,18 +51,22 @@ static inline void cnn_vstore(float *p, cnn_vf v)
     *(cnn_vf *)p = v;
 }
 
-/* C[MR x NR] (+)= A panel (kc x MR) * B panel (kc x NR, rows ldb apart). */
+/* C[MR x NR] (+)= A panel (kc x MR) * B (kc x NR). Row k of B starts at b + k * ldb, or at
+ * b + off[k] when an offset table is given (B read in place from rows scattered through a
+ * padded input). Callers pass off as NULL or a table, so each inlined use is specialised. */
 static inline void cnn_gemm_micro(int kc, const float *restrict a, const float *restrict b,
-                                  int ldb, float *restrict c, int ldc, int accumulate)
+                                  int ldb, const int *restrict off, float *restrict c, int ldc,
+                                  int accumulate)
 {
     cnn_vf acc[CNN_MR][CNN_NRV];
     for (int i = 0; i < CNN_MR; ++i)
         for (int j = 0; j < CNN_NRV; ++j)
             acc[i][j] = accumulate ? cnn_vload(c + i * ldc + j * CNN_VLEN) : (cnn_vf){0};
     for (int k = 0; k < kc; ++k) {
+        const float *restrict row = off ? b + off[k] : b + (size_t)k * ldb;
         cnn_vf bv[CNN_NRV];
         for (int j = 0; j < CNN_NRV; ++j)
-            bv[j] = cnn_vload(b + (size_t)k * ldb + j * CNN_VLEN);
+            bv[j] = cnn_vload(row + j * CNN_VLEN);
         for (int i = 0; i < CNN_MR; ++i) {
             const float ai = a[k * CNN_MR + i];
             for (int j = 0; j < CNN_NRV; ++j)
@@ -75,60 +79,19 @@ static inline void cnn_gemm_micro(int kc, const float *restrict a, const float *
 }
 #else
 static inline void cnn_gemm_micro(int kc, const float *restrict a, const float *restrict b,
-                                  int ldb, float *restrict c, int ldc, int accumulate)
+                                  int ldb, const int *restrict off, float *restrict c, int ldc,
+                                  int accumulate)
 {
     float acc[CNN_MR][CNN_NR];
     for (int i = 0; i < CNN_MR; ++i)
         for (int j = 0; j < CNN_NR; ++j)
             acc[i][j] = accumulate ? c[i * ldc + j] : 0.0f;
-    for (int k = 0; k < kc; ++k)
-        for (int i = 0; i < CNN_MR; ++i)
-            for (int j = 0; j < CNN_NR; ++j)
-                acc[i][j] += a[k * CNN_MR + i] * b[(size_t)k * ldb + j];
-    for (int i = 0; i < CNN_MR; ++i)
-        for (int j = 0; j < CNN_NR; ++j)
-            c[i * ldc + j] = acc[i][j];
-}
-#endif
-
-#if defined(CNN_VBYTES)
-/* C[MR x NR] = A panel (kc x MR) * B, where row k of B starts at b + off[k]: B is read in
- * place from rows scattered through memory (a padded input, shifted per kernel tap). */
-static inline void cnn_gemm_micro_rows(int kc, const float *restrict a, const float *restrict b,
-                                       const int *restrict off, float *restrict c, int ldc,
-                                       int accumulate)
-{
-    cnn_vf acc[CNN_MR][CNN_NRV];
-    for (int i = 0; i < CNN_MR; ++i)
-        for (int j = 0; j < CNN_NRV; ++j)
-            acc[i][j] = accumulate ? cnn_vload(c + i * ldc + j * CNN_VLEN) : (cnn_vf){0};
     for (int k = 0; k < kc; ++k) {
-        cnn_vf bv[CNN_NRV];
-        for (int j = 0; j < CNN_NRV; ++j)
-            bv[j] = cnn_vload(b + off[k] + j * CNN_VLEN);
-        for (int i = 0; i < CNN_MR; ++i) {
-            const float ai = a[k * CNN_MR + i];
-            for (int j = 0; j < CNN_NRV; ++j)
-                acc[i][j] += ai * bv[j];
-        }
-    }
-    for (int i = 0; i < CNN_MR; ++i)
-        for (int j = 0; j < CNN_NRV; ++j)
-            cnn_vstore(c + i * ldc + j * CNN_VLEN, acc[i][j]);
-}
-#else
-static inline void cnn_gemm_micro_rows(int kc, const float *restrict a, const float *restrict b,
-                                       const int *restrict off, float *restrict c, int ldc,
-                                       int accumulate)
-{
-    float acc[CNN_MR][CNN_NR];
-    for (int i = 0; i < CNN_MR; ++i)
-        for (int j = 0; j < CNN_NR; ++j)
-            acc[i][j] = accumulate ? c[i * ldc + j] : 0.0f;
-    for (int k = 0; k < kc; ++k)
+        const float *restrict row = off ? b + off[k] : b + (size_t)k * ldb;
         for (int i = 0; i < CNN_MR; ++i)
             for (int j = 0; j < CNN_NR; ++j)
-                acc[i][j] += a[k * CNN_MR + i] * b[off[k] + j];
+                acc[i][j] += a[k * CNN_MR + i] * row[j];
+    }
     for (int i = 0; i < CNN_MR; ++i)
         for (int j = 0; j < CNN_NR; ++j)
             c[i * ldc + j] = acc[i][j];
@@ -146,7 +109,7 @@ static inline void cnn_gemm_micro_edge(int kc, const float *restrict a, const fl
     if (accumulate)
         for (int i = 0; i < m; ++i)
             memcpy(tile + i * CNN_NR, c + i * ldc, sizeof(float) * (size_t)n);
-    cnn_gemm_micro(kc, a, b, ldb, tile, CNN_NR, accumulate);
+    cnn_gemm_micro(kc, a, b, ldb, NULL, tile, CNN_NR, accumulate);
     for (int i = 0; i < m; ++i)
         memcpy(c + i * ldc, tile + i * CNN_NR, sizeof(float) * (size_t)n);
 }
@@ -194,7 +157,7 @@ static inline void cnn_gemm(int m, int kdim, int n, const float *restrict a,
                 const float *ap = a + (size_t)i * kdim + (size_t)k0 * CNN_MR;
                 const int mm = cnn_min(CNN_MR, m - i);
                 if (mm == CNN_MR && nn == CNN_NR)
-                    cnn_gemm_micro(kc, ap, bp, CNN_NR, c + (size_t)i * ldc + j, ldc, k0 > 0);
+                    cnn_gemm_micro(kc, ap, bp, CNN_NR, NULL, c + (size_t)i * ldc + j, ldc, k0 > 0);
                 else
                     cnn_gemm_micro_edge(kc, ap, bp, CNN_NR, c + (size_t)i * ldc + j, ldc,
                                         k0 > 0, mm, nn);
@@ -203,7 +166,7 @@ static inline void cnn_gemm(int m, int kdim, int n, const float *restrict a,
     }
 }
 
-/* C[m x n] = A * B with row k of B at b + off[k] (cnn_gemm_micro_rows); C has ldc >= n
+/* C[m x n] = A * B with row k of B at b + off[k] (cnn_gemm_micro with an offset table); C has ldc >= n
  * rounded up to NR columns, so no column edge case; rows past m are written to tile. */
 static inline void cnn_gemm_rows_block(int m, int kdim, const float *restrict a,
                                        const float *restrict b, const int *restrict off,
@@ -214,18 +177,18 @@ static inline void cnn_gemm_rows_block(int m, int kdim, const float *restrict a,
     const float *ap = a + (size_t)i * kdim + (size_t)k0 * CNN_MR;
     const int mm = cnn_min(CNN_MR, m - i);
     if (mm == CNN_MR) {
-        cnn_gemm_micro_rows(kc, ap, b, off + k0, c + (size_t)i * ldc, ldc, k0 > 0);
+        cnn_gemm_micro(kc, ap, b, 0, off + k0, c + (size_t)i * ldc, ldc, k0 > 0);
         return;
     }
     if (k0 > 0)
         for (int r = 0; r < mm; ++r)
             memcpy(tile + r * CNN_NR, c + (size_t)(i + r) * ldc, sizeof(float) * CNN_NR);
-    cnn_gemm_micro_rows(kc, ap, b, off + k0, tile, CNN_NR, k0 > 0);
+    cnn_gemm_micro(kc, ap, b, 0, off + k0, tile, CNN_NR, k0 > 0);
     for (int r = 0; r < mm; ++r)
         memcpy(c + (size_t)(i + r) * ldc, tile + r * CNN_NR, sizeof(float) * CNN_NR);
 }
 
-/* C[m x n] = A * B with row k of B at b + off[k] (cnn_gemm_micro_rows); C has ldc >= n
+/* C[m x n] = A * B with row k of B at b + off[k] (cnn_gemm_micro with an offset table); C has ldc >= n
  * rounded up to NR columns, so there is no column edge. Threads share the column blocks;
  * with fewer column blocks than threads (small images), they share the row panels. */
 static inline void cnn_gemm_rows(int m, int kdim, int n, const float *restrict a,

@@ -18,6 +18,16 @@ def _tuple(value, rank, name, layer):
     raise ValueError(f"{layer}: {name} must be an int or a tuple of {rank} ints, got {value!r}")
 
 
+def _init_weight_and_bias(layer, shape, fan_in, bias, out_channels=None):
+    """torch's reset_parameters: both U(-1/sqrt(fan_in), 1/sqrt(fan_in)); bias per output."""
+    bound = init.fan_in_bound(fan_in)
+    layer.weight = Parameter(init.uniform(shape, bound))
+    if bias:
+        layer.bias = Parameter(init.uniform((out_channels or shape[0],), bound))
+    else:
+        layer.register_parameter("bias", None)
+
+
 class _ConvNd(Module):
     """Convolution over ``rank`` spatial dimensions, torch.nn.Conv{1,2,3}d's signature and
     parameter layout (out_channels, in_channels/groups, *kernel_size)."""
@@ -51,14 +61,8 @@ class _ConvNd(Module):
         else:
             self.padding = _tuple(padding, rank, "padding", name)
         self.padding_mode = padding_mode
-        fan_in = in_channels // groups * math.prod(self.kernel_size)
-        bound = init.fan_in_bound(fan_in)
-        self.weight = Parameter(init.uniform((out_channels, in_channels // groups) + self.kernel_size,
-                                             bound))
-        if bias:
-            self.bias = Parameter(init.uniform((out_channels,), bound))
-        else:
-            self.register_parameter("bias", None)
+        _init_weight_and_bias(self, (out_channels, in_channels // groups) + self.kernel_size,
+                              in_channels // groups * math.prod(self.kernel_size), bias)
 
     def forward(self, x):
         return F.convolution(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
@@ -118,14 +122,10 @@ class ConvTranspose2d(Module):
         self.output_padding = _tuple(output_padding, 2, "output_padding", name)
         self.dilation = _tuple(dilation, 2, "dilation", name)
         self.padding_mode = padding_mode
-        fan_in = out_channels // groups * math.prod(self.kernel_size)  # torch: weight.size(1) * k
-        bound = init.fan_in_bound(fan_in)
-        self.weight = Parameter(init.uniform((in_channels, out_channels // groups) + self.kernel_size,
-                                             bound))
-        if bias:
-            self.bias = Parameter(init.uniform((out_channels,), bound))
-        else:
-            self.register_parameter("bias", None)
+        # torch's fan_in for a transposed conv: weight.size(1) * kernel area
+        _init_weight_and_bias(self, (in_channels, out_channels // groups) + self.kernel_size,
+                              out_channels // groups * math.prod(self.kernel_size), bias,
+                              out_channels)
 
     def forward(self, x):
         return F.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding,
@@ -188,12 +188,7 @@ class Linear(Module):
     def __init__(self, in_features, out_features, bias=True, device=None, dtype=None):
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
-        bound = init.fan_in_bound(in_features)
-        self.weight = Parameter(init.uniform((out_features, in_features), bound))
-        if bias:
-            self.bias = Parameter(init.uniform((out_features,), bound))
-        else:
-            self.register_parameter("bias", None)
+        _init_weight_and_bias(self, (out_features, in_features), in_features, bias)
 
     def forward(self, x):
         return F.linear(x, self.weight, self.bias)
