@@ -5,7 +5,7 @@ import warnings
 
 from . import build as _build
 from . import codegen, passes, trace
-from .compiled import CompiledModel, load  # noqa: F401  (re-exported)
+from .compiled import CompiledModel, default_threads, load  # noqa: F401  (load: re-exported)
 
 
 def build_graph(model, input_shape, skip_passes=(), after=None, kernels=None):
@@ -37,7 +37,8 @@ def compile(model, input_shape, *, name=None, cache_dir=None, flags=None, werror
     skip_passes: names of optimisation passes to leave out (for testing).
     kernels: {layer name: kernel} to override the kernel selection, e.g. {"conv1": "direct"}.
     num_threads: threads per call (default: OMP_NUM_THREADS, or every core this process may
-        use); can be changed later through CompiledModel.num_threads.
+        use); can be changed later through CompiledModel.num_threads. A batch of several
+        samples runs up to this many samples at once, each with its own workspace slot.
     weights: "c" writes the weights into model.c as literals; "blob" into weights.bin, linked
         by weights.S (fast to build for large models); "auto" chooses by size.
     verbose: print progress to stderr.
@@ -46,7 +47,8 @@ def compile(model, input_shape, *, name=None, cache_dir=None, flags=None, werror
     t0 = time.perf_counter()
     graph = build_graph(model, input_shape, skip_passes=skip_passes, kernels=kernels)
     t1 = time.perf_counter()
-    source = codegen.generate(graph, name, weights=weights)
+    slots = max(1, num_threads or default_threads())
+    source = codegen.generate(graph, name, weights=weights, slots=slots)
     t2 = time.perf_counter()
     if log:
         log(f"traced and optimised {len(graph)} layers in {t1 - t0:.2f}s; generated "
@@ -62,7 +64,7 @@ def compile(model, input_shape, *, name=None, cache_dir=None, flags=None, werror
 
     def build_profiler():
         """The same model with <prefix>_profile(): (function, ffi, layer names)."""
-        src = codegen.generate(graph, name, weights=weights, profile=True)
+        src = codegen.generate(graph, name, weights=weights, profile=True, slots=slots)
         mod = _build.load_module(_build.build(src, cache_dir=cache_dir, flags=flags))
         return getattr(mod.lib, f"{src.prefix}_profile"), mod.ffi, src.layers
 

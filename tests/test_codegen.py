@@ -134,6 +134,7 @@ def test_large_models_read_layer_by_layer(name):
         assert fn == "layer_" + node.name.replace(".", "_")
         doc = src[src.rindex("/*", 0, src.index(f"static void {fn}(")):src.index(f"static void {fn}(")]
         assert f" -> {tuple(node.shape[1:])}".replace(",)", ")") in doc and "FLOPs" in doc
-    calls = re.findall(r"^        (layer_\w+)\(", src, re.M)
-    assert calls == functions  # the forward function calls them in order
+    body = src[src.index("static void run_sample("):src.index("_forward(const float")]
+    calls = re.findall(r"^    (layer_\w+)\(", body, re.M)
+    assert calls == functions  # run_sample() calls them in order
     assert "weights.bin" in src  # large: weights are linked from the blob

@@ -153,3 +153,14 @@ def test_profile_per_layer(simplecnn):
     assert all(ms >= 0 for _, _, ms, _ in stats["layers"])
     table = simplecnn.profile_table(random_input((1, 3, 32, 32)), repeat=3)
     assert "shifted_gemm" in table and table.splitlines()[-1].startswith("total")
+
+
+def test_batch_runs_samples_in_parallel_with_their_own_workspace():
+    ns = load_example("lenet5")
+    compiled = cnncompile.compile(ns["model"].eval(), (1, 1, 28, 28), num_threads=2)
+    assert "omp parallel for num_threads(slots)" in compiled.c_source
+    one_slot = cnncompile.compile(ns["model"].eval(), (1, 1, 28, 28), num_threads=1)
+    assert compiled.workspace_bytes == 2 * one_slot.workspace_bytes
+    x = random_input((9, 1, 28, 28))  # odd: threads get different counts
+    assert_close(compiled(x), expected(compiled, x))
+    np.testing.assert_array_equal(compiled(x), one_slot(x))  # same per-sample code

@@ -81,11 +81,12 @@ def _pointer(buf):
     return f"ws + {offset}" if offset else "ws"
 
 
-def generate(graph, name=None, weights="auto", profile=False):
+def generate(graph, name=None, weights="auto", profile=False, slots=1):
     """C source and header for a graph that has been through the whole pass pipeline.
 
     weights: "c" (literals in model.c), "blob" (weights.bin + weights.S), or "auto" (C up to
     WEIGHTS_IN_C_MAX values). profile: also emit <prefix>_profile(), which times each layer.
+    slots: workspace slots, so that up to that many samples of a batch run at once.
     """
     if weights not in ("auto", "c", "blob"):
         raise ValueError(f"weights={weights!r}: use 'auto', 'c' or 'blob'")
@@ -137,7 +138,8 @@ def generate(graph, name=None, weights="auto", profile=False):
     (out,) = graph.outputs
     in_shape = tuple(graph.node(inp).meta["shape"][1:])
     out_shape = tuple(graph.node(out).meta["shape"][1:])
-    workspace_bytes = 4 * graph.meta["workspace_floats"]
+    workspace_floats = graph.meta["workspace_floats"]
+    workspace_bytes = 4 * workspace_floats * slots
     blob = None
     if use_blob:
         blob = dict(symbol=f"{prefix}_weights", count=f"{offset:,}", bytes=f"{4 * offset:,}",
@@ -149,7 +151,8 @@ def generate(graph, name=None, weights="auto", profile=False):
                in_shape=_shape(in_shape), out_shape=_shape(out_shape),
                in_dims=", ".join(map(str, in_shape)), out_dims=", ".join(map(str, out_shape)),
                in_size=int(np.prod(in_shape)), out_size=int(np.prod(out_shape)),
-               workspace_bytes=workspace_bytes, params=f"{total_params:,}",
+               workspace_bytes=workspace_bytes, workspace_floats=workspace_floats, slots=slots,
+               params=f"{total_params:,}",
                flops=f"{total_flops:,}", layers=layers, calls=calls, weights=weights,
                output_is_input=graph.meta["output_is_input"], blob=blob, profile=profile)
     c_source = env.get_template("model.c.j2").render(ctx)
