@@ -1,0 +1,58 @@
+"""The build and its cache when things go wrong: no compiler, a bad flag, an unusable cache
+folder, and several processes building the same model at once."""
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+import cnncompile
+import cnncompile.nn as nn
+from cnncompile.errors import BuildError
+from helpers import ROOT
+
+
+def small_model():
+    cnncompile.manual_seed(1)
+    return nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU()).eval()
+
+
+def test_no_c_compiler_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-cc"))
+    with pytest.raises(BuildError, match="no C compiler.*install gcc or clang, or set CC"):
+        cnncompile.compile(small_model(), (1, 1, 5, 5), cache_dir=tmp_path / "cache")
+    assert not any((tmp_path / "cache").glob("*"))
+
+
+def test_broken_flag_names_the_command_and_leaves_no_entry(tmp_path):
+    with pytest.raises(BuildError, match="-fno-such-flag"):
+        cnncompile.compile(small_model(), (1, 1, 5, 5), cache_dir=tmp_path, flags=["-fno-such-flag"])
+    assert list(tmp_path.iterdir()) == []  # the failed build's folder is gone
+
+
+def test_unusable_cache_folder_is_a_clear_error(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(BuildError, match="cannot write to the build cache.*CNNCOMPILE_CACHE_DIR"):
+        cnncompile.compile(small_model(), (1, 1, 5, 5), cache_dir=blocker / "cache")
+
+
+def test_concurrent_builds_of_one_model_share_one_entry(tmp_path):
+    script = textwrap.dedent(f"""
+        import numpy as np
+        import cnncompile, cnncompile.nn as nn
+        cnncompile.manual_seed(1)
+        model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU()).eval()  # as small_model()
+        c = cnncompile.compile(model, (1, 1, 5, 5), cache_dir={str(tmp_path)!r})
+        print(c.path, float(c(np.ones((1, 1, 5, 5), np.float32)).sum()))
+    """)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    procs = [subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    results = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err for _, err in results]
+    outputs = {out.strip() for out, _ in results}
+    assert len(outputs) == 1  # same library, same numbers
+    entries = [p for p in tmp_path.iterdir()]
+    assert len(entries) == 1 and not entries[0].name.startswith(".build-")
