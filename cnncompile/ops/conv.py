@@ -59,6 +59,15 @@ def im2col_columns(kdim, n):
     return min(cols, -(-n // NR_MAX) * NR_MAX)
 
 
+def packed_params(node, matrix, groups):
+    """The arrays a GEMM kernel reads: ``matrix`` (groups * M x K) in MR-row panels, and the
+    bias as it is."""
+    packed = {"weight": pack_panels(matrix, groups)}
+    if "bias" in node.params:
+        packed["bias"] = node.params["bias"]
+    return packed
+
+
 def pack_panels(w, groups):
     """Weights (K, C/g, *k) -> per group, MR-row panels of the M x K matrix, rows padded with
     zeros to a multiple of MR: a[g][panel][k][MR], the order the micro-kernel reads."""
@@ -137,10 +146,7 @@ class ConvNd(Op):
 
     def pack(self, node):
         if node.meta.get("kernel") in ("gemm_1x1", "im2col_gemm", "shifted_gemm"):
-            packed = {"weight": pack_panels(node.params["weight"], node.attrs["groups"])}
-            if "bias" in node.params:
-                packed["bias"] = node.params["bias"]
-            return packed
+            return packed_params(node, node.params["weight"], node.attrs["groups"])
         return node.params
 
     def scratch_floats(self, node, ins, out_shape):
@@ -252,7 +258,6 @@ class ConvNd(Op):
         else:
             columns = n
         gemm = dict(m=m, kdim=kdim, n=n, a_group=-(-m // MR) * MR * kdim, columns=columns,
-                    rows_inner=inner_range(size[1], out[1], kernel[1], stride[1], pads[1][0], dil[1]),
                     cols_inner=inner_range(size[2], out[2], kernel[2], stride[2], pads[2][0], dil[2]),
                     taps=[dict(k=i, off=i * dil[2]) for i in range(kernel[2])],
                     x_group=c // g * math.prod(size), y_group=m * n,

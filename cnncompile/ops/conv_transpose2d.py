@@ -30,15 +30,12 @@ class ConvTranspose2d(Op):
     def pack(self, node):
         if node.meta.get("kernel") != "gemm_col2im":
             return node.params
-        from .conv import pack_panels
+        from .conv import packed_params
         w = node.params["weight"]  # (C, K/g, kH, kW) -> per group, rows (k, kh, kw), columns c
         g = node.attrs["groups"]
         c, kg = w.shape[:2]
         wt = w.reshape(g, c // g, kg * w.shape[2] * w.shape[3]).transpose(0, 2, 1)
-        packed = {"weight": pack_panels(wt.reshape(g * wt.shape[1], c // g), g)}
-        if "bias" in node.params:
-            packed["bias"] = node.params["bias"]
-        return packed
+        return packed_params(node, wt.reshape(g * wt.shape[1], c // g), g)
 
     def scratch_floats(self, node, ins, out_shape):
         if node.meta.get("kernel") != "gemm_col2im":
@@ -114,7 +111,7 @@ class ConvTranspose2d(Op):
         from .common import parallel_worth_it
         from .conv import MR
         rows = k // g * kh * kw
-        return dict(gemm_rows=rows, a_group=-(-rows // MR) * MR * (c // g), out_channels=k,
+        return dict(gemm_rows=rows, a_group=-(-rows // MR) * MR * (c // g),
                     parallel=int(parallel_worth_it(node)), out_vol=k * oh * ow,
                     groups=g, c_per_group=c // g, k_per_group=k // g, in_h=h, in_w=w,
                     in_plane=h * w, out_h=oh, out_w=ow, out_plane=oh * ow, kh=kh, kw=kw,

@@ -6,10 +6,13 @@ CONVS = ("conv1d", "conv2d", "conv3d")
 
 
 def fuse_residual(graph):
-    for node in graph.nodes():
+    # one topological order serves the whole pass: it only removes adds and adds edges
+    # from earlier nodes to later ones
+    nodes = graph.nodes()
+    order = {n.name: i for i, n in enumerate(nodes)}
+    for node in nodes:
         if node.op != "add" or len(graph.input_names(node.name)) != 2:
             continue
-        order = {n.name: i for i, n in enumerate(graph.nodes())}
         a, b = graph.input_names(node.name)
         for conv, other in sorted([(a, b), (b, a)], key=lambda pair: -order[pair[0]]):
             p = graph.node(conv)

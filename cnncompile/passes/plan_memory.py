@@ -18,13 +18,14 @@ def plan_memory(graph):
     order = graph.nodes()
     index = {n.name: i for i, n in enumerate(order)}
     root = {}
+    input_roots = set(graph.inputs)  # an input is its own root
     for node in order:
         op = ops.REGISTRY[node.op]
         ins = graph.input_names(node.name)
         node.meta.pop("inplace", None)
         if op.alias:
             root[node.name] = root[ins[0]]
-        elif op.inplace and _can_overwrite(graph, root, index, node, ins[0]):
+        elif op.inplace and _can_overwrite(graph, root, index, input_roots, node, ins[0]):
             root[node.name] = root[ins[0]]
             node.meta["inplace"] = True
         else:
@@ -35,7 +36,6 @@ def plan_memory(graph):
             r = root[src]
             last_use[r] = max(last_use.get(r, -1), index[node.name])
     out_roots = {root[o] for o in graph.outputs}
-    in_roots = {root[i] for i in graph.inputs}
 
     placed = []  # (offset, size, last_use) of arena slices
     arena = 0
@@ -63,7 +63,7 @@ def plan_memory(graph):
             node.meta.pop("scratch", None)
         if r != node.name:
             continue
-        if r in in_roots:
+        if r in input_roots:
             buf = ("input", 0)
         elif r in out_roots:
             buf = ("output", 0)
@@ -75,16 +75,16 @@ def plan_memory(graph):
     for node in order:
         node.meta["buffer"] = graph.node(root[node.name]).meta["buffer"]
     graph.meta["workspace_floats"] = arena
-    graph.meta["output_is_input"] = bool(out_roots & in_roots)
+    graph.meta["output_is_input"] = bool(out_roots & input_roots)
     return graph
 
 
-def _can_overwrite(graph, root, index, node, src):
+def _can_overwrite(graph, root, index, input_roots, node, src):
     """True when ``node``'s output fits ``src``'s buffer and no later layer reads that buffer."""
     r = root[src]
     if ops.numel(graph.node(src).meta["shape"]) != ops.numel(node.meta["shape"]):
         return False
-    if r in {root[i] for i in graph.inputs}:
+    if r in input_roots:
         return False
     for value, value_root in root.items():
         if value_root != r:
