@@ -127,6 +127,7 @@ static inline void cnn_gemm_edge_panel(int kdim, const float *restrict b, int ld
 }
 
 #define CNN_GEMM_KC 256 /* rows of B per pass: a K x NR panel of B stays in L1 */
+#define CNN_GEMM_FEW_BLOCKS 4 /* column blocks up to which cnn_gemm_rows loads A only once */
 
 static inline int cnn_min(int a, int b)
 {
@@ -189,26 +190,30 @@ static inline void cnn_gemm_rows_block(int m, int kdim, const float *restrict a,
 }
 
 /* C[m x n] = A * B with row k of B at b + off[k] (cnn_gemm_micro with an offset table); C has ldc >= n
- * rounded up to NR columns, so there is no column edge. Threads share the column blocks;
- * with fewer column blocks than threads (small images), they share the row panels. */
+ * rounded up to NR columns, so there is no column edge. With few column blocks (small
+ * images, where the weights are the bulk of the data) each MR x KC block of A is loaded once
+ * and used for every column block, and threads share the row panels; otherwise each K x NR
+ * panel of B is read from L1 by every row panel of A in turn, and threads share the column
+ * blocks. */
 static inline void cnn_gemm_rows(int m, int kdim, int n, const float *restrict a,
                                  const float *restrict b, const int *restrict off,
                                  float *restrict c, int ldc, int parallel)
 {
     (void)parallel;
     const int blocks = (n + CNN_NR - 1) / CNN_NR;
+    int few = blocks <= CNN_GEMM_FEW_BLOCKS;
 #if defined(_OPENMP)
-    if (parallel && blocks < 2 * omp_get_max_threads()) {
-        const int panels = (m + CNN_MR - 1) / CNN_MR;
-        CNN_PARALLEL_FOR(1)
-        for (int t = 0; t < blocks * panels; ++t)
+    few = few || (parallel && blocks < 2 * omp_get_max_threads());
+#endif
+    if (few) {
+        CNN_PARALLEL_FOR(parallel)
+        for (int i = 0; i < m; i += CNN_MR)
             for (int k0 = 0; k0 < kdim; k0 += CNN_GEMM_KC)
-                cnn_gemm_rows_block(m, kdim, a, b + t / panels * CNN_NR, off,
-                                    c + t / panels * CNN_NR, ldc, t % panels * CNN_MR, k0);
+                for (int j = 0; j < blocks; ++j)
+                    cnn_gemm_rows_block(m, kdim, a, b + j * CNN_NR, off, c + j * CNN_NR, ldc,
+                                        i, k0);
         return;
     }
-#endif
-    /* each K x NR panel of B is read from L1 by every row panel of A in turn */
     CNN_PARALLEL_FOR(parallel)
     for (int j = 0; j < blocks; ++j)
         for (int k0 = 0; k0 < kdim; k0 += CNN_GEMM_KC)

@@ -89,6 +89,9 @@ CASES = {
         ([("Conv2d", (6, 4, (1, 3)), dict(groups=2, dilation=(1, 2)))], (1, 6, 4, 9)),
         ([("Conv2d", (3, 2, 5), {})], (1, 3, 5, 5)),
         ([("Conv2d", (3, 6, 3), dict(stride=2, padding=1)), ("ReLU", (), {})], (1, 3, 8, 8)),
+        ([("Conv2d", (16, 40, 3), dict(padding=1)), ("ReLU", (), {})], (1, 16, 13, 11)),
+        ([("Conv2d", (5, 33, 3), dict(padding=(2, 0)))], (1, 5, 1, 6)),
+        ([("Conv2d", (24, 8, 3), dict(padding="same", bias=False))], (1, 24, 17, 16)),
     ],
     "conv1d": [
         ([("Conv1d", (3, 5, 3), dict(padding=1))], (1, 3, 10)),

@@ -12,7 +12,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from ..errors import ShapeError
 from ..ir import layer_error
-from . import Op, register
+from . import Op, register, winograd
 from .common import describe_source, out_size, parallel_worth_it
 
 NUMPY_PAD_MODE = {"zeros": "constant", "reflect": "reflect", "replicate": "edge",
@@ -116,7 +116,7 @@ class ConvNd(Op):
     template = "conv.c.j2"
     kernels = {"direct": "conv.c.j2", "gemm_1x1": "conv_gemm.c.j2",
                "im2col_gemm": "conv_gemm.c.j2", "shifted_gemm": "conv_shifted.c.j2",
-               "depthwise": "conv_depthwise.c.j2"}
+               "depthwise": "conv_depthwise.c.j2", "winograd_f4x4_3x3": "conv_winograd.c.j2"}
     epilogue = True
     rank = 2
 
@@ -126,6 +126,8 @@ class ConvNd(Op):
             return True
         if self.rank == 3:
             return False
+        if kernel == "winograd_f4x4_3x3":
+            return winograd.applies(node)
         if kernel == "depthwise":  # one input channel per group
             return a["in_channels"] == a["groups"]
         if kernel == "gemm_1x1":  # the input itself is the K x N matrix
@@ -139,12 +141,17 @@ class ConvNd(Op):
             return "direct"
         if a["in_channels"] == a["groups"] > 1:
             return "depthwise"  # one input channel per output: nothing for a GEMM to share
+        out_shape = self.infer_shape(node, ins)
+        if winograd.applies(node) and winograd.efficient(node, ins, out_shape):
+            return "winograd_f4x4_3x3"
         for kernel in ("gemm_1x1", "shifted_gemm"):
             if self.supports(node, kernel):
                 return kernel
         return "im2col_gemm"
 
     def pack(self, node):
+        if node.meta.get("kernel") == "winograd_f4x4_3x3":
+            return dict(node.params, weight=winograd.transform_weights(node.params["weight"]))
         if node.meta.get("kernel") in ("gemm_1x1", "im2col_gemm", "shifted_gemm"):
             return packed_params(node, node.params["weight"], node.attrs["groups"])
         return node.params
@@ -157,6 +164,8 @@ class ConvNd(Op):
         if kernel == "shifted_gemm":
             sh = shifted_layout(node, ins, out_shape)
             return sh["c_offset"] + m * sh["ldc"]
+        if kernel == "winograd_f4x4_3x3":
+            return winograd.layout(node, ins, out_shape)["scratch"]
         return 0
 
     @property
@@ -265,6 +274,8 @@ class ConvNd(Op):
                     im2col=kernel_name == "im2col_gemm")
         if node.meta.get("kernel") == "shifted_gemm":
             gemm["shifted"] = shifted_layout(node, ins, out_shape)
+        if kernel_name == "winograd_f4x4_3x3":
+            gemm["wino"] = winograd.layout(node, ins, out_shape)
         return dict(gemm, rank3=self.rank == 3, residual="residual" in node.meta,
                     out_channels=k, parallel=int(parallel_worth_it(node)), groups=g, c_per_group=c // g, k_per_group=k // g,
                     in_d=size[0], in_h=size[1], in_w=size[2], in_plane=size[1] * size[2],

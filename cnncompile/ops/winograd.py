@@ -1,0 +1,89 @@
+"""Winograd F(4x4, 3x3) for 3x3 stride-1 convolutions (runtime/cnn_winograd.h): the layout
+of its scratch and the weight transform, done here at compile time.
+
+Matrices from Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks" (CVPR 2016),
+interpolation points 0, 1, -1, 2, -2 and infinity. A 4x4 output tile is
+A^T [(G g G^T) . (B^T d B)] A for a 3x3 kernel g and the 6x6 input patch d under the tile.
+"""
+import math
+
+import numpy as np
+
+from . import conv  # conv.py imports this module: names are read at call time
+
+TILE = 4     # output pixels per tile side: F(4x4, 3x3)
+ALPHA = 6    # TILE + 3 - 1: transformed tile side
+
+G = np.array([[1 / 4, 0, 0],
+              [-1 / 6, -1 / 6, -1 / 6],
+              [-1 / 6, 1 / 6, -1 / 6],
+              [1 / 24, 1 / 12, 1 / 6],
+              [1 / 24, -1 / 12, 1 / 6],
+              [0, 0, 1]])
+B_T = np.array([[4, 0, -5, 0, 1, 0],
+                [0, -4, -4, 1, 1, 0],
+                [0, 4, -4, -1, 1, 0],
+                [0, -2, -1, 2, 1, 0],
+                [0, 2, -1, -2, 1, 0],
+                [0, 4, 0, -5, 0, 1]], dtype=float)
+A_T = np.array([[1, 1, 1, 1, 1, 0],
+                [0, 1, -1, 2, -2, 0],
+                [0, 1, 1, 4, 4, 0],
+                [0, 1, -1, 8, -8, 1]], dtype=float)
+
+
+def applies(node):
+    """A 2-D, 3x3, stride-1, undilated, ungrouped convolution."""
+    a = node.attrs
+    return (len(a["kernel_size"]) == 2 and tuple(a["kernel_size"]) == (3, 3)
+            and tuple(a["stride"]) == (1, 1) and tuple(a["dilation"]) == (1, 1)
+            and a["groups"] == 1)
+
+
+def tiles(out_shape):
+    return -(-out_shape[2] // TILE), -(-out_shape[3] // TILE)
+
+
+def layout(node, ins, out_shape):
+    """The kernel's geometry and where its three buffers sit in scratch (floats, 64-byte
+    aligned): the zero-padded input, V (36 x tiles x C) and M (36 x tiles x K)."""
+    (pt, pb), (pl, pr) = conv.conv_pads(node.attrs)
+    c, (h, w) = ins[0].shape[1], ins[0].shape[2:]
+    k = out_shape[1]
+    th, tw = tiles(out_shape)
+    t = th * tw
+    tiles_pad = -(-t // conv.MR) * conv.MR
+    kpad = -(-k // conv.NR_MAX) * conv.NR_MAX
+    hq, wq = max(h + pt + pb, TILE * th + 2), max(w + pl + pr, TILE * tw + 2)
+
+    def aligned(n):
+        return -(-n // 16) * 16
+    v_offset = aligned(c * hq * wq)
+    m_offset = v_offset + aligned(ALPHA * ALPHA * tiles_pad * c)
+    return dict(tiles_h=th, tiles_w=tw, tiles=t, tiles_pad=tiles_pad, kpad=kpad, hq=hq, wq=wq,
+                v_offset=v_offset, m_offset=m_offset, xi_stride=tiles_pad * kpad,
+                scratch=m_offset + ALPHA * ALPHA * tiles_pad * kpad)
+
+
+def transform_weights(w):
+    """(K, C, 3, 3) -> U = G g G^T for every (k, c), as 36 matrices C x K, output channels
+    padded with zeros to a multiple of NR_MAX and packed in panels of NR_MAX columns:
+    u[xi][panel][c][NR_MAX], xi = 6 * row + column of the transformed tile."""
+    k, c = w.shape[:2]
+    kpad = -(-k // conv.NR_MAX) * conv.NR_MAX
+    u = np.einsum("ai,kcij,bj->abck", G, w.astype(np.float64), G)
+    u = np.pad(u.reshape(ALPHA * ALPHA, c, k), [(0, 0), (0, 0), (0, kpad - k)])
+    u = u.reshape(ALPHA * ALPHA, c, kpad // conv.NR_MAX, conv.NR_MAX).transpose(0, 2, 1, 3)
+    return np.ascontiguousarray(u, dtype=np.float32)
+
+
+def efficient(node, ins, out_shape):
+    """Worth choosing over the shifted GEMM: enough tiles for the 36 products to fill the
+    micro-kernel's rows, and enough channels for its inner dimension. The weights grow 4x
+    (36 values for 9), so a layer with few tiles would mostly stream weights."""
+    t = math.prod(tiles(out_shape))
+    return t >= WINOGRAD_MIN_TILES and ins[0].shape[1] >= WINOGRAD_MIN_CHANNELS
+
+
+WINOGRAD_MIN_TILES = 16
+WINOGRAD_MIN_CHANNELS = 16

@@ -1,0 +1,135 @@
+/* cnn_winograd.h: 3x3, stride-1 convolutions by Winograd's minimal filtering F(4x4, 3x3)
+ * (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", CVPR 2016).
+ *
+ * A 4x4 block of output ("tile") is A^T [U . V] A, with V = B^T d B the transform of the
+ * 6x6 input patch d under it and U = G g G^T that of the 3x3 kernel g: 36 multiplications per
+ * tile and channel pair where the direct form needs 144. Summed over the input channels, the
+ * elementwise products become 36 independent matrix products, one per position xi of the
+ * transformed 6x6 tile:
+ *
+ *     M_xi [T x K] = V_xi [T x C] * U_xi [C x K]      (T tiles, C inputs, K outputs)
+ *
+ * run on the micro-kernel of cnn_gemm.h with the tiles as its rows. cnncompile computes U at
+ * compile time and packs it in panels of CNN_WINO_NRP columns (output channels); the input
+ * transform writes V directly as the micro-kernel's MR-row panels. Interpolation points
+ * 0, 1, -1, 2, -2 and infinity, as in the paper.
+ */
+#ifndef CNN_WINOGRAD_H
+#define CNN_WINOGRAD_H
+
+#include "cnn_gemm.h"
+
+#define CNN_WINO_NRP 32 /* columns of a packed panel of U: conv.py's NR_MAX */
+
+/* V from the zero-padded input planes xp (channels x hq x wq, hq >= 4 tiles_h + 2 and
+ * wq >= 4 tiles_w + 2): v[xi][tile / MR][c][tile % MR], tiles_pad (a multiple of MR) rows per
+ * xi, the rows past the last tile zero. One MR-tile panel at a time, channel after channel,
+ * so that each of the 36 planes of V is written sequentially. */
+static inline void cnn_winograd_input(const float *restrict xp, int channels, int hq, int wq,
+                                      int tiles_w, int tiles, int tiles_pad, float *restrict v,
+                                      int parallel)
+{
+    const size_t xi_stride = (size_t)tiles_pad * channels;
+    (void)parallel;
+    CNN_PARALLEL_FOR(parallel)
+    for (int t0 = 0; t0 < tiles_pad; t0 += CNN_MR) {
+        int origin[CNN_MR];
+        const int n = cnn_min(CNN_MR, tiles - t0);
+        for (int l = 0; l < CNN_MR; ++l) /* past the last tile: read tile 0, written as 0 */
+            origin[l] = l < n ? (t0 + l) / tiles_w * 4 * wq + (t0 + l) % tiles_w * 4 : 0;
+        for (int c = 0; c < channels; ++c) {
+            const float *restrict xc = xp + (size_t)c * hq * wq;
+            float d[6][6][CNN_MR], cols[6][6][CNN_MR], out[36][CNN_MR];
+            for (int l = 0; l < CNN_MR; ++l) /* the MR patches, tile index innermost */
+                for (int r = 0; r < 6; ++r)
+                    for (int q = 0; q < 6; ++q)
+                        d[r][q][l] = l < n ? xc[origin[l] + r * wq + q] : 0.0f;
+            for (int q = 0; q < 6; ++q) /* B^T d, vectorised across the tiles */
+                for (int l = 0; l < CNN_MR; ++l) {
+                    const float d0 = d[0][q][l], d1 = d[1][q][l], d2 = d[2][q][l],
+                                d3 = d[3][q][l], d4 = d[4][q][l], d5 = d[5][q][l];
+                    cols[0][q][l] = 4.0f * d0 - 5.0f * d2 + d4;
+                    cols[1][q][l] = -4.0f * (d1 + d2) + d3 + d4;
+                    cols[2][q][l] = 4.0f * (d1 - d2) - d3 + d4;
+                    cols[3][q][l] = 2.0f * (d3 - d1) - d2 + d4;
+                    cols[4][q][l] = 2.0f * (d1 - d3) - d2 + d4;
+                    cols[5][q][l] = 4.0f * d1 - 5.0f * d3 + d5;
+                }
+            for (int r = 0; r < 6; ++r) /* (B^T d) B */
+                for (int l = 0; l < CNN_MR; ++l) {
+                    const float d0 = cols[r][0][l], d1 = cols[r][1][l], d2 = cols[r][2][l],
+                                d3 = cols[r][3][l], d4 = cols[r][4][l], d5 = cols[r][5][l];
+                    out[6 * r][l] = 4.0f * d0 - 5.0f * d2 + d4;
+                    out[6 * r + 1][l] = -4.0f * (d1 + d2) + d3 + d4;
+                    out[6 * r + 2][l] = 4.0f * (d1 - d2) - d3 + d4;
+                    out[6 * r + 3][l] = 2.0f * (d3 - d1) - d2 + d4;
+                    out[6 * r + 4][l] = 2.0f * (d1 - d3) - d2 + d4;
+                    out[6 * r + 5][l] = 4.0f * d1 - 5.0f * d3 + d5;
+                }
+            float *restrict dst = v + ((size_t)t0 * channels + (size_t)c * CNN_MR);
+            for (int xi = 0; xi < 36; ++xi)
+                memcpy(dst + xi * xi_stride, out[xi], sizeof out[xi]);
+        }
+    }
+}
+
+/* M_xi = V_xi * U_xi for the 36 positions: m[xi][tile][kpad], kpad (a multiple of
+ * CNN_WINO_NRP) columns per row. Threads share the (xi, column block) pairs. */
+static inline void cnn_winograd_gemm(int tiles_pad, int channels, int kpad,
+                                     const float *restrict v, const float *restrict u,
+                                     float *restrict m, int parallel)
+{
+    const int blocks = kpad / CNN_NR;
+    (void)parallel;
+    CNN_PARALLEL_FOR(parallel)
+    for (int task = 0; task < 36 * blocks; ++task) {
+        const int xi = task / blocks, j = task % blocks * CNN_NR;
+        const float *restrict a = v + (size_t)xi * tiles_pad * channels;
+        const float *restrict b = u + (size_t)xi * channels * kpad +
+                                  (size_t)(j / CNN_WINO_NRP) * channels * CNN_WINO_NRP +
+                                  j % CNN_WINO_NRP;
+        float *restrict c = m + (size_t)xi * tiles_pad * kpad + j;
+        for (int k0 = 0; k0 < channels; k0 += CNN_GEMM_KC) {
+            const int kc = cnn_min(CNN_GEMM_KC, channels - k0);
+            for (int i = 0; i < tiles_pad; i += CNN_MR)
+                cnn_gemm_micro(kc, a + (size_t)i * channels + (size_t)k0 * CNN_MR,
+                               b + (size_t)k0 * CNN_WINO_NRP, CNN_WINO_NRP, NULL,
+                               c + (size_t)i * kpad, kpad, k0 > 0);
+        }
+    }
+}
+
+#define CNN_WINO_KB 16 /* output channels per output transform block: divides CNN_WINO_NRP */
+
+/* The 4x4 output tiles o = A^T M A of CNN_WINO_KB consecutive output channels, from their 36
+ * values m[xi * stride + k]: o[pixel][k], vectorised across k. */
+static inline void cnn_winograd_output(const float *restrict m, size_t stride,
+                                       float o[16][CNN_WINO_KB])
+{
+    float r[4][6][CNN_WINO_KB];
+    for (int j = 0; j < 6; ++j) {
+        const float *restrict c = m + j * stride;
+        for (int k = 0; k < CNN_WINO_KB; ++k) {
+            const float m0 = c[k], m1 = c[6 * stride + k], m2 = c[12 * stride + k],
+                        m3 = c[18 * stride + k], m4 = c[24 * stride + k],
+                        m5 = c[30 * stride + k];
+            const float p12 = m1 + m2, n12 = m1 - m2, p34 = m3 + m4, n34 = m3 - m4;
+            r[0][j][k] = m0 + p12 + p34;
+            r[1][j][k] = n12 + 2.0f * n34;
+            r[2][j][k] = p12 + 4.0f * p34;
+            r[3][j][k] = n12 + 8.0f * n34 + m5;
+        }
+    }
+    for (int i = 0; i < 4; ++i)
+        for (int k = 0; k < CNN_WINO_KB; ++k) {
+            const float m0 = r[i][0][k], m1 = r[i][1][k], m2 = r[i][2][k], m3 = r[i][3][k],
+                        m4 = r[i][4][k], m5 = r[i][5][k];
+            const float p12 = m1 + m2, n12 = m1 - m2, p34 = m3 + m4, n34 = m3 - m4;
+            o[4 * i][k] = m0 + p12 + p34;
+            o[4 * i + 1][k] = n12 + 2.0f * n34;
+            o[4 * i + 2][k] = p12 + 4.0f * p34;
+            o[4 * i + 3][k] = n12 + 8.0f * n34 + m5;
+        }
+}
+
+#endif /* CNN_WINOGRAD_H */
