@@ -221,6 +221,56 @@ static inline void cnn_gemm_rows(int m, int kdim, int n, const float *restrict a
                 cnn_gemm_rows_block(m, kdim, a, b + j * CNN_NR, off, c + j * CNN_NR, ldc, i, k0);
 }
 
+#define CNN_BPANEL 32 /* columns of B packed at compile time: ops/conv.py's NR_MAX */
+
+/* One CNN_NR-column block, from column j, of C[rows_pad x *] = A * B: A in MR-row panels
+ * (rows_pad a multiple of MR), B packed at compile time in CNN_BPANEL-column panels
+ * b[panel][k][CNN_BPANEL] (a CNN_NR block lies inside one of them, CNN_NR dividing
+ * CNN_BPANEL). A KC x NR block of B stays in L1 for every row panel. */
+static inline void cnn_gemm_bpacked_block(int rows_pad, int kdim, const float *restrict a,
+                                          const float *restrict b, int j, float *restrict c,
+                                          int ldc)
+{
+    const float *restrict bj = b + (size_t)(j / CNN_BPANEL) * kdim * CNN_BPANEL + j % CNN_BPANEL;
+    for (int k0 = 0; k0 < kdim; k0 += CNN_GEMM_KC) {
+        const int kc = cnn_min(CNN_GEMM_KC, kdim - k0);
+        for (int i = 0; i < rows_pad; i += CNN_MR)
+            cnn_gemm_micro(kc, a + (size_t)i * kdim + (size_t)k0 * CNN_MR,
+                           bj + (size_t)k0 * CNN_BPANEL, CNN_BPANEL, NULL,
+                           c + (size_t)i * ldc + j, ldc, k0 > 0);
+    }
+}
+
+/* im2row: the patches of output pixels [0, n) as MR-row panels a[pixel / MR][r][pixel % MR],
+ * row r = (c * KH + kh) * KW + kw, the rows of pixels past n zero. The transposed im2col,
+ * for images so small that the output channels, not the pixels, should fill the vectors. */
+static inline void cnn_im2row_panels(const float *restrict x, int channels, int in_h, int in_w,
+                                     int kh_n, int kw_n, int stride_h, int stride_w,
+                                     int pad_top, int pad_left, int dil_h, int dil_w,
+                                     int out_w, int n, float *restrict a)
+{
+    const int rows = channels * kh_n * kw_n;
+    for (int p0 = 0; p0 < n; p0 += CNN_MR) {
+        int h0[CNN_MR], w0[CNN_MR];
+        for (int l = 0; l < CNN_MR; ++l) {
+            const int pix = p0 + l;
+            h0[l] = pix < n ? pix / out_w * stride_h - pad_top : -in_h - kh_n * dil_h;
+            w0[l] = pix < n ? pix % out_w * stride_w - pad_left : 0;
+        }
+        float *restrict dst = a + (size_t)p0 * rows;
+        for (int r = 0; r < rows; ++r) {
+            const int c = r / (kh_n * kw_n), dh = r / kw_n % kh_n * dil_h, dw = r % kw_n * dil_w;
+            const float *restrict xc = x + (size_t)c * in_h * in_w;
+            for (int l = 0; l < CNN_MR; ++l) {
+                const int ih = h0[l] + dh, iw = w0[l] + dw;
+                const int inside = (unsigned)ih < (unsigned)in_h && (unsigned)iw < (unsigned)in_w;
+                const float v = xc[inside ? ih * in_w + iw : 0];
+                dst[r * CNN_MR + l] = inside ? v : 0.0f;
+            }
+        }
+    }
+}
+
 /* Copy x (C x H x W) into zero-padded phase planes for a convolution of stride sh x sw:
  * plane (c, ph, pw) holds padded rows ph, ph + sh, ... and columns pw, pw + sw, ..., hq x wq
  * of them (Hp/sh and Wp/sw rounded up). A kernel tap then reads one plane shifted by a

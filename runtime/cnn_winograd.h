@@ -10,7 +10,7 @@
  *     M_xi [T x K] = V_xi [T x C] * U_xi [C x K]      (T tiles, C inputs, K outputs)
  *
  * run on the micro-kernel of cnn_gemm.h with the tiles as its rows. cnncompile computes U at
- * compile time and packs it in panels of CNN_WINO_NRP columns (output channels); the input
+ * compile time and packs it in panels of CNN_BPANEL columns (output channels); the input
  * transform writes V directly as the micro-kernel's MR-row panels. Interpolation points
  * 0, 1, -1, 2, -2 and infinity, as in the paper.
  */
@@ -18,8 +18,6 @@
 #define CNN_WINOGRAD_H
 
 #include "cnn_gemm.h"
-
-#define CNN_WINO_NRP 32 /* columns of a packed panel of U: conv.py's NR_MAX */
 
 /* V from the zero-padded input planes xp (channels x hq x wq, hq >= 4 tiles_h + 2 and
  * wq >= 4 tiles_w + 2): v[xi][tile / MR][c][tile % MR], tiles_pad (a multiple of MR) rows per
@@ -74,7 +72,7 @@ static inline void cnn_winograd_input(const float *restrict xp, int channels, in
 }
 
 /* M_xi = V_xi * U_xi for the 36 positions: m[xi][tile][kpad], kpad (a multiple of
- * CNN_WINO_NRP) columns per row. Threads share the (xi, column block) pairs. */
+ * CNN_BPANEL) columns per row. Threads share the (xi, column block) pairs. */
 static inline void cnn_winograd_gemm(int tiles_pad, int channels, int kpad,
                                      const float *restrict v, const float *restrict u,
                                      float *restrict m, int parallel)
@@ -83,23 +81,14 @@ static inline void cnn_winograd_gemm(int tiles_pad, int channels, int kpad,
     (void)parallel;
     CNN_PARALLEL_FOR(parallel)
     for (int task = 0; task < 36 * blocks; ++task) {
-        const int xi = task / blocks, j = task % blocks * CNN_NR;
-        const float *restrict a = v + (size_t)xi * tiles_pad * channels;
-        const float *restrict b = u + (size_t)xi * channels * kpad +
-                                  (size_t)(j / CNN_WINO_NRP) * channels * CNN_WINO_NRP +
-                                  j % CNN_WINO_NRP;
-        float *restrict c = m + (size_t)xi * tiles_pad * kpad + j;
-        for (int k0 = 0; k0 < channels; k0 += CNN_GEMM_KC) {
-            const int kc = cnn_min(CNN_GEMM_KC, channels - k0);
-            for (int i = 0; i < tiles_pad; i += CNN_MR)
-                cnn_gemm_micro(kc, a + (size_t)i * channels + (size_t)k0 * CNN_MR,
-                               b + (size_t)k0 * CNN_WINO_NRP, CNN_WINO_NRP, NULL,
-                               c + (size_t)i * kpad, kpad, k0 > 0);
-        }
+        const int xi = task / blocks;
+        cnn_gemm_bpacked_block(tiles_pad, channels, v + (size_t)xi * tiles_pad * channels,
+                               u + (size_t)xi * channels * kpad, task % blocks * CNN_NR,
+                               m + (size_t)xi * tiles_pad * kpad, kpad);
     }
 }
 
-#define CNN_WINO_KB 16 /* output channels per output transform block: divides CNN_WINO_NRP */
+#define CNN_WINO_KB 16 /* output channels per output transform block: divides CNN_BPANEL */
 
 /* The 4x4 output tiles o = A^T M A of CNN_WINO_KB consecutive output channels, from their 36
  * values m[xi * stride + k]: o[pixel][k], vectorised across k. */

@@ -37,6 +37,9 @@ MR = 8              # rows per weight panel: CNN_MR in runtime/cnn_gemm.h
 NR_MAX = 32         # the widest micro-kernel's columns: chunks are multiples of it
 GEMM_KC = 256       # CNN_GEMM_KC
 IM2COL_FLOATS = 1 << 17  # an im2col chunk of at most 512 KiB, to stay in L2
+# Output pixels up to which a convolution's GEMM puts pixels in rows and output channels in
+# the vector columns (im2row_gemm): a 2x2 image fills 4 of a 32-column block otherwise.
+IM2ROW_MAX_PIXELS = 64
 
 
 def inner_range(size, out, k, s, p, d):
@@ -79,6 +82,27 @@ def pack_panels(w, groups):
     return np.ascontiguousarray(a.reshape(groups, mpad // MR, MR, kdim).transpose(0, 1, 3, 2))
 
 
+def pack_columns(b):
+    """A K x N matrix (or a stack of them) -> N padded with zeros to a multiple of NR_MAX and
+    cut into panels of NR_MAX columns: b[..., panel][k][NR_MAX], the layout
+    cnn_gemm_bpacked_block reads (runtime/cnn_gemm.h)."""
+    *lead, k, n = b.shape
+    npad = -(-n // NR_MAX) * NR_MAX
+    b = np.pad(b, [(0, 0)] * len(lead) + [(0, 0), (0, npad - n)])
+    b = b.reshape(*lead, k, npad // NR_MAX, NR_MAX)
+    return np.ascontiguousarray(np.moveaxis(b, -2, -3), dtype=np.float32)
+
+
+def im2row_layout(node, ins, out_shape):
+    """The im2row_gemm kernel's scratch: the patches as MR-row panels (pixels x K), then the
+    transposed output (pixels x out channels padded to NR_MAX)."""
+    _, kdim, n = gemm_shape(node, ins, out_shape)
+    rows = -(-n // MR) * MR
+    ldc = -(-out_shape[1] // NR_MAX) * NR_MAX
+    c_offset = -(-rows * kdim // 16) * 16
+    return dict(rows=rows, ldc=ldc, c_offset=c_offset, scratch=c_offset + rows * ldc)
+
+
 def shifted_layout(node, ins, out_shape):
     """The shifted_gemm kernel's geometry. The input is copied into zero-padded phase planes
     (runtime/cnn_gemm.h: cnn_pad_phases): for stride s, plane (c, ph, pw) holds every s-th
@@ -116,7 +140,8 @@ class ConvNd(Op):
     template = "conv.c.j2"
     kernels = {"direct": "conv.c.j2", "gemm_1x1": "conv_gemm.c.j2",
                "im2col_gemm": "conv_gemm.c.j2", "shifted_gemm": "conv_shifted.c.j2",
-               "depthwise": "conv_depthwise.c.j2", "winograd_f4x4_3x3": "conv_winograd.c.j2"}
+               "depthwise": "conv_depthwise.c.j2", "winograd_f4x4_3x3": "conv_winograd.c.j2",
+               "im2row_gemm": "conv_im2row.c.j2"}
     epilogue = True
     rank = 2
 
@@ -128,6 +153,8 @@ class ConvNd(Op):
             return False
         if kernel == "winograd_f4x4_3x3":
             return winograd.applies(node)
+        if kernel == "im2row_gemm":
+            return a["groups"] == 1
         if kernel == "depthwise":  # one input channel per group
             return a["in_channels"] == a["groups"]
         if kernel == "gemm_1x1":  # the input itself is the K x N matrix
@@ -144,6 +171,9 @@ class ConvNd(Op):
         out_shape = self.infer_shape(node, ins)
         if winograd.applies(node) and winograd.efficient(node, ins, out_shape):
             return "winograd_f4x4_3x3"
+        if self.supports(node, "im2row_gemm") and math.prod(out_shape[2:]) <= IM2ROW_MAX_PIXELS \
+                and a["out_channels"] >= NR_MAX:
+            return "im2row_gemm"
         for kernel in ("gemm_1x1", "shifted_gemm"):
             if self.supports(node, kernel):
                 return kernel
@@ -152,6 +182,9 @@ class ConvNd(Op):
     def pack(self, node):
         if node.meta.get("kernel") == "winograd_f4x4_3x3":
             return dict(node.params, weight=winograd.transform_weights(node.params["weight"]))
+        if node.meta.get("kernel") == "im2row_gemm":
+            w = node.params["weight"]
+            return dict(node.params, weight=pack_columns(w.reshape(w.shape[0], -1).T))
         if node.meta.get("kernel") in ("gemm_1x1", "im2col_gemm", "shifted_gemm"):
             return packed_params(node, node.params["weight"], node.attrs["groups"])
         return node.params
@@ -166,6 +199,8 @@ class ConvNd(Op):
             return sh["c_offset"] + m * sh["ldc"]
         if kernel == "winograd_f4x4_3x3":
             return winograd.layout(node, ins, out_shape)["scratch"]
+        if kernel == "im2row_gemm":
+            return im2row_layout(node, ins, out_shape)["scratch"]
         return 0
 
     @property
@@ -276,6 +311,8 @@ class ConvNd(Op):
             gemm["shifted"] = shifted_layout(node, ins, out_shape)
         if kernel_name == "winograd_f4x4_3x3":
             gemm["wino"] = winograd.layout(node, ins, out_shape)
+        if kernel_name == "im2row_gemm":
+            gemm["im2row"] = im2row_layout(node, ins, out_shape)
         return dict(gemm, rank3=self.rank == 3, residual="residual" in node.meta,
                     out_channels=k, parallel=int(parallel_worth_it(node)), groups=g, c_per_group=c // g, k_per_group=k // g,
                     in_d=size[0], in_h=size[1], in_w=size[2], in_plane=size[1] * size[2],

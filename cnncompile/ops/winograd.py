@@ -70,11 +70,8 @@ def transform_weights(w):
     padded with zeros to a multiple of NR_MAX and packed in panels of NR_MAX columns:
     u[xi][panel][c][NR_MAX], xi = 6 * row + column of the transformed tile."""
     k, c = w.shape[:2]
-    kpad = -(-k // conv.NR_MAX) * conv.NR_MAX
     u = np.einsum("ai,kcij,bj->abck", G, w.astype(np.float64), G)
-    u = np.pad(u.reshape(ALPHA * ALPHA, c, k), [(0, 0), (0, 0), (0, kpad - k)])
-    u = u.reshape(ALPHA * ALPHA, c, kpad // conv.NR_MAX, conv.NR_MAX).transpose(0, 2, 1, 3)
-    return np.ascontiguousarray(u, dtype=np.float32)
+    return conv.pack_columns(u.reshape(ALPHA * ALPHA, c, k))
 
 
 def efficient(node, ins, out_shape):
