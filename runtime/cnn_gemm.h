@@ -247,26 +247,30 @@ static inline void cnn_gemm_bpacked_block(int rows_pad, int kdim, const float *r
 static inline void cnn_im2row_panels(const float *restrict x, int channels, int in_h, int in_w,
                                      int kh_n, int kw_n, int stride_h, int stride_w,
                                      int pad_top, int pad_left, int dil_h, int dil_w,
-                                     int out_w, int n, float *restrict a)
+                                     int out_w, int n, float *restrict a, int parallel)
 {
-    const int rows = channels * kh_n * kw_n;
-    for (int p0 = 0; p0 < n; p0 += CNN_MR) {
+    const int rows = channels * kh_n * kw_n, panels = (n + CNN_MR - 1) / CNN_MR;
+    (void)parallel;
+    CNN_PARALLEL_FOR(parallel)
+    for (int p = 0; p < panels; ++p) {
         int h0[CNN_MR], w0[CNN_MR];
         for (int l = 0; l < CNN_MR; ++l) {
-            const int pix = p0 + l;
+            const int pix = p * CNN_MR + l;
             h0[l] = pix < n ? pix / out_w * stride_h - pad_top : -in_h - kh_n * dil_h;
             w0[l] = pix < n ? pix % out_w * stride_w - pad_left : 0;
         }
-        float *restrict dst = a + (size_t)p0 * rows;
-        for (int r = 0; r < rows; ++r) {
-            const int c = r / (kh_n * kw_n), dh = r / kw_n % kh_n * dil_h, dw = r % kw_n * dil_w;
+        float *restrict dst = a + (size_t)p * rows * CNN_MR;
+        for (int c = 0; c < channels; ++c) {
             const float *restrict xc = x + (size_t)c * in_h * in_w;
-            for (int l = 0; l < CNN_MR; ++l) {
-                const int ih = h0[l] + dh, iw = w0[l] + dw;
-                const int inside = (unsigned)ih < (unsigned)in_h && (unsigned)iw < (unsigned)in_w;
-                const float v = xc[inside ? ih * in_w + iw : 0];
-                dst[r * CNN_MR + l] = inside ? v : 0.0f;
-            }
+            for (int kh = 0; kh < kh_n; ++kh)
+                for (int kw = 0; kw < kw_n; ++kw, dst += CNN_MR)
+                    for (int l = 0; l < CNN_MR; ++l) {
+                        const int ih = h0[l] + kh * dil_h, iw = w0[l] + kw * dil_w;
+                        const int inside = (unsigned)ih < (unsigned)in_h &&
+                                           (unsigned)iw < (unsigned)in_w;
+                        const float v = xc[inside ? ih * in_w + iw : 0];
+                        dst[l] = inside ? v : 0.0f;
+                    }
         }
     }
 }

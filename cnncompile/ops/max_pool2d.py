@@ -5,7 +5,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from ..errors import ShapeError, UnsupportedError
 from ..ir import layer_error
 from . import Op, register
-from .common import describe_source, out_size
+from .common import describe_source, out_size, parallel_worth_it
 
 
 def pool_out_size(size, k, s, p, d, ceil_mode):
@@ -83,7 +83,7 @@ class MaxPool2d(Op):
         # output columns whose windows lie inside the input: no clipping needed there
         first = -(-pw // sw)
         last = max(first, min(ow, (w - 1 + pw - (kw - 1) * dw) // sw + 1))
-        return dict(inner_lo=min(first, ow), inner_hi=last,
+        return dict(inner_lo=min(first, ow), inner_hi=last, parallel=int(parallel_worth_it(node)),
                     channels=c, in_h=h, in_w=w, in_plane=h * w, out_h=oh, out_w=ow,
                     out_plane=oh * ow, kh=a["kernel_size"][0], kw=a["kernel_size"][1],
                     stride_h=a["stride"][0], stride_w=a["stride"][1], pad_top=a["padding"][0],
