@@ -19,22 +19,25 @@
 
 #include "cnn_gemm.h"
 
-/* V from the zero-padded input planes xp (channels x hq x wq, hq >= 4 tiles_h + 2 and
- * wq >= 4 tiles_w + 2): v[xi][tile / MR][c][tile % MR], tiles_pad (a multiple of MR) rows per
- * xi, the rows past the last tile zero. One MR-tile panel at a time, channel after channel,
- * so that each of the 36 planes of V is written sequentially. */
+/* V for tiles [first, first + count) from the zero-padded input planes xp (channels x hq x
+ * wq, hq >= 4 tiles_h + 2 and wq >= 4 tiles_w + 2): v[xi][tile / MR][c][tile % MR], rows (a
+ * multiple of MR, >= count) rows per xi, the rows past the last tile zero. One MR-tile panel
+ * at a time, channel after channel, so that each of the 36 planes of V is written
+ * sequentially. */
 static inline void cnn_winograd_input(const float *restrict xp, int channels, int hq, int wq,
-                                      int tiles_w, int tiles, int tiles_pad, float *restrict v,
-                                      int parallel)
+                                      int tiles_w, int first, int count, int rows,
+                                      float *restrict v, int parallel)
 {
-    const size_t xi_stride = (size_t)tiles_pad * channels;
+    const size_t xi_stride = (size_t)rows * channels;
     (void)parallel;
     CNN_PARALLEL_FOR(parallel)
-    for (int t0 = 0; t0 < tiles_pad; t0 += CNN_MR) {
+    for (int t0 = 0; t0 < rows; t0 += CNN_MR) {
         int origin[CNN_MR];
-        const int n = cnn_min(CNN_MR, tiles - t0);
-        for (int l = 0; l < CNN_MR; ++l) /* past the last tile: read tile 0, written as 0 */
-            origin[l] = l < n ? (t0 + l) / tiles_w * 4 * wq + (t0 + l) % tiles_w * 4 : 0;
+        const int n = cnn_min(CNN_MR, count - t0);
+        for (int l = 0; l < CNN_MR; ++l) { /* past the last tile: read tile 0, written as 0 */
+            const int t = first + t0 + l;
+            origin[l] = l < n ? t / tiles_w * 4 * wq + t % tiles_w * 4 : 0;
+        }
         for (int c = 0; c < channels; ++c) {
             const float *restrict xc = xp + (size_t)c * hq * wq;
             float d[6][6][CNN_MR], cols[6][6][CNN_MR], out[36][CNN_MR];

@@ -10,6 +10,16 @@ from models import MODELS, ROOT, load_example, randomise_batch_norm, torch_twin 
 
 EXAMPLES = list(MODELS)
 RTOL, ATOL = 1e-4, 1e-5
+# Winograd F(4x4, 3x3) rounds relative to the magnitude of the products it sums, not of each
+# output: its outputs are held to the project's accuracy target, 1e-4 x max|y|, instead.
+WINOGRAD_ATOL_OF_MAX = 1e-4
+
+
+def tolerance(compiled, expected):
+    """(rtol, atol) for the outputs of ``compiled``: wider where a Winograd layer ran."""
+    if any(n.meta.get("kernel", "").startswith("winograd") for n in compiled.graph.nodes()):
+        return RTOL, max(ATOL, WINOGRAD_ATOL_OF_MAX * float(np.abs(expected).max()))
+    return RTOL, ATOL
 
 
 def run_torch(torch_model, x):
@@ -37,7 +47,9 @@ def check_against_reference(model, input_shape, batches=(1, 7), torch_model=None
     for batch in batches:
         x = random_input((batch,) + tuple(input_shape[1:]), seed=batch)
         y = compiled(x)
-        assert_close(y, reference.run(compiled.graph, x), f"batch {batch} vs reference")
+        expected = reference.run(compiled.graph, x)
+        rtol, atol = tolerance(compiled, expected)
+        assert_close(y, expected, f"batch {batch} vs reference", rtol, atol)
         if torch_model is not None:
-            assert_close(y, run_torch(torch_model, x), f"batch {batch} vs torch")
+            assert_close(y, run_torch(torch_model, x), f"batch {batch} vs torch", rtol, atol)
     return compiled

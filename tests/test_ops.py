@@ -92,6 +92,7 @@ CASES = {
         ([("Conv2d", (16, 40, 3), dict(padding=1)), ("ReLU", (), {})], (1, 16, 13, 11)),
         ([("Conv2d", (5, 33, 3), dict(padding=(2, 0)))], (1, 5, 1, 6)),
         ([("Conv2d", (24, 8, 3), dict(padding="same", bias=False))], (1, 24, 17, 16)),
+        ([("Conv2d", (96, 20, 3), dict(padding=1)), ("ReLU", (), {})], (1, 96, 30, 34)),
     ],
     "conv1d": [
         ([("Conv1d", (3, 5, 3), dict(padding=1))], (1, 3, 10)),

@@ -46,7 +46,12 @@ def tiles(out_shape):
 
 def layout(node, ins, out_shape):
     """The kernel's geometry and where its three buffers sit in scratch (floats, 64-byte
-    aligned): the zero-padded input, V (36 x tiles x C) and M (36 x tiles x K)."""
+    aligned): the zero-padded input, V (36 x block x C) and M (36 x block x K).
+
+    Tiles go through in blocks. When the 36 weight matrices are small enough to stay in L2
+    across blocks, a block is sized so that its V and M stay in L2 too between the
+    transforms and the products (ResNet-18's 56x56 layers: 4 blocks); otherwise one block
+    holds every tile and the weights are read once."""
     (pt, pb), (pl, pr) = conv.conv_pads(node.attrs)
     c, (h, w) = ins[0].shape[1], ins[0].shape[2:]
     k = out_shape[1]
@@ -54,15 +59,24 @@ def layout(node, ins, out_shape):
     t = th * tw
     tiles_pad = -(-t // conv.MR) * conv.MR
     kpad = -(-k // conv.NR_MAX) * conv.NR_MAX
+    block = tiles_pad
+    if ALPHA * ALPHA * c * kpad * 4 <= BLOCK_WEIGHT_BYTES:
+        fit = BLOCK_BYTES // (ALPHA * ALPHA * 4 * (c + kpad)) // conv.MR * conv.MR
+        block = min(tiles_pad, max(conv.MR, fit))
     hq, wq = max(h + pt + pb, TILE * th + 2), max(w + pl + pr, TILE * tw + 2)
 
     def aligned(n):
         return -(-n // 16) * 16
     v_offset = aligned(c * hq * wq)
-    m_offset = v_offset + aligned(ALPHA * ALPHA * tiles_pad * c)
-    return dict(tiles_h=th, tiles_w=tw, tiles=t, tiles_pad=tiles_pad, kpad=kpad, hq=hq, wq=wq,
-                v_offset=v_offset, m_offset=m_offset, xi_stride=tiles_pad * kpad,
-                scratch=m_offset + ALPHA * ALPHA * tiles_pad * kpad)
+    m_offset = v_offset + aligned(ALPHA * ALPHA * block * c)
+    return dict(tiles_h=th, tiles_w=tw, tiles=t, block=block, kpad=kpad, hq=hq, wq=wq,
+                v_offset=v_offset, m_offset=m_offset,
+                scratch=m_offset + ALPHA * ALPHA * block * kpad)
+
+
+# Tile blocks: weights up to 1 MiB stay in L2 across blocks; V and M of a block take 1 MiB.
+BLOCK_WEIGHT_BYTES = 1 << 20
+BLOCK_BYTES = 1 << 20
 
 
 def transform_weights(w):
