@@ -138,7 +138,8 @@ static inline float cnn_gelu_tanh(float v)
 /* max that lets NaN win, as torch's max pooling does */
 static inline float cnn_max_nan(float m, float v)
 {
-    return (v > m || v != v) ? v : m;
+    const float r = v > m ? v : m; /* two selects, no short circuit: loops over it vectorise */
+    return v != v ? v : r;
 }
 
 /* m and the taps of a window row starting at w0, the ones inside [0, in) */

@@ -10,7 +10,7 @@ import pytest
 
 import cnncompile
 from cnncompile import reference
-from helpers import assert_close, load_example, random_input
+from helpers import assert_close, load_example, random_input, tolerance
 
 MAIN = r"""
 #include <stdio.h>
@@ -67,4 +67,5 @@ def test_example_runs_clean_under_asan_and_ubsan(tmp_path, name):
                          capture_output=True, text=True, timeout=600)
     assert res.returncode == 0 and "runtime error" not in res.stderr, res.stderr[-4000:]
     y = np.fromfile(out / "y.bin", np.float32).reshape((batch,) + compiled.output_shape)
-    assert_close(y, reference.run(compiled.graph, x), f"{name} under sanitizers")
+    expected = reference.run(compiled.graph, x)
+    assert_close(y, expected, f"{name} under sanitizers", *tolerance(compiled, expected))
