@@ -133,9 +133,18 @@ def shifted_layout(node, ins, out_shape):
     offsets = ((c * phases + kh % stride[0] * stride[1] + kw % stride[1]) * plane
                + kh // stride[0] * wq + kw // stride[1]).ravel().tolist()
     slack = taps[1][-1] + NR_MAX
+    m = a["out_channels"] // a["groups"]
+    # the product is computed a few grid rows at a time, and each chunk goes through the
+    # epilogue while it is still in L2; a chunk's last column block may run up to NR_MAX - 1
+    # columns past its end, hence the extra columns of C
+    chunk_rows = max(1, min(out[0], SHIFTED_CHUNK_FLOATS // (m * wq)))
     return dict(hq=hq, wq=wq, stride_h=stride[0], stride_w=stride[1], pad_top=pads[0][0],
-                pad_left=pads[1][0], ldc=-(-grid // NR_MAX) * NR_MAX, grid=grid, slack=slack,
-                offsets=offsets, c_offset=-(-(cg * phases * plane + slack) // 16) * 16)
+                pad_left=pads[1][0], ldc=-(-grid // NR_MAX) * NR_MAX + NR_MAX, grid=grid,
+                slack=slack, offsets=offsets, chunk_rows=chunk_rows,
+                c_offset=-(-(cg * phases * plane + slack) // 16) * 16)
+
+
+SHIFTED_CHUNK_FLOATS = 1 << 16  # C chunk of at most 256 KiB: in L2 for the epilogue
 
 
 class ConvNd(Op):
