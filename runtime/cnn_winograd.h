@@ -74,16 +74,16 @@ static inline void cnn_winograd_input(const float *restrict xp, int channels, in
     }
 }
 
-/* M_xi = V_xi * U_xi for the 36 positions: m[xi][tile][kpad], kpad (a multiple of
+/* M_xi = V_xi * U_xi for the 36 (F(2x2, 3x3): 16) positions: m[xi][tile][kpad], kpad (a multiple of
  * CNN_BPANEL) columns per row. Threads share the (xi, column block) pairs. */
-static inline void cnn_winograd_gemm(int tiles_pad, int channels, int kpad,
+static inline void cnn_winograd_gemm(int positions, int tiles_pad, int channels, int kpad,
                                      const float *restrict v, const float *restrict u,
                                      float *restrict m, int parallel)
 {
     const int blocks = kpad / CNN_NR;
     (void)parallel;
     CNN_PARALLEL_FOR(parallel)
-    for (int task = 0; task < 36 * blocks; ++task) {
+    for (int task = 0; task < positions * blocks; ++task) {
         const int xi = task / blocks;
         cnn_gemm_bpacked_block(tiles_pad, channels, v + (size_t)xi * tiles_pad * channels,
                                u + (size_t)xi * channels * kpad, task % blocks * CNN_NR,
@@ -121,6 +121,73 @@ static inline void cnn_winograd_output(const float *restrict m, size_t stride,
             o[4 * i + 1][k] = n12 + 2.0f * n34;
             o[4 * i + 2][k] = p12 + 4.0f * p34;
             o[4 * i + 3][k] = n12 + 8.0f * n34 + m5;
+        }
+}
+
+/* F(2x2, 3x3), for images too small for 4x4 tiles: 4x4 patches two pixels apart, 16
+ * positions, B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], A^T = [1 1 1 0; 0 1 -1 -1].
+ * The same layout as cnn_winograd_input, with 16 planes of V. */
+static inline void cnn_winograd2_input(const float *restrict xp, int channels, int hq, int wq,
+                                       int tiles_w, int first, int count, int rows,
+                                       float *restrict v, int parallel)
+{
+    const size_t xi_stride = (size_t)rows * channels;
+    (void)parallel;
+    CNN_PARALLEL_FOR(parallel)
+    for (int t0 = 0; t0 < rows; t0 += CNN_MR) {
+        int origin[CNN_MR];
+        const int n = cnn_min(CNN_MR, count - t0);
+        for (int l = 0; l < CNN_MR; ++l) {
+            const int t = first + t0 + l;
+            origin[l] = l < n ? t / tiles_w * 2 * wq + t % tiles_w * 2 : 0;
+        }
+        for (int c = 0; c < channels; ++c) {
+            const float *restrict xc = xp + (size_t)c * hq * wq;
+            float d[4][4][CNN_MR], cols[4][4][CNN_MR], out[16][CNN_MR];
+            for (int l = 0; l < CNN_MR; ++l)
+                for (int r = 0; r < 4; ++r)
+                    for (int q = 0; q < 4; ++q)
+                        d[r][q][l] = l < n ? xc[origin[l] + r * wq + q] : 0.0f;
+            for (int q = 0; q < 4; ++q)
+                for (int l = 0; l < CNN_MR; ++l) {
+                    cols[0][q][l] = d[0][q][l] - d[2][q][l];
+                    cols[1][q][l] = d[1][q][l] + d[2][q][l];
+                    cols[2][q][l] = d[2][q][l] - d[1][q][l];
+                    cols[3][q][l] = d[1][q][l] - d[3][q][l];
+                }
+            for (int r = 0; r < 4; ++r)
+                for (int l = 0; l < CNN_MR; ++l) {
+                    out[4 * r][l] = cols[r][0][l] - cols[r][2][l];
+                    out[4 * r + 1][l] = cols[r][1][l] + cols[r][2][l];
+                    out[4 * r + 2][l] = cols[r][2][l] - cols[r][1][l];
+                    out[4 * r + 3][l] = cols[r][1][l] - cols[r][3][l];
+                }
+            float *restrict dst = v + ((size_t)t0 * channels + (size_t)c * CNN_MR);
+            for (int xi = 0; xi < 16; ++xi)
+                memcpy(dst + xi * xi_stride, out[xi], sizeof out[xi]);
+        }
+    }
+}
+
+/* The 2x2 output tiles of CNN_WINO_KB output channels from their 16 values m[xi * stride + k]:
+ * o[pixel][k], pixel = 2 * row + column. */
+static inline void cnn_winograd2_output(const float *restrict m, size_t stride,
+                                        float o[4][CNN_WINO_KB])
+{
+    float r[2][4][CNN_WINO_KB];
+    for (int j = 0; j < 4; ++j) {
+        const float *restrict c = m + j * stride;
+        for (int k = 0; k < CNN_WINO_KB; ++k) {
+            const float m0 = c[k], m1 = c[4 * stride + k], m2 = c[8 * stride + k],
+                        m3 = c[12 * stride + k];
+            r[0][j][k] = m0 + m1 + m2;
+            r[1][j][k] = m1 - m2 - m3;
+        }
+    }
+    for (int i = 0; i < 2; ++i)
+        for (int k = 0; k < CNN_WINO_KB; ++k) {
+            o[2 * i][k] = r[i][0][k] + r[i][1][k] + r[i][2][k];
+            o[2 * i + 1][k] = r[i][1][k] - r[i][2][k] - r[i][3][k];
         }
 }
 

@@ -109,11 +109,8 @@ def generate(graph, name=None, weights="auto", profile=False, slots=1):
             entry = dict(symbol=sym, size=int(array.size), shape=_shape(array.shape))
             if use_blob:
                 entry["offset"] = offset
-                padded = -(-array.size // BLOB_ALIGN_FLOATS) * BLOB_ALIGN_FLOATS
-                chunk = np.zeros(padded, np.float32)
-                chunk[:array.size] = array.ravel()
-                chunks.append(chunk)
-                offset += padded
+                chunks.append((offset, array))
+                offset += -(-array.size // BLOB_ALIGN_FLOATS) * BLOB_ALIGN_FLOATS
             else:
                 entry["data"] = c_floats(array)
             weights.append(entry)
@@ -166,7 +163,10 @@ def generate(graph, name=None, weights="auto", profile=False, slots=1):
                  f"void *workspace, double *seconds);\n")
     weights_bin = weights_asm = None
     if use_blob:
-        weights_bin = np.concatenate(chunks).astype("<f4").tobytes() if chunks else b""
+        data = np.zeros(offset, "<f4")  # one copy of each array, zeros between them
+        for start, array in chunks:
+            data[start:start + array.size] = array.ravel()
+        weights_bin = data.tobytes()
         weights_asm = env.get_template("weights.S.j2").render(blob)
     return CSource(prefix, c_source, header, cdef, in_shape, out_shape, workspace_bytes,
                    weights_bin, weights_asm, [c["layer"] for c in calls])

@@ -90,10 +90,12 @@ def pack_columns(b):
     cut into panels of NR_MAX columns: b[..., panel][k][NR_MAX], the layout
     cnn_gemm_bpacked_block reads (runtime/cnn_gemm.h)."""
     *lead, k, n = b.shape
-    npad = -(-n // NR_MAX) * NR_MAX
-    b = np.pad(b, [(0, 0)] * len(lead) + [(0, 0), (0, npad - n)])
-    b = b.reshape(*lead, k, npad // NR_MAX, NR_MAX)
-    return np.ascontiguousarray(np.moveaxis(b, -2, -3), dtype=np.float32)
+    panels = -(-n // NR_MAX)
+    out = np.zeros((*lead, panels, k, NR_MAX), np.float32)
+    for p in range(panels):
+        cols = b[..., p * NR_MAX:(p + 1) * NR_MAX]
+        out[..., p, :, :cols.shape[-1]] = cols
+    return out
 
 
 def im2row_layout(node, ins, out_shape):
@@ -153,6 +155,7 @@ class ConvNd(Op):
     kernels = {"direct": "conv.c.j2", "gemm_1x1": "conv_gemm.c.j2",
                "im2col_gemm": "conv_gemm.c.j2", "shifted_gemm": "conv_shifted.c.j2",
                "depthwise": "conv_depthwise.c.j2", "winograd_f4x4_3x3": "conv_winograd.c.j2",
+               "winograd_f2x2_3x3": "conv_winograd.c.j2",
                "im2row_gemm": "conv_im2row.c.j2"}
     epilogue = True
     rank = 2
@@ -163,7 +166,7 @@ class ConvNd(Op):
             return True
         if self.rank == 3:
             return False
-        if kernel == "winograd_f4x4_3x3":
+        if kernel in winograd.VARIANTS:
             return winograd.applies(node)
         if kernel == "im2row_gemm":
             return a["groups"] == 1
@@ -181,8 +184,9 @@ class ConvNd(Op):
         if a["in_channels"] == a["groups"] > 1:
             return "depthwise"  # one input channel per output: nothing for a GEMM to share
         out_shape = self.infer_shape(node, ins)
-        if winograd.applies(node) and winograd.efficient(node, ins, out_shape):
-            return "winograd_f4x4_3x3"
+        for kernel in winograd.VARIANTS:  # 4x4 tiles first; 2x2 where too few 4x4 tiles
+            if winograd.applies(node) and winograd.efficient(node, ins, out_shape, kernel):
+                return kernel
         if self.supports(node, "im2row_gemm") and math.prod(out_shape[2:]) <= IM2ROW_MAX_PIXELS \
                 and a["out_channels"] >= IM2ROW_MIN_CHANNELS:
             return "im2row_gemm"
@@ -192,8 +196,9 @@ class ConvNd(Op):
         return "im2col_gemm"
 
     def pack(self, node):
-        if node.meta.get("kernel") == "winograd_f4x4_3x3":
-            return dict(node.params, weight=winograd.transform_weights(node.params["weight"]))
+        if node.meta.get("kernel") in winograd.VARIANTS:
+            return dict(node.params, weight=winograd.transform_weights(node.params["weight"],
+                                                                        node.meta["kernel"]))
         if node.meta.get("kernel") == "im2row_gemm":
             w = node.params["weight"]
             return dict(node.params, weight=pack_columns(w.reshape(w.shape[0], -1).T))
@@ -209,8 +214,8 @@ class ConvNd(Op):
         if kernel == "shifted_gemm":
             sh = shifted_layout(node, ins, out_shape)
             return sh["c_offset"] + m * sh["ldc"]
-        if kernel == "winograd_f4x4_3x3":
-            return winograd.layout(node, ins, out_shape)["scratch"]
+        if kernel in winograd.VARIANTS:
+            return winograd.layout(node, ins, out_shape, kernel)["scratch"]
         if kernel == "im2row_gemm":
             return im2row_layout(node, ins, out_shape)["scratch"]
         return 0
@@ -321,8 +326,8 @@ class ConvNd(Op):
                     im2col=kernel_name == "im2col_gemm")
         if node.meta.get("kernel") == "shifted_gemm":
             gemm["shifted"] = shifted_layout(node, ins, out_shape)
-        if kernel_name == "winograd_f4x4_3x3":
-            gemm["wino"] = winograd.layout(node, ins, out_shape)
+        if kernel_name in winograd.VARIANTS:
+            gemm["wino"] = winograd.layout(node, ins, out_shape, kernel_name)
         if kernel_name == "im2row_gemm":
             gemm["im2row"] = im2row_layout(node, ins, out_shape)
         return dict(gemm, rank3=self.rank == 3, residual="residual" in node.meta,

@@ -1,9 +1,11 @@
-"""Winograd F(4x4, 3x3) for 3x3 stride-1 convolutions (runtime/cnn_winograd.h): the layout
-of its scratch and the weight transform, done here at compile time.
+"""Winograd F(4x4, 3x3) and F(2x2, 3x3) for 3x3 stride-1 convolutions
+(runtime/cnn_winograd.h): the layout of their scratch and the weight transform, done here at
+compile time.
 
-Matrices from Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks" (CVPR 2016),
-interpolation points 0, 1, -1, 2, -2 and infinity. A 4x4 output tile is
-A^T [(G g G^T) . (B^T d B)] A for a 3x3 kernel g and the 6x6 input patch d under the tile.
+Matrices from Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks" (CVPR 2016);
+F(4x4, 3x3) with interpolation points 0, 1, -1, 2, -2 and infinity. An m x m output tile is
+A^T [(G g G^T) . (B^T d B)] A for a 3x3 kernel g and the (m + 2) x (m + 2) input patch d under
+the tile.
 """
 import math
 
@@ -11,8 +13,6 @@ import numpy as np
 
 from . import conv  # conv.py imports this module: names are read at call time
 
-TILE = 4     # output pixels per tile side: F(4x4, 3x3)
-ALPHA = 6    # TILE + 3 - 1: transformed tile side
 
 G = np.array([[1 / 4, 0, 0],
               [-1 / 6, -1 / 6, -1 / 6],
@@ -30,6 +30,18 @@ A_T = np.array([[1, 1, 1, 1, 1, 0],
                 [0, 1, -1, 2, -2, 0],
                 [0, 1, 1, 4, 4, 0],
                 [0, 1, -1, 8, -8, 1]], dtype=float)
+# F(2x2, 3x3): points 0, 1, -1 and infinity
+G2 = np.array([[1, 0, 0], [1 / 2, 1 / 2, 1 / 2], [1 / 2, -1 / 2, 1 / 2], [0, 0, 1]])
+B2_T = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=float)
+A2_T = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], dtype=float)
+
+# kernel -> output tile side, the weight transform, and the runtime's transforms
+VARIANTS = {
+    "winograd_f4x4_3x3": dict(tile=4, g=G, input_fn="cnn_winograd_input",
+                              output_fn="cnn_winograd_output"),
+    "winograd_f2x2_3x3": dict(tile=2, g=G2, input_fn="cnn_winograd2_input",
+                              output_fn="cnn_winograd2_output"),
+}
 
 
 def applies(node):
@@ -40,11 +52,11 @@ def applies(node):
             and a["groups"] == 1)
 
 
-def tiles(out_shape):
-    return -(-out_shape[2] // TILE), -(-out_shape[3] // TILE)
+def tiles(out_shape, tile):
+    return -(-out_shape[2] // tile), -(-out_shape[3] // tile)
 
 
-def layout(node, ins, out_shape):
+def layout(node, ins, out_shape, kernel):
     """The kernel's geometry and where its three buffers sit in scratch (floats, 64-byte
     aligned): the zero-padded input, V (36 x block x C) and M (36 x block x K).
 
@@ -52,26 +64,30 @@ def layout(node, ins, out_shape):
     across blocks, a block is sized so that its V and M stay in L2 too between the
     transforms and the products (ResNet-18's 56x56 layers: 4 blocks); otherwise one block
     holds every tile and the weights are read once."""
+    variant = VARIANTS[kernel]
+    tile = variant["tile"]
+    positions = (tile + 2) ** 2
     (pt, pb), (pl, pr) = conv.conv_pads(node.attrs)
     c, (h, w) = ins[0].shape[1], ins[0].shape[2:]
     k = out_shape[1]
-    th, tw = tiles(out_shape)
+    th, tw = tiles(out_shape, tile)
     t = th * tw
     tiles_pad = -(-t // conv.MR) * conv.MR
     kpad = -(-k // conv.NR_MAX) * conv.NR_MAX
     block = tiles_pad
-    if ALPHA * ALPHA * c * kpad * 4 <= BLOCK_WEIGHT_BYTES:
-        fit = BLOCK_BYTES // (ALPHA * ALPHA * 4 * (c + kpad)) // conv.MR * conv.MR
+    if positions * c * kpad * 4 <= BLOCK_WEIGHT_BYTES:
+        fit = BLOCK_BYTES // (positions * 4 * (c + kpad)) // conv.MR * conv.MR
         block = min(tiles_pad, max(conv.MR, fit))
-    hq, wq = max(h + pt + pb, TILE * th + 2), max(w + pl + pr, TILE * tw + 2)
+    hq, wq = max(h + pt + pb, tile * th + 2), max(w + pl + pr, tile * tw + 2)
 
     def aligned(n):
         return -(-n // 16) * 16
     v_offset = aligned(c * hq * wq)
-    m_offset = v_offset + aligned(ALPHA * ALPHA * block * c)
+    m_offset = v_offset + aligned(positions * block * c)
     return dict(tiles_h=th, tiles_w=tw, tiles=t, block=block, kpad=kpad, hq=hq, wq=wq,
-                v_offset=v_offset, m_offset=m_offset,
-                scratch=m_offset + ALPHA * ALPHA * block * kpad)
+                v_offset=v_offset, m_offset=m_offset, tile=tile, tile_pixels=tile * tile,
+                positions=positions, input_fn=variant["input_fn"],
+                output_fn=variant["output_fn"], scratch=m_offset + positions * block * kpad)
 
 
 # Tile blocks: weights up to 1 MiB stay in L2 across blocks; V and M of a block take 1 MiB.
@@ -79,22 +95,29 @@ BLOCK_WEIGHT_BYTES = 1 << 20
 BLOCK_BYTES = 1 << 20
 
 
-def transform_weights(w):
-    """(K, C, 3, 3) -> U = G g G^T for every (k, c), as 36 matrices C x K, output channels
-    padded with zeros to a multiple of NR_MAX and packed in panels of NR_MAX columns:
-    u[xi][panel][c][NR_MAX], xi = 6 * row + column of the transformed tile."""
+def transform_weights(w, kernel):
+    """(K, C, 3, 3) -> U = G g G^T for every (k, c), as 36 (16) matrices C x K, output
+    channels padded with zeros to a multiple of NR_MAX and packed in panels of NR_MAX columns:
+    u[xi][panel][c][NR_MAX], xi = 6 (4) * row + column of the transformed tile."""
     k, c = w.shape[:2]
-    u = np.einsum("ai,kcij,bj->abck", G, w.astype(np.float64), G)
-    return conv.pack_columns(u.reshape(ALPHA * ALPHA, c, k))
+    g = VARIANTS[kernel]["g"]
+    n = len(g)
+    # G g G^T as two matrix products over every (c, k) at once, laid out (a, b, c, k) as
+    # they come (an einsum of the same took ~0.6 s for ResNet-18)
+    wt = np.ascontiguousarray(w.transpose(2, 3, 1, 0), dtype=np.float64)  # (i, j, c, k)
+    t = (g @ wt.reshape(3, -1)).reshape(n, 3, c * k)  # (a, j, c k)
+    return conv.pack_columns(np.matmul(g, t).reshape(n * n, c, k))
 
 
-def efficient(node, ins, out_shape):
+def efficient(node, ins, out_shape, kernel):
     """Worth choosing over the shifted GEMM: enough tiles for the 36 products to fill the
     micro-kernel's rows, and enough channels that the products, not the transforms, are the
     bulk of the work. The weights grow 4x (36 values for 9), so a layer with few tiles would
     mostly stream weights. Measured, one thread: 16 -> 32 channels on 50x50 ran at 0.7x the
-    shifted GEMM, 32 -> 32 at 0.9x, 32 -> 64 on 32x32 1.6x, 64 -> 128 on 16x16 1.8x."""
-    t = math.prod(tiles(out_shape))
+    shifted GEMM, 32 -> 32 at 0.9x, 32 -> 64 on 32x32 1.6x, 64 -> 128 on 16x16 1.8x.
+    F(2x2, 3x3) (16 positions, the weights 1.8x) covers images with 16-63 2x2 tiles: 512
+    channels on 7x7 ran 1.3x im2row_gemm, 256 on 8x8 2x; 512 on 4x4 (4 tiles) 0.7x."""
+    t = math.prod(tiles(out_shape, VARIANTS[kernel]["tile"]))
     return (t >= WINOGRAD_MIN_TILES and ins[0].shape[1] >= WINOGRAD_MIN_CHANNELS
             and out_shape[1] >= WINOGRAD_MIN_OUT_CHANNELS)
 
