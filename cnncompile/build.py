@@ -91,7 +91,7 @@ def build_key(source, flags, cc):
                  compiler_version(cc), sys.version, _ext_suffix(), source.weights_asm or ""):
         h.update(part.encode())
         h.update(b"\0")
-    h.update(source.weights_bin or b"")
+    h.update((source.weights_key or "").encode())  # blob mode: weights.bin is packed on a miss
     return h.hexdigest()
 
 
@@ -147,7 +147,7 @@ def _build_in(tmp, source, cc, flags, module_name, module_file, log):
     if warnings.strip() and log:
         log(f"compiler warnings:\n{warnings.strip()}")
     objects = ["model.o"]
-    if source.weights_bin is not None:
+    if source.pack_weights is not None:
         (tmp / "weights.bin").write_bytes(source.weights_bin)
         (tmp / "weights.S").write_text(source.weights_asm)
         _run([cc, "-c", "weights.S", "-o", "weights.o"], tmp, "assembling weights.S")

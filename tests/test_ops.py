@@ -350,4 +350,7 @@ def test_every_conv_kernel_matches_the_reference(layers, shape, kernel):
             build_graph(model, shape, kernels={name: kernel})
         return
     compiled = check_against_reference(model, shape, batches=(2,), kernels={name: kernel})
-    assert compiled.graph.node(name).meta["kernel"] == kernel
+    node = compiled.graph.node(name)
+    assert node.meta["kernel"] == kernel
+    # the blob's layout is planned from packed_shapes, without packing
+    assert op.packed_shapes(node) == {k: a.shape for k, a in op.pack(node).items()}

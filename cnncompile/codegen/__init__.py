@@ -5,7 +5,9 @@ values they are given. One C function per layer, named after the layer, with a c
 giving its op, attributes, shapes and FLOPs.
 """
 import functools
+import hashlib
 import re
+from pathlib import Path
 from dataclasses import dataclass
 
 import jinja2
@@ -34,9 +36,16 @@ class CSource:
     input_shape: tuple    # per sample
     output_shape: tuple   # per sample
     workspace_bytes: int  # per sample
-    weights_bin: bytes = None  # blob mode: the weights, and the assembler file that links them
-    weights_asm: str = None
+    weights_asm: str = None    # blob mode: the assembler file that links weights.bin
     layers: list = None        # the layer of each call in forward(), in order
+    weights_key: str = None    # blob mode: digest of the unpacked weights and the packing code
+    pack_weights: object = None  # blob mode: returns weights.bin's bytes, packing on demand
+
+    @property
+    def weights_bin(self):
+        """Blob mode: the packed weights (computed on each access: a cached build needs only
+        weights_key)."""
+        return None if self.pack_weights is None else self.pack_weights()
 
 
 @functools.lru_cache(maxsize=None)
@@ -103,14 +112,17 @@ def generate(graph, name=None, weights="auto", profile=False, slots=1):
         ins = graph.input_values(node.name)
         fn = namer.mangle(node.name, "layer_")
         symbols = {}
-        for pname, array in op.pack(node).items():
+        arrays = op.packed_shapes(node) if use_blob else op.pack(node)
+        for pname, array in arrays.items():
             sym = namer.mangle(f"{node.name}_{pname}", "w_")
             symbols[pname] = sym
-            entry = dict(symbol=sym, size=int(array.size), shape=_shape(array.shape))
+            shape = array if use_blob else array.shape
+            size = int(np.prod(shape))
+            entry = dict(symbol=sym, size=size, shape=_shape(shape))
             if use_blob:
                 entry["offset"] = offset
-                chunks.append((offset, array))
-                offset += -(-array.size // BLOB_ALIGN_FLOATS) * BLOB_ALIGN_FLOATS
+                chunks.append((offset, node, pname, size))
+                offset += -(-size // BLOB_ALIGN_FLOATS) * BLOB_ALIGN_FLOATS
             else:
                 entry["data"] = c_floats(array)
             weights.append(entry)
@@ -161,12 +173,40 @@ def generate(graph, name=None, weights="auto", profile=False, slots=1):
     if profile:
         cdef += (f"int {prefix}_profile(const float *input, float *output, int batch, "
                  f"void *workspace, double *seconds);\n")
-    weights_bin = weights_asm = None
+    weights_asm = weights_key = pack_weights = None
     if use_blob:
-        data = np.zeros(offset, "<f4")  # one copy of each array, zeros between them
-        for start, array in chunks:
-            data[start:start + array.size] = array.ravel()
-        weights_bin = data.tobytes()
         weights_asm = env.get_template("weights.S.j2").render(blob)
+        weights_key = _weights_digest(graph)
+        pack_weights = functools.partial(_pack_blob, chunks, offset)
     return CSource(prefix, c_source, header, cdef, in_shape, out_shape, workspace_bytes,
-                   weights_bin, weights_asm, [c["layer"] for c in calls])
+                   weights_asm, [c["layer"] for c in calls], weights_key, pack_weights)
+
+
+def _pack_blob(chunks, floats):
+    """weights.bin: each layer's packed arrays at their offsets, zeros between them."""
+    data = np.zeros(floats, "<f4")
+    packed = {}
+    for start, node, pname, size in chunks:
+        if node.name not in packed:
+            packed[node.name] = ops.REGISTRY[node.op].pack(node)
+        array = packed[node.name][pname]
+        assert array.size == size, f"{node.name}.{pname}: packed {array.size}, declared {size}"
+        data[start:start + size] = array.ravel()
+    return data.tobytes()
+
+
+def _weights_digest(graph):
+    """What the packed weights are a function of: every layer's parameters as given, its
+    kernel (also in the C source), and the code that packs them."""
+    h = hashlib.blake2b(digest_size=32)
+    h.update(_packing_code())
+    for node in graph.nodes():
+        for pname, array in node.params.items():
+            h.update(f"{node.name}\0{pname}\0{array.dtype}\0{array.shape}\0".encode())
+            h.update(np.ascontiguousarray(array).data)
+    return h.hexdigest()
+
+
+@functools.lru_cache(maxsize=None)
+def _packing_code():
+    return "\0".join(p.read_text() for p in sorted(Path(ops.__file__).parent.glob("*.py"))).encode()

@@ -68,6 +68,11 @@ class Op:
         params as they are, unless the kernel wants them transformed at compile time."""
         return node.params
 
+    def packed_shapes(self, node):
+        """The shapes of pack(node)'s arrays, by name. Ops whose packing is costly say so
+        without doing it, so that a cached build need not pack at all."""
+        return {name: a.shape for name, a in self.pack(node).items()}
+
     def activation_args(self, node):
         """Activation ops: the extra constant arguments of their C function, as C literals."""
         return []

@@ -206,6 +206,18 @@ class ConvNd(Op):
             return packed_params(node, node.params["weight"], node.attrs["groups"])
         return node.params
 
+    def packed_shapes(self, node):
+        kernel, w, g = node.meta.get("kernel"), node.params["weight"], node.attrs["groups"]
+        k, kdim = w.shape[0], math.prod(w.shape[1:])
+        cols = (-(-k // NR_MAX), kdim, NR_MAX)  # pack_columns of the kdim x K matrix
+        shapes = {"gemm_1x1": (g, -(-k // g // MR), kdim, MR), "im2row_gemm": cols}
+        shapes.update({name: (winograd.positions(name), -(-k // NR_MAX), w.shape[1], NR_MAX)
+                       for name in winograd.VARIANTS})
+        shapes["im2col_gemm"] = shapes["shifted_gemm"] = shapes["gemm_1x1"]
+        if kernel not in shapes:
+            return super().packed_shapes(node)
+        return dict({n: a.shape for n, a in node.params.items()}, weight=shapes[kernel])
+
     def scratch_floats(self, node, ins, out_shape):
         kernel = node.meta.get("kernel")
         m, kdim, n = gemm_shape(node, ins, out_shape)

@@ -52,6 +52,11 @@ def applies(node):
             and a["groups"] == 1)
 
 
+def positions(kernel):
+    """Values per transformed tile: 36 for F(4x4, 3x3), 16 for F(2x2, 3x3)."""
+    return (VARIANTS[kernel]["tile"] + 2) ** 2
+
+
 def tiles(out_shape, tile):
     return -(-out_shape[2] // tile), -(-out_shape[3] // tile)
 
@@ -66,7 +71,7 @@ def layout(node, ins, out_shape, kernel):
     holds every tile and the weights are read once."""
     variant = VARIANTS[kernel]
     tile = variant["tile"]
-    positions = (tile + 2) ** 2
+    n = positions(kernel)
     (pt, pb), (pl, pr) = conv.conv_pads(node.attrs)
     c, (h, w) = ins[0].shape[1], ins[0].shape[2:]
     k = out_shape[1]
@@ -75,19 +80,19 @@ def layout(node, ins, out_shape, kernel):
     tiles_pad = -(-t // conv.MR) * conv.MR
     kpad = -(-k // conv.NR_MAX) * conv.NR_MAX
     block = tiles_pad
-    if positions * c * kpad * 4 <= BLOCK_WEIGHT_BYTES:
-        fit = BLOCK_BYTES // (positions * 4 * (c + kpad)) // conv.MR * conv.MR
+    if n * c * kpad * 4 <= BLOCK_WEIGHT_BYTES:
+        fit = BLOCK_BYTES // (n * 4 * (c + kpad)) // conv.MR * conv.MR
         block = min(tiles_pad, max(conv.MR, fit))
     hq, wq = max(h + pt + pb, tile * th + 2), max(w + pl + pr, tile * tw + 2)
 
     def aligned(n):
         return -(-n // 16) * 16
     v_offset = aligned(c * hq * wq)
-    m_offset = v_offset + aligned(positions * block * c)
+    m_offset = v_offset + aligned(n * block * c)
     return dict(tiles_h=th, tiles_w=tw, tiles=t, block=block, kpad=kpad, hq=hq, wq=wq,
                 v_offset=v_offset, m_offset=m_offset, tile=tile, tile_pixels=tile * tile,
-                positions=positions, input_fn=variant["input_fn"],
-                output_fn=variant["output_fn"], scratch=m_offset + positions * block * kpad)
+                positions=n, input_fn=variant["input_fn"],
+                output_fn=variant["output_fn"], scratch=m_offset + n * block * kpad)
 
 
 # Tile blocks: weights up to 1 MiB stay in L2 across blocks; V and M of a block take 1 MiB.
