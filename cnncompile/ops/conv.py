@@ -108,7 +108,17 @@ def im2row_layout(node, ins, out_shape):
     return dict(rows=rows, ldc=ldc, c_offset=c_offset, scratch=c_offset + rows * ldc)
 
 
-def shifted_layout(node, ins, out_shape):
+def depthwise_planes_floats(node):
+    """Stack floats of the depthwise_planes kernel: one channel's phase planes and its grid."""
+    sh = shifted_layout(node, node.meta["in_shapes"][0], node.meta["shape"])
+    return sh["planes_floats"] + sh["grid"]
+
+
+# depthwise_planes keeps a channel's padded planes and sums on each thread's stack
+DEPTHWISE_STACK_FLOATS = 1 << 15  # 128 KiB
+
+
+def shifted_layout(node, in_shape, out_shape):
     """The shifted_gemm kernel's geometry. The input is copied into zero-padded phase planes
     (runtime/cnn_gemm.h: cnn_pad_phases): for stride s, plane (c, ph, pw) holds every s-th
     padded row and column from (ph, pw). Kernel tap (c, kh, kw) then reads plane
@@ -118,7 +128,7 @@ def shifted_layout(node, ins, out_shape):
     a = node.attrs
     rank = len(a["kernel_size"])
     lead = (1,) * (2 - rank)
-    size = lead + tuple(ins[0].shape[2:])
+    size = lead + tuple(in_shape[2:])
     kernel, dil = lead + tuple(a["kernel_size"]), lead + tuple(a["dilation"])
     stride = lead + tuple(a["stride"])
     pads = [(0, 0)] * (2 - rank) + conv_pads(a)
@@ -143,6 +153,7 @@ def shifted_layout(node, ins, out_shape):
     return dict(hq=hq, wq=wq, stride_h=stride[0], stride_w=stride[1], pad_top=pads[0][0],
                 pad_left=pads[1][0], ldc=-(-grid // NR_MAX) * NR_MAX + NR_MAX, grid=grid,
                 slack=slack, offsets=offsets, chunk_rows=chunk_rows,
+                planes_floats=phases * plane + slack,
                 c_offset=-(-(cg * phases * plane + slack) // 16) * 16)
 
 
@@ -156,7 +167,7 @@ class ConvNd(Op):
                "im2col_gemm": "conv_gemm.c.j2", "shifted_gemm": "conv_shifted.c.j2",
                "depthwise": "conv_depthwise.c.j2", "winograd_f4x4_3x3": "conv_winograd.c.j2",
                "winograd_f2x2_3x3": "conv_winograd.c.j2",
-               "im2row_gemm": "conv_im2row.c.j2"}
+               "im2row_gemm": "conv_im2row.c.j2", "depthwise_planes": "conv_depthwise_planes.c.j2"}
     epilogue = True
     rank = 2
 
@@ -172,6 +183,10 @@ class ConvNd(Op):
             return a["groups"] == 1
         if kernel == "depthwise":  # one input channel per group
             return a["in_channels"] == a["groups"]
+        if kernel == "depthwise_planes":  # ... and its padded planes fit on the stack
+            if a["in_channels"] != a["groups"]:
+                return False
+            return self.rank < 3 and depthwise_planes_floats(node) <= DEPTHWISE_STACK_FLOATS
         if kernel == "gemm_1x1":  # the input itself is the K x N matrix
             return all(k == 1 for k in a["kernel_size"]) and all(s == 1 for s in a["stride"]) \
                 and all(p == (0, 0) for p in conv_pads(a))
@@ -181,8 +196,13 @@ class ConvNd(Op):
         a = node.attrs
         if self.rank == 3:
             return "direct"
-        if a["in_channels"] == a["groups"] > 1:
-            return "depthwise"  # one input channel per output: nothing for a GEMM to share
+        if a["in_channels"] == a["groups"] > 1:  # one input channel per output: no GEMM
+            # stride 1 only: splitting a plane into stride phases costs more than it saves
+            # (measured: 3x3 stride 2 on 112x112 and 64x64 2.4x slower than the row kernel;
+            # stride 1 on 14x14 6x faster, 28x28 2.2x, 56x56 1.3x)
+            if all(s == 1 for s in a["stride"]) and self.supports(node, "depthwise_planes"):
+                return "depthwise_planes"
+            return "depthwise"
         out_shape = self.infer_shape(node, ins)
         for kernel in winograd.VARIANTS:  # 4x4 tiles first; 2x2 where too few 4x4 tiles
             if winograd.applies(node) and winograd.efficient(node, ins, out_shape, kernel):
@@ -224,7 +244,7 @@ class ConvNd(Op):
         if kernel == "im2col_gemm":  # the patches, and two ints per column for their origins
             return (kdim + 2) * im2col_columns(kdim, n)
         if kernel == "shifted_gemm":
-            sh = shifted_layout(node, ins, out_shape)
+            sh = shifted_layout(node, ins[0].shape, out_shape)
             return sh["c_offset"] + m * sh["ldc"]
         if kernel in winograd.VARIANTS:
             return winograd.layout(node, ins, out_shape, kernel)["scratch"]
@@ -336,8 +356,10 @@ class ConvNd(Op):
                     x_group=c // g * math.prod(size), y_group=m * n,
                     coords=kdim * (im2col_columns(kdim, n) if node.meta.get("kernel") == "im2col_gemm" else 0),
                     im2col=kernel_name == "im2col_gemm")
-        if node.meta.get("kernel") == "shifted_gemm":
-            gemm["shifted"] = shifted_layout(node, ins, out_shape)
+        if kernel_name in ("shifted_gemm", "depthwise_planes"):
+            gemm["shifted"] = shifted_layout(node, ins[0].shape, out_shape)
+            gemm["dw_taps"] = [dict(k=i, off=off) for i, off in enumerate(gemm["shifted"]["offsets"])]
+            gemm["planes_floats"] = gemm["shifted"]["planes_floats"]
         if kernel_name in winograd.VARIANTS:
             gemm["wino"] = winograd.layout(node, ins, out_shape, kernel_name)
         if kernel_name == "im2row_gemm":
