@@ -297,12 +297,19 @@ static inline void cnn_pad_phases(const float *restrict x, int channels, int in_
                         continue;
                     }
                     const float *restrict xr = x + ((size_t)c * in_h + ih) * in_w;
-                    for (int qw = 0; qw < wq; ++qw) {
-                        const int iw = qw * stride_w + pw - pad_left;
-                        const int inside = (unsigned)iw < (unsigned)in_w;
-                        const float v = xr[inside ? iw : 0];
-                        row[qw] = inside ? v : 0.0f;
-                    }
+                    /* columns qw whose input column qw * stride_w + pw - pad_left is inside */
+                    const int lo = cnn_min(cnn_out_lo(pad_left, pw, stride_w), wq);
+                    const int hi = cnn_out_hi(in_w, pad_left, pw, stride_w, wq) > lo
+                                       ? cnn_out_hi(in_w, pad_left, pw, stride_w, wq) : lo;
+                    for (int qw = 0; qw < lo; ++qw)
+                        row[qw] = 0.0f;
+                    if (stride_w == 1)
+                        memcpy(row + lo, xr + lo + pw - pad_left, sizeof(float) * (size_t)(hi - lo));
+                    else
+                        for (int qw = lo; qw < hi; ++qw)
+                            row[qw] = xr[qw * stride_w + pw - pad_left];
+                    for (int qw = hi; qw < wq; ++qw)
+                        row[qw] = 0.0f;
                 }
             }
         }
