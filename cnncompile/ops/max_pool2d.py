@@ -83,7 +83,11 @@ class MaxPool2d(Op):
         # output columns whose windows lie inside the input: no clipping needed there
         first = -(-pw // sw)
         last = max(first, min(ow, (w - 1 + pw - (kw - 1) * dw) // sw + 1))
+        # a window's taps, relative to its top-left corner (rows in_w apart)
+        taps = [kh * a["dilation"][0] * w + k * dw for kh in range(a["kernel_size"][0])
+                for k in range(kw)]
         return dict(inner_lo=min(first, ow), inner_hi=last, parallel=int(parallel_worth_it(node)),
+                    taps=taps,
                     channels=c, in_h=h, in_w=w, in_plane=h * w, out_h=oh, out_w=ow,
                     out_plane=oh * ow, kh=a["kernel_size"][0], kw=a["kernel_size"][1],
                     stride_h=a["stride"][0], stride_w=a["stride"][1], pad_top=a["padding"][0],
