@@ -126,7 +126,9 @@ static inline void cnn_winograd_output(const float *restrict m, size_t stride,
 
 /* F(2x2, 3x3), for images too small for 4x4 tiles: 4x4 patches two pixels apart, 16
  * positions, B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], A^T = [1 1 1 0; 0 1 -1 -1].
- * The same layout as cnn_winograd_input, with 16 planes of V. */
+ * The same layout as cnn_winograd_input, with 16 planes of V. The panel loop is written out
+ * again rather than shared with a transform passed as a function pointer: that version,
+ * measured, ran F(4x4, 3x3) on 64 channels of 56x56 in 3.1 ms instead of 1.6. */
 static inline void cnn_winograd2_input(const float *restrict xp, int channels, int hq, int wq,
                                        int tiles_w, int first, int count, int rows,
                                        float *restrict v, int parallel)
