@@ -6,6 +6,7 @@ test below fails when an op has no cases, or a template has no op.
 from pathlib import Path
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 import pytest
 import torch
 
@@ -13,6 +14,7 @@ import cnncompile
 import cnncompile.nn as cnn
 from cnncompile import ops, reference
 from cnncompile.api import build_graph
+from cnncompile.ops import winograd
 from cnncompile.resources import templates_dir
 from helpers import (assert_close, check_against_reference, random_input, randomise_batch_norm,
                      run_torch, torch_twin)
@@ -329,6 +331,18 @@ def test_functional_forms_match_torch():
     x = random_input((3, 3, 8, 8))
     compiled = check_against_reference(model, (1, 3, 8, 8), batches=(1, 3))
     assert_close(compiled(x), run_torch(twin, x))
+
+
+@pytest.mark.parametrize("kernel", sorted(winograd.VARIANTS))
+def test_winograd_matrices_compute_a_3x3_correlation(kernel):
+    """A^T [(G g G^T) . (B^T d B)] A is the tile x tile valid correlation of d with g, in
+    float64: the matrices the runtime's transforms are written from."""
+    v = winograd.VARIANTS[kernel]
+    rng = np.random.default_rng(0)
+    d, g = rng.standard_normal((v["tile"] + 2,) * 2), rng.standard_normal((3, 3))
+    y = v["a_t"] @ ((v["g"] @ g @ v["g"].T) * (v["b_t"] @ d @ v["b_t"].T)) @ v["a_t"].T
+    direct = sliding_window_view(d, (3, 3)).reshape(v["tile"], v["tile"], 9) @ g.ravel()
+    np.testing.assert_allclose(y, direct, rtol=1e-12, atol=1e-12)
 
 
 def conv_kernel_cases():

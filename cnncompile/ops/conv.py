@@ -190,11 +190,10 @@ class ConvNd(Op):
         if kernel == "depthwise":  # one input channel per group
             return a["in_channels"] == a["groups"]
         if kernel == "taps":
-            return self.rank < 3 and a["groups"] == 1
+            return a["groups"] == 1
         if kernel == "depthwise_planes":  # ... and its padded planes fit on the stack
-            if a["in_channels"] != a["groups"]:
-                return False
-            return self.rank < 3 and depthwise_planes_floats(node) <= DEPTHWISE_STACK_FLOATS
+            return (a["in_channels"] == a["groups"]
+                    and depthwise_planes_floats(node) <= DEPTHWISE_STACK_FLOATS)
         if kernel == "gemm_1x1":  # the input itself is the K x N matrix
             return all(k == 1 for k in a["kernel_size"]) and all(s == 1 for s in a["stride"]) \
                 and all(p == (0, 0) for p in conv_pads(a))
@@ -371,7 +370,6 @@ class ConvNd(Op):
         if kernel_name in ("shifted_gemm", "depthwise_planes", "taps"):
             gemm["shifted"] = shifted_layout(node, ins[0].shape, out_shape)
             gemm["dw_taps"] = [dict(k=i, off=off) for i, off in enumerate(gemm["shifted"]["offsets"])]
-            gemm["planes_floats"] = gemm["shifted"]["planes_floats"]
         if kernel_name in winograd.VARIANTS:
             gemm["wino"] = winograd.layout(node, ins, out_shape, kernel_name)
         if kernel_name == "im2row_gemm":

@@ -35,11 +35,12 @@ G2 = np.array([[1, 0, 0], [1 / 2, 1 / 2, 1 / 2], [1 / 2, -1 / 2, 1 / 2], [0, 0, 
 B2_T = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=float)
 A2_T = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], dtype=float)
 
-# kernel -> output tile side, the weight transform, and the runtime's transforms
+# kernel -> output tile side, the three matrices (G is applied here, B^T and A^T by the
+# runtime's transforms, written out in runtime/cnn_winograd.h), and those transforms
 VARIANTS = {
-    "winograd_f4x4_3x3": dict(tile=4, g=G, input_fn="cnn_winograd_input",
+    "winograd_f4x4_3x3": dict(tile=4, g=G, b_t=B_T, a_t=A_T, input_fn="cnn_winograd_input",
                               output_fn="cnn_winograd_output"),
-    "winograd_f2x2_3x3": dict(tile=2, g=G2, input_fn="cnn_winograd2_input",
+    "winograd_f2x2_3x3": dict(tile=2, g=G2, b_t=B2_T, a_t=A2_T, input_fn="cnn_winograd2_input",
                               output_fn="cnn_winograd2_output"),
 }
 
