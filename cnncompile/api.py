@@ -4,12 +4,18 @@ import time
 import warnings
 
 from . import build as _build
-from . import codegen, passes, trace
+from . import codegen, frontends, passes, trace
 from .compiled import CompiledModel, default_threads, load  # noqa: F401  (load: re-exported)
 
 
 def build_graph(model, input_shape, skip_passes=(), after=None, kernels=None):
-    """Trace ``model`` and run the pass pipeline; the graph that code generation reads."""
+    """Trace ``model`` and run the pass pipeline; the graph that code generation reads.
+
+    ``model`` is a cnncompile.nn module, a torch.nn.Module or an ONNX model (see frontends)."""
+    model, input_shape = frontends.to_cnncompile(model, input_shape)
+    if input_shape is None:
+        raise ValueError("input_shape is missing: give the shape of one call's input, "
+                         "e.g. input_shape=(1, 3, 32, 32)")
     _warn_if_training(model)
     graph = trace.trace(model, input_shape)
     graph.meta["kernel_overrides"] = dict(kernels or {})
@@ -26,11 +32,14 @@ def _warn_if_training(model):
                       stacklevel=3)
 
 
-def compile(model, input_shape, *, name=None, cache_dir=None, flags=None, werror=False,
+def compile(model, input_shape=None, *, name=None, cache_dir=None, flags=None, werror=False,
             skip_passes=(), weights="auto", kernels=None, num_threads=None, verbose=False):
-    """Compile a cnncompile.nn model into C and return a callable CompiledModel.
+    """Compile a model into C and return a callable CompiledModel.
 
-    input_shape: (N, C, H, W) with N any batch size (the compiled model takes any batch).
+    model: a cnncompile.nn module, a torch.nn.Module (read through torch.fx), or an ONNX
+        model (a path to a .onnx file or an onnx.ModelProto).
+    input_shape: (N, C, H, W) with N any batch size (the compiled model takes any batch);
+        for an ONNX model it defaults to the shape the file declares (batch 1 if symbolic).
     name: prefix of the exported C functions (default: the model's class name).
     cache_dir: where builds are cached (default $CNNCOMPILE_CACHE_DIR or ~/.cache/cnncompile).
     flags: C compiler flags (default: build.NATIVE_FLAGS; build.PORTABLE_FLAGS for export).
@@ -73,3 +82,19 @@ def compile(model, input_shape, *, name=None, cache_dir=None, flags=None, werror
                          c_source=source.c_source, header=source.header, graph=graph,
                          path=artifact.library, build_info=info, weights_asm=source.weights_asm,
                          profiler=build_profiler, num_threads=num_threads)
+
+
+def from_torch(module, input_shape, **options):
+    """Compile a torch.nn.Module: torch.fx traces it, its layers and weights become cnncompile
+    layers, and the result compiles like a cnncompile.nn model. ``options`` as compile()."""
+    if not frontends.is_torch_module(module):
+        raise TypeError(f"from_torch() takes a torch.nn.Module, got {type(module).__name__}")
+    return compile(module, input_shape, **options)
+
+
+def from_onnx(model, input_shape=None, **options):
+    """Compile an ONNX model (a path or an onnx.ModelProto). The file is checked before any
+    code is written; ``input_shape`` defaults to the one it declares. ``options`` as compile()."""
+    from .frontends import onnx as onnx_frontend
+    converted = onnx_frontend.convert(model, input_shape)
+    return compile(converted, converted.input_shape, **options)

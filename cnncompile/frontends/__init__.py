@@ -1,0 +1,38 @@
+"""Frontends: models that are not written with cnncompile.nn.
+
+``torch`` converts a real ``torch.nn.Module`` (through torch.fx), ``onnx`` an ONNX file. Each
+builds a cnncompile.nn module whose forward() replays the foreign graph with cnncompile's own
+layers and functional calls, so the result is traced, checked and optimised exactly like a
+model written with ``import cnncompile.nn as nn``. torch and onnx are optional extras and are
+imported only here, only when a foreign model is given.
+"""
+import sys
+from pathlib import Path
+
+
+def is_torch_module(model):
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(model, torch.nn.Module)
+
+
+def is_onnx_model(model):
+    if isinstance(model, (str, Path)):
+        return str(model).lower().endswith(".onnx")
+    onnx = sys.modules.get("onnx")
+    return onnx is not None and isinstance(model, onnx.ModelProto)
+
+
+def to_cnncompile(model, input_shape=None):
+    """``model`` as a cnncompile.nn module, and the input shape to compile it for.
+
+    A cnncompile.nn module is returned as is; a torch module is converted through torch.fx;
+    an ONNX model (a path or an ``onnx.ModelProto``) through the ONNX importer, which can take
+    the input shape from the file."""
+    if is_torch_module(model):
+        from .torch import convert
+        return convert(model), input_shape
+    if is_onnx_model(model):
+        from .onnx import convert
+        converted = convert(model, input_shape)
+        return converted, converted.input_shape
+    return model, input_shape
