@@ -9,11 +9,13 @@ __version__ = "0.1.0"
 
 from . import nn  # noqa: E402
 from .api import compile, from_onnx, from_torch, load  # noqa: E402
-from .errors import BuildError, CompileError, ShapeError, TraceError, UnsupportedError  # noqa: E402
+from .errors import (BuildError, CompileError, ModelFileError, ShapeError, TraceError,  # noqa: E402
+                     UnsupportedError)
 from .nn import functional  # noqa: E402
 from .nn.functional import cat, flatten  # noqa: E402
 from .nn.init import manual_seed  # noqa: E402
 
 
 __all__ = ["compile", "from_torch", "from_onnx", "load", "cat", "flatten", "nn", "functional", "manual_seed", "CompileError",
-           "ShapeError", "TraceError", "UnsupportedError", "BuildError", "__version__"]
+           "ShapeError", "TraceError", "UnsupportedError", "BuildError", "ModelFileError",
+           "__version__"]

@@ -37,3 +37,7 @@ class BuildError(RuntimeError):
 
 class TraceError(CompileError, TypeError):
     """forward() did something the tracer cannot record."""
+
+
+class ModelFileError(CompileError, ValueError):
+    """A model file (ONNX) is malformed or unsafe to read: nothing is compiled from it."""

@@ -1,12 +1,14 @@
 """Elementwise arithmetic in forward(): x + y, x - y, x * y, x / y (numpy broadcasting over
 the per-sample dimensions, e.g. a (N, C, 1, 1) scale times a (N, C, H, W) map), and the same
-with a Python number on either side (x * 2.0, 1.0 - x). Fusable with a following activation.
+with a Python number on either side (x * 2.0, 1.0 - x), or with a constant array (param
+``other``, per-sample shaped and broadcast the same way: an ONNX ``Add`` of an initializer).
+Fusable with a following activation.
 """
 import numpy as np
 
 from ..codegen.literals import c_float
 from ..errors import ShapeError
-from ..ir import layer_error
+from ..ir import Value, layer_error
 from . import Op, register
 from .common import describe_source, numel_per_sample
 
@@ -45,7 +47,9 @@ class Binary(Op):
     inplace = True
 
     def infer_shape(self, node, ins):
-        if len(ins) == 1:
+        if len(ins) == 1 and "other" in node.params:
+            ins = [ins[0], Value("constant", "constant", (ins[0].shape[0],) + node.params["other"].shape)]
+        elif len(ins) == 1:
             return ins[0].shape
         if len(ins) != 2:
             raise layer_error(node, f"{self.name} takes two inputs, got {len(ins)}")
@@ -69,6 +73,10 @@ class Binary(Op):
         a = arrays[0].astype(np.float64)
         if len(arrays) == 2:
             b = arrays[1].astype(np.float64)
+        elif "other" in node.params:
+            b = node.params["other"].astype(np.float64)[None]
+            if node.attrs.get("reverse"):
+                a, b = b, a
         else:
             b = np.float64(np.float32(node.attrs["scalar"]))
             if node.attrs.get("reverse"):
@@ -81,7 +89,9 @@ class Binary(Op):
 
     def lower(self, node, ins, out_shape):
         op = SYMBOLS[self.name]
-        if len(ins) == 1:
+        if len(ins) == 1 and "other" in node.params:
+            ins = [ins[0], Value("constant", "constant", (1,) + node.params["other"].shape)]
+        elif len(ins) == 1:
             k = c_float(node.attrs["scalar"])
             expr = f"{k} {op} x[i]" if node.attrs.get("reverse") else f"x[i] {op} {k}"
             return dict(binary=False, size=numel_per_sample(out_shape), expr=expr)
@@ -94,8 +104,12 @@ class Binary(Op):
             steps.append(step)
             step *= size
         yo = " + ".join(f"{i} * {s}" if s != 1 else i for i, s in zip(idx, reversed(steps)))
-        return dict(binary=True, loops=[dict(var=i, size=l[0]) for i, l in zip(idx, loops)],
-                    out_index=yo, expr=f"x[{ya or '0'}] {op} b[{yb or '0'}]")
+        a, b = f"x[{ya or '0'}]", f"b[{yb or '0'}]"
+        if node.attrs.get("reverse"):
+            a, b = b, a
+        return dict(binary=True, constant="other" in node.params,
+                    loops=[dict(var=i, size=l[0]) for i, l in zip(idx, loops)],
+                    out_index=yo, expr=f"{a} {op} {b}")
 
 
 for _name in SYMBOLS:
