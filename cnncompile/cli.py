@@ -1,6 +1,7 @@
 """The ``cnncompile`` command.
 
     cnncompile compile examples/seed_simplecnn.py --input-shape 1,3,32,32 -o build/simplecnn
+    cnncompile compile model.onnx -o build/model
     cnncompile inspect examples/lenet5.py --after fuse_activation
 """
 import argparse
@@ -32,9 +33,26 @@ def parse_shape(text):
     return shape
 
 
-def load_model(spec):
-    """Find the model in ``file.py`` or ``file.py:Name``: returns (module, model, label)."""
+def _is_model(obj):
+    from .frontends import is_torch_module
     from .nn import Module
+    return isinstance(obj, Module) or is_torch_module(obj)
+
+
+def _is_model_class(obj):
+    torch = sys.modules.get("torch")
+    from .nn import Module
+    bases = (Module,) + ((torch.nn.Module,) if torch is not None else ())
+    return inspect.isclass(obj) and issubclass(obj, bases)
+
+
+def load_model(spec):
+    """Find the model in ``file.py``, ``file.py:Name`` or ``file.onnx``: returns (module,
+    model, label); an ONNX file is returned as its path, with module None."""
+    if spec.lower().endswith(".onnx"):
+        if not Path(spec).is_file():
+            raise CliError(f"{spec}: no such file")
+        return None, spec, spec
     path, name = spec.rsplit(":", 1) if ":" in spec and not spec.endswith(".py") else (spec, "")
     file = Path(path)
     if not file.is_file():
@@ -48,9 +66,7 @@ def load_model(spec):
     finally:
         sys.path.pop(0)
 
-    def is_class(obj):
-        return inspect.isclass(obj) and issubclass(obj, Module)
-
+    is_class = _is_model_class
     if name:
         if not hasattr(module, name):
             raise CliError(f"{file} defines no {name!r}; it has: {_candidates(module) or 'no models'}")
@@ -62,7 +78,7 @@ def load_model(spec):
                 obj, name = getattr(module, key), key
                 break
         if obj is None:
-            found = [(k, v) for k, v in vars(module).items() if isinstance(v, Module)]
+            found = [(k, v) for k, v in vars(module).items() if _is_model(v)]
             if not found:
                 found = [(k, v) for k, v in vars(module).items()
                          if is_class(v) and v.__module__ == module.__name__]
@@ -74,28 +90,28 @@ def load_model(spec):
                 raise CliError(f"{file}: cannot tell which model to compile (candidates: {what}); "
                                f"name it: {file}:NAME, or define `model` in the file")
             name, obj = found[0]
-    if is_class(obj) or (callable(obj) and not isinstance(obj, Module)):
+    if is_class(obj) or (callable(obj) and not _is_model(obj)):
         try:
             obj = obj()
         except TypeError as exc:
             raise CliError(f"{file}:{name} could not be built without arguments ({exc}); "
                            f"define `model = {name}(...)` in the file") from None
-    if not isinstance(obj, Module):
-        raise CliError(f"{file}:{name} is a {type(obj).__name__}, not a cnncompile.nn.Module; "
-                       "define the model with `import cnncompile.nn as nn`")
+    if not _is_model(obj):
+        raise CliError(f"{file}:{name} is a {type(obj).__name__}, not a cnncompile.nn or "
+                       "torch.nn Module; define the model with `import cnncompile.nn as nn`")
     return module, obj.eval(), f"{file}:{name}"
 
 
 def _candidates(module):
-    from .nn import Module
     return ", ".join(k for k, v in vars(module).items()
-                     if isinstance(v, Module) or (inspect.isclass(v) and issubclass(v, Module)
-                                                  and v.__module__ == module.__name__))
+                     if _is_model(v) or (_is_model_class(v) and v.__module__ == module.__name__))
 
 
 def _input_shape(args, module):
     if args.input_shape:
         return parse_shape(args.input_shape)
+    if module is None:
+        return None  # an ONNX file declares its input shape
     for key in ("INPUT_SHAPE", "input_shape"):
         if hasattr(module, key):
             return tuple(getattr(module, key))
@@ -105,9 +121,11 @@ def _input_shape(args, module):
 
 def cmd_compile(args):
     import cnncompile
-    from . import build, reference
+    from . import build, frontends, reference
     module, model, label = load_model(args.model)
     shape = _input_shape(args, module)
+    if module is None:
+        model, shape = frontends.to_cnncompile(model, shape)
     out_dir = Path(args.output or f"build/{Path(args.model.split(':')[0]).stem}")
     print(f"Compiling {label} for input {shape} ...", flush=True)
     t0 = time.perf_counter()
@@ -139,9 +157,9 @@ def cmd_compile(args):
 
 
 def cmd_inspect(args):
-    from . import passes, trace
+    from . import frontends, passes, trace
     module, model, label = load_model(args.model)
-    shape = _input_shape(args, module)
+    model, shape = frontends.to_cnncompile(model, _input_shape(args, module))
     graph = trace.trace(model, shape)
     if args.dot:
         graph = passes.run(graph, after=args.after)
@@ -165,19 +183,21 @@ def cmd_inspect(args):
 def make_parser():
     from .passes import PASS_NAMES
     parser = argparse.ArgumentParser(prog="cnncompile", description="Compile a PyTorch-style "
-                                     "CNN (written with cnncompile.nn) into fast, "
-                                     "dependency-free C.")
+                                     "CNN (written with cnncompile.nn or torch.nn, or an ONNX "
+                                     "file) into fast, dependency-free C.")
     parser.add_argument("--version", action="version", version=f"cnncompile {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    model_help = ("Python file defining the model: `model`/`Model`, the one nn.Module class "
-                  "or instance in it, or a factory; FILE.py:NAME chooses")
+    model_help = ("an .onnx file, or a Python file defining the model (cnncompile.nn or "
+                  "torch.nn): `model`/`Model`, the one nn.Module class or instance in it, or a "
+                  "factory; FILE.py:NAME chooses")
     c = sub.add_parser("compile", help="compile a model to model.c, model.h and libmodel.so",
                        description="Compile a model, save the C and a shared library, print "
                        "the layer summary and check the result against the numpy reference.")
     c.add_argument("model", help=model_help)
     c.add_argument("--input-shape", help="N,C,H,W, e.g. 1,3,32,32 (N: any; the compiled "
-                   "model takes any batch size). Default: INPUT_SHAPE in the file")
+                   "model takes any batch size). Default: INPUT_SHAPE in the file, or the "
+                   "shape an ONNX file declares")
     c.add_argument("-o", "--output", help="output folder (default build/<file name>)")
     c.add_argument("--name", help="prefix of the C functions (default: the model class name)")
     c.add_argument("--portable", action="store_true", help="build for any CPU of this "
@@ -203,7 +223,7 @@ def main(argv=None):
     args = make_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (CliError, CompileError, BuildError) as exc:
+    except (CliError, CompileError, BuildError, ValueError, ImportError, OSError) as exc:
         print(f"cnncompile: error: {exc}", file=sys.stderr)
         return 2
 

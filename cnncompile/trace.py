@@ -292,8 +292,13 @@ class Tracer:
 
     def record_reshape(self, tensor, kind, requested, call):
         from .ops.reshape import resolve_view
-        node = Node(self.graph.unique_name(kind), "reshape", {"call": call})
-        node.meta["source"] = user_source()
+        scope = self.scopes[-1] if self.scopes else None
+        base, source = kind, user_source()
+        if scope is not None and scope.leaf and not scope.used:  # nn.Flatten: named by its path
+            base, source = scope.path, scope.source or source
+            scope.used = True
+        node = Node(self.graph.unique_name(base), "reshape", {"call": call})
+        node.meta["source"] = source
         x = self.graph.value(tensor.name)
         if x.shape is None:
             raise self.unsupported_error()
@@ -361,7 +366,8 @@ def trace(module, input_shape):
     """Trace ``module`` on an input of ``input_shape`` (N, C, H, W) into a Graph."""
     from .nn import Module
     if not isinstance(module, Module):
-        raise TypeError(f"cnncompile.trace() takes a cnncompile.nn.Module, got "
+        raise TypeError(f"cnncompile compiles a cnncompile.nn.Module, a torch.nn.Module or an "
+                        f"ONNX model (a .onnx path or onnx.ModelProto), got "
                         f"{type(module).__name__}")
     input_shape = tuple(int(d) for d in input_shape)
     if not input_shape or any(d <= 0 for d in input_shape):
