@@ -16,7 +16,7 @@ import numpy as np
 from .. import __version__, ops
 from ..resources import templates_dir
 from .literals import c_floats
-from .names import Namer, model_prefix, sanitize
+from .names import Namer, model_prefix, readable
 
 HEADER_NAME = "model.h"
 # Up to this many weights are written into model.c as literals (readable, one file). Beyond
@@ -68,12 +68,12 @@ def _describe(graph, node, ins):
     attrs = ", ".join(f"{k}={v}" for k, v in node.attrs.items()
                       if k not in ("in_channels", "out_channels", "in_features", "out_features",
                                    "call"))
-    lines = [f"{sanitize(node.name)}: {node.op}" + (f" {attrs}" if attrs else ""),
+    lines = [f"{readable(node.name)}: {node.op}" + (f" {attrs}" if attrs else ""),
              " + ".join(_shape(v.shape[1:]) for v in ins) + f" -> {_shape(node.meta['shape'][1:])}"
              + f", {node.meta.get('flops', 0):,} FLOPs per sample"]
     fused = node.meta.get("fused")
     if fused:
-        lines.append("fused: " + ", ".join(f"{sanitize(f['layer'])} ({f['op']})" for f in fused))
+        lines.append("fused: " + ", ".join(f"{readable(f['layer'])} ({f['op']})" for f in fused))
     if node.meta.get("kernel"):
         lines.append(f"kernel: {node.meta['kernel']}")
     if node.meta.get("inplace"):
@@ -155,7 +155,7 @@ def generate(graph, name=None, weights="auto", profile=False, slots=1):
                     version=__version__)
     total_params = sum(ops.REGISTRY[n.op].param_count(n) for n in graph.nodes())
     total_flops = sum(n.meta.get("flops", 0) for n in graph.nodes())
-    ctx = dict(version=__version__, model=comment(sanitize(graph.name)), prefix=prefix,
+    ctx = dict(version=__version__, model=comment(readable(graph.name)), prefix=prefix,
                macro=prefix.upper(), header_name=HEADER_NAME,
                in_shape=_shape(in_shape), out_shape=_shape(out_shape),
                in_dims=", ".join(map(str, in_shape)), out_dims=", ".join(map(str, out_shape)),

@@ -18,6 +18,12 @@ def sanitize(name):
     return safe or "unnamed"
 
 
+def readable(name):
+    """A model's name as comments show it: sanitized, and cut to MAX_LEN characters."""
+    safe = sanitize(name)
+    return safe if len(safe) <= MAX_LEN else safe[:MAX_LEN - 3] + "..."
+
+
 class Namer:
     def __init__(self):
         self.used = set()

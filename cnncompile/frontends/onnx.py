@@ -219,6 +219,9 @@ def convert(model, input_shape=None):
         raise UnsupportedError(f"the model has {len(graph.output)} outputs; cnncompile compiles "
                                "models of one output tensor")
     value = inputs[0]
+    if not value.type.HasField("tensor_type"):
+        raise UnsupportedError(f"input {value.name!r} is not a tensor (a sequence, map or "
+                               "optional); cnncompile compiles models of one tensor input")
     elem = value.type.tensor_type.elem_type
     if elem not in (0, 1):
         raise UnsupportedError(f"input {value.name!r} has ONNX type {elem}; cnncompile compiles "

@@ -20,7 +20,7 @@ CONVERTERS = {}
 # ops evaluated by onnx's reference implementation when every input is a constant
 FOLDABLE = {"Constant", "Identity", "Cast", "Shape", "Gather", "Unsqueeze", "Squeeze", "Concat",
             "Reshape", "Flatten", "Transpose", "Add", "Sub", "Mul", "Div", "Neg", "Sqrt",
-            "Slice", "ConstantOfShape", "Relu", "Sigmoid", "Tanh", "Clip", "Dropout"}
+            "Slice", "ConstantOfShape", "CastLike", "Relu", "Sigmoid", "Tanh", "Clip", "Dropout"}
 MAX_FOLDED = 1 << 24  # elements of one folded constant
 
 
@@ -205,25 +205,27 @@ def conv(node, x, w, b=None):
 def conv_transpose(node, x, w, b=None):
     x = node.tensor(x)
     w = node.const(w, "the weight W").astype(np.float32)
-    if w.ndim != 4 or x.dim() != 4:
-        raise node.unsupported("only 2-D transposed convolutions (N, C, H, W) are supported")
+    if w.ndim not in (3, 4) or x.dim() != w.ndim:
+        raise node.unsupported("only 1-D and 2-D transposed convolutions are supported")
+    rank = w.ndim - 2
     kernel, strides, dilations = _window(node, x, list(w.shape[2:]))
     group = int(node.attrs.get("group", 1))
     if group <= 0 or x.shape[1] % group or x.shape[1] != w.shape[0]:
         raise node.bad(f"group {group} and weight {list(w.shape)} do not fit {x.shape[1]} input "
                        "channels")
-    out_pad = node.ints("output_padding", 2, [0, 0], nonnegative=True)
-    output_shape = node.ints("output_shape", 2, None, positive=True)
+    out_pad = node.ints("output_padding", rank, [0] * rank, nonnegative=True)
+    output_shape = node.ints("output_shape", rank, None, positive=True)
     auto = node.attrs.get("auto_pad", "NOTSET")
     if output_shape is not None or auto in ("SAME_UPPER", "SAME_LOWER"):
+        # ONNX: total_padding = stride * (in - 1) + output_padding + ((k - 1) * d + 1) - out,
+        # split evenly, the odd one at the end (SAME_UPPER, and output_shape) or the start
         begins, ends = [], []
-        for i in range(2):
+        for i in range(rank):
             full = strides[i] * (x.shape[2 + i] - 1) + out_pad[i] + (kernel[i] - 1) * dilations[i] + 1
             target = output_shape[i] if output_shape is not None else x.shape[2 + i] * strides[i]
             total = full - target
-            if total < 0:
-                raise node.unsupported(f"output_shape {output_shape} is larger than the full "
-                                       "transposed convolution; cnncompile does not pad it")
+            if total < 0:  # the output grows at the end: torch's output_padding
+                out_pad[i], total = out_pad[i] - total, 0
             small, big = total // 2, total - total // 2
             begins.append(big if auto == "SAME_LOWER" else small)
             ends.append(small if auto == "SAME_LOWER" else big)
@@ -234,6 +236,12 @@ def conv_transpose(node, x, w, b=None):
                                "convolution crops the same amount on both sides")
     if b is not None:
         b = node.const(b, "the bias B").astype(np.float32)
+    if rank == 1:  # (N, C, L) as (N, C, 1, L)
+        y = F.conv_transpose2d(x.reshape(x.shape[0], x.shape[1], 1, x.shape[2]),
+                               w[:, :, None, :], b, stride=[1] + strides, padding=[0] + begins,
+                               output_padding=[0] + out_pad, groups=group,
+                               dilation=[1] + dilations)
+        return y.reshape(y.shape[0], y.shape[1], y.shape[3])
     return F.conv_transpose2d(x, w, b, stride=strides, padding=begins, output_padding=out_pad,
                               groups=group, dilation=dilations)
 
@@ -270,14 +278,31 @@ def pool(node, x):
             raise node.unsupported(f"dilations {dilations[-len(x.shape) + 2:]} in average pooling")
         include = bool(node.attrs.get("count_include_pad", 0))
         if begins != ends or any(p > k // 2 for p, k in zip(begins, kernel)):
-            if not include or ceil_mode:
+            if ceil_mode:
                 raise node.unsupported(f"pads {begins + ends} that are asymmetric or more than "
-                                       "half the kernel, without count_include_pad or with "
-                                       "ceil_mode")
-            x2, begins = F.pad(x2, torch_pads(begins, ends)), [0, 0]
-        y = F.avg_pool2d(x2, kernel, strides, begins, ceil_mode=ceil_mode,
-                         count_include_pad=include)
+                                       "half the kernel, with ceil_mode")
+            in_sizes = x2.shape[2:]
+            y = F.avg_pool2d(F.pad(x2, torch_pads(begins, ends)), kernel, strides, 0,
+                             count_include_pad=True)
+            if not include:  # rescale each window from k*k to the inputs it covers
+                cover = _cover(node, in_sizes, kernel, strides, begins, ends)
+                y = _with_constant(node, "mul", y, cover)
+        else:
+            y = F.avg_pool2d(x2, kernel, strides, begins, ceil_mode=ceil_mode,
+                             count_include_pad=include)
     return y.reshape(y.shape[0], y.shape[1], y.shape[3]) if lifted else y
+
+
+def _cover(node, in_sizes, kernel, strides, begins, ends):
+    """(1, OH, OW): kernel area / number of real inputs, for each window of a padded pool."""
+    counts = []
+    for size, k, s, b, e in zip(in_sizes, kernel, strides, begins, ends):
+        starts = np.arange((size + b + e - k) // s + 1) * s - b
+        counts.append(np.minimum(starts + k, size) - np.maximum(starts, 0))
+    cover = counts[0][:, None] * counts[1][None, :]
+    if (cover <= 0).any():
+        raise node.unsupported("a window lies wholly in the padding")
+    return (kernel[0] * kernel[1] / cover)[None].astype(np.float32)
 
 
 @converter("GlobalAveragePool", "GlobalMaxPool")
@@ -343,7 +368,7 @@ def clip(node, x, lo=None, hi=None):
     hi = math.inf if hi is None else float(np.asarray(node.const(hi, "max")).reshape(()))
     if lo == -math.inf and hi == math.inf:
         return F.identity(x)
-    return F.hardtanh(x, lo, hi)
+    return F.hardtanh(x, min(lo, hi), hi)  # min(max(x, lo), hi): all hi when lo > hi
 
 
 @converter("PRelu")
@@ -434,6 +459,11 @@ def reshape(node, x, shape):
 def identity(node, x, *rest):
     if node.op == "Dropout" and len(node.proto.output) > 1 and node.proto.output[1]:
         raise node.unsupported("the mask output is not supported")
+    if node.op == "Dropout" and len(rest) > 1 and rest[1] is not None:
+        ratio = 0.5 if rest[0] is None else float(np.asarray(node.const(rest[0], "ratio")).reshape(()))
+        if bool(np.asarray(node.const(rest[1], "training_mode")).reshape(())) and ratio > 0:
+            raise node.unsupported("training_mode=True drops values at random; cnncompile "
+                                   "compiles inference")
     return F.identity(x, node.op.lower()) if isinstance(x, Tensor) else x
 
 

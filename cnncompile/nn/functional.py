@@ -184,6 +184,9 @@ def elu(input, alpha=1.0, inplace=False):
 
 
 def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
+    if min_val > max_val:
+        raise ValueError(f"hardtanh: min_val ({min_val}) cannot be greater than max_val "
+                         f"({max_val})")
     return trace.apply("hardtanh", [input], {"min_val": float(min_val), "max_val": float(max_val)})
 
 

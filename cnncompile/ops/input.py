@@ -13,7 +13,7 @@ class Input(Op):
 
     def infer_shape(self, node, ins):
         shape = node.attrs["shape"]
-        if len(shape) < 2:
+        if len(shape) < 1:
             raise layer_error(node, f"input_shape {shape} needs a batch dimension and at least "
                               "one feature dimension, e.g. (1, 3, 32, 32)", ShapeError)
         return shape
