@@ -1,5 +1,4 @@
 """Shared by the tests: the torch twin of an example, and numeric comparisons."""
-from pathlib import Path
 
 import numpy as np
 
