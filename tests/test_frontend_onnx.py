@@ -234,6 +234,18 @@ class TestRefusedFiles:
         refused(conv_model(dilations=[1, -2]), "dilations = \\[1, -2\\] must be positive")
         refused(conv_model(pads=[0, 0, -1, 0]), "pads = .* must not be negative")
 
+    def test_wrong_input_counts_and_huge_computed_shapes(self):
+        relu = make_model([helper.make_node("Relu", ["x", "x"], ["y"], name="r")], {},
+                          [1, 3, 4, 4], None)
+        refused(relu, "r: Relu: 2 inputs is not a valid number")
+        conv = make_model([helper.make_node("Conv", ["x", ""], ["y"], name="c")], {},
+                          [1, 3, 4, 4], None)
+        refused(conv, "c: Conv: the weight W is missing")
+        pad = make_model([helper.make_node("Pad", ["x", "p"], ["y"], name="p")],
+                         {"p": np.array([0, 0, 0, 0, 0, 0, 1 << 19, 1 << 19], np.int64)},
+                         [1, 3, 4, 4], None)
+        refused(pad, "would have shape")
+
     def test_every_unsupported_node_is_listed(self):
         nodes = [helper.make_node("Relu", ["x"], ["a"]),
                  helper.make_node("Erf", ["a"], ["b"], name="erf1"),

@@ -151,3 +151,20 @@ def test_from_torch_rejects_other_models():
     with pytest.raises(TypeError, match="torch.nn.Module"):
         cnncompile.from_torch(cnncompile.nn.ReLU(), (1, 3, 4, 4))
 
+
+
+def test_cli_compiles_a_torch_model_file(tmp_path, capsys):
+    from cnncompile.cli import main
+    (tmp_path / "net.py").write_text(
+        "import torch\nimport torch.nn as nn\n"
+        "torch.manual_seed(0)\n"
+        "model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),\n"
+        "                      nn.Flatten(), nn.Linear(8 * 4 * 4, 10))\n"
+        "INPUT_SHAPE = (1, 3, 8, 8)\n")
+    assert main(["compile", str(tmp_path / "net.py"), "-o", str(tmp_path / "out")]) == 0
+    assert "Check: max |compiled - numpy reference|" in capsys.readouterr().out
+    torch.manual_seed(0)
+    twin = tnn.Sequential(tnn.Conv2d(3, 8, 3, padding=1), tnn.ReLU(), tnn.MaxPool2d(2),
+                          tnn.Flatten(), tnn.Linear(8 * 4 * 4, 10)).eval()
+    x = random_input((2, 3, 8, 8))
+    assert_close(cnncompile.load(tmp_path / "out")(x), run_torch(twin, x), "CLI build vs torch")

@@ -188,6 +188,10 @@ class OnnxModule(nn.Module):
                 if tracer is not None:
                     tracer.scopes.pop()
             for out_name, value in zip(node.output, outs):
+                if isinstance(value, Tensor) and value.numel() > MAX_ELEMENTS:
+                    raise _bad(f"output {out_name!r} would have shape {tuple(value.shape)}, "
+                               f"more than cnncompile accepts in one tensor ({MAX_ELEMENTS} "
+                               "elements)", name)
                 if out_name:
                     env[out_name] = value
         out = env.get(self.output_name)

@@ -6,6 +6,7 @@ wrong, and returns the node's outputs. Semantics follow the ONNX operator specif
 (https://onnx.ai/onnx/operators/); where ONNX pads asymmetrically and the cnncompile layer pads
 symmetrically, an explicit pad layer goes first.
 """
+import inspect
 import math
 import operator
 
@@ -66,12 +67,16 @@ class Node:
         return value
 
     def const(self, value, what):
+        if value is None:
+            raise self.bad(f"{what} is missing")
         if isinstance(value, Tensor):
             raise self.unsupported(f"{what} must be a constant (an initializer); here it is "
                                    "computed from the input")
         return value
 
     def tensor(self, value, what="the data input"):
+        if value is None:
+            raise self.bad(f"{what} is missing")
         if not isinstance(value, Tensor):
             raise self.unsupported(f"{what} must depend on the model input")
         return value
@@ -100,7 +105,12 @@ def run(proto, name, ins, opset):
     if node.op not in CONVERTERS:
         raise node.unsupported("only constant inputs can be folded; this node computes on the "
                                "model input")
-    out = CONVERTERS[node.op](node, *ins)
+    fn = CONVERTERS[node.op]
+    try:
+        inspect.signature(fn).bind(node, *ins)
+    except TypeError:
+        raise node.bad(f"{len(ins)} inputs is not a valid number of inputs") from None
+    out = fn(node, *ins)
     return out if isinstance(out, list) else [out]
 
 
