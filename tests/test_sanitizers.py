@@ -45,27 +45,34 @@ SANITIZE = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all",
             "-fno-omit-frame-pointer", "-g", "-O1"]
 
 
-@pytest.mark.parametrize("name", ["seed_simplecnn", "seed_sequential", "seed_separable", "lenet5",
-                                  "conv_autoencoder", "vgg11_cifar", "mobilenet_v2", "resnet18"])
-def test_example_runs_clean_under_asan_and_ubsan(tmp_path, name):
-    ns = load_example(name)
-    shape = ns["INPUT_SHAPE"]
-    compiled = cnncompile.compile(ns["model"].eval(), shape, num_threads=2)
-    out = compiled.save(tmp_path / "c")
+def run_sanitized(compiled, folder, x):
+    """Build ``compiled``'s C with ASan and UBSan into a program, run it on ``x`` with two
+    OpenMP threads, and return its output; any sanitizer report fails the calling test."""
+    out = compiled.save(folder)
     macro = compiled.prefix.upper()
     (out / "main.c").write_text(MAIN.replace("{MACRO}", macro).replace("{prefix}", compiled.prefix))
     sources = ["model.c", "main.c"] + (["weights.S"] if (out / "weights.S").exists() else [])
     res = subprocess.run(["gcc", "-std=c99", "-fopenmp", *SANITIZE, *sources, "-o", "model", "-lm"],
                          cwd=out, capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
-    batch = 3  # several samples: the batch runs on two threads, each in its own workspace slot
-    x = random_input((batch,) + tuple(shape[1:]))
+    batch = x.shape[0]
     x.tofile(out / "x.bin")
     env = dict(os.environ, OMP_NUM_THREADS="2", ASAN_OPTIONS="detect_leaks=0:abort_on_error=0",
                UBSAN_OPTIONS="print_stacktrace=1")
     res = subprocess.run(["./model", str(batch), "x.bin", "y.bin"], cwd=out, env=env,
                          capture_output=True, text=True, timeout=600)
     assert res.returncode == 0 and "runtime error" not in res.stderr, res.stderr[-4000:]
-    y = np.fromfile(out / "y.bin", np.float32).reshape((batch,) + compiled.output_shape)
+    return np.fromfile(out / "y.bin", np.float32).reshape((batch,) + compiled.output_shape)
+
+
+@pytest.mark.parametrize("name", ["seed_simplecnn", "seed_sequential", "seed_separable", "lenet5",
+                                  "conv_autoencoder", "vgg11_cifar", "mobilenet_v2", "resnet18"])
+def test_example_runs_clean_under_asan_and_ubsan(tmp_path, name):
+    ns = load_example(name)
+    shape = ns["INPUT_SHAPE"]
+    compiled = cnncompile.compile(ns["model"].eval(), shape, num_threads=2)
+    # several samples: the batch runs on two threads, each in its own workspace slot
+    x = random_input((3,) + tuple(shape[1:]))
+    y = run_sanitized(compiled, tmp_path / "c", x)
     expected = reference.run(compiled.graph, x)
     assert_close(y, expected, f"{name} under sanitizers", *tolerance(compiled, expected))
