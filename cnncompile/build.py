@@ -11,6 +11,7 @@ which is atomic: concurrent builds of the same model all succeed, one entry rema
 interrupted build never leaves a half-written entry behind.
 """
 import contextlib
+import errno
 import functools
 import io
 import hashlib
@@ -127,7 +128,11 @@ def build(source, cache_dir=None, flags=None, werror=False, log=None):
                 raise
             # another process finished the same build first: use its entry
     except OSError as exc:
-        raise BuildError(f"writing the build to {root} failed: {exc}") from None
+        hint = ""
+        if exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+            hint = ("; the disk is full or a size limit was hit: free some space, or set "
+                    "CNNCOMPILE_CACHE_DIR (or cache_dir=) to a folder on another disk")
+        raise BuildError(f"writing the build to {root} failed: {exc}{hint}") from None
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

@@ -1,14 +1,16 @@
 """The build and its cache when things go wrong: no compiler, a bad flag, an unusable cache
-folder, and several processes building the same model at once."""
+folder, a full disk, and several processes building the same model at once."""
 import os
 import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 
 import cnncompile
 import cnncompile.nn as nn
+from cnncompile import reference
 from cnncompile.errors import BuildError
 from helpers import ROOT
 
@@ -56,3 +58,39 @@ def test_concurrent_builds_of_one_model_share_one_entry(tmp_path):
     assert len(outputs) == 1  # same library, same numbers
     entries = [p for p in tmp_path.iterdir()]
     assert len(entries) == 1 and not entries[0].name.startswith(".build-")
+
+
+FULL_DISK = textwrap.dedent("""
+    import resource, signal, sys
+    import numpy as np
+    import cnncompile, cnncompile.nn as nn
+    limit = int(sys.argv[2])
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    cnncompile.manual_seed(1)
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU()).eval()  # as small_model()
+    try:
+        cnncompile.compile(model, (1, 1, 5, 5), cache_dir=sys.argv[1])
+    except cnncompile.BuildError as exc:
+        print(exc)
+        sys.exit(3)
+""")
+
+
+@pytest.mark.parametrize("limit", [1_000, 12_000, 24_000])
+def test_full_disk_during_the_build_is_a_clear_error_and_leaves_no_entry(tmp_path, limit):
+    """A file size limit makes every write past it fail, as a full disk does: while Python
+    writes model.c (1 KB), while it copies the runtime headers (12 KB), while the compiler
+    writes model.o (24 KB). Each is a BuildError naming the cause; the cache keeps no entry,
+    and the next build of the same model, with room, succeeds and is correct."""
+    cache = tmp_path / "cache"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    res = subprocess.run([sys.executable, "-c", FULL_DISK, str(cache), str(limit)], env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 3, res.stdout + res.stderr
+    assert "File too large" in res.stdout or "File size limit exceeded" in res.stdout, res.stdout
+    assert list(cache.iterdir()) == []  # neither an entry nor a half-built folder
+    compiled = cnncompile.compile(small_model(), (1, 1, 5, 5), cache_dir=cache)
+    assert not compiled.build_info["cached"]
+    x = np.ones((2, 1, 5, 5), np.float32)
+    np.testing.assert_allclose(compiled(x), reference.run(compiled.graph, x), rtol=1e-5, atol=1e-6)
