@@ -1,0 +1,112 @@
+"""Numeric edge cases, compiled against torch: NaN and infinities, -0.0, denormals, softmax of
+large logits, ceil_mode windows that start in the padding, count_include_pad both ways,
+BatchNorm with a variance near zero, and a batch of zero samples."""
+import numpy as np
+import pytest
+import torch
+
+import cnncompile
+import cnncompile.nn as nn
+from helpers import random_input, run_torch, torch_twin
+
+
+def twins(build):
+    cnncompile.manual_seed(7)
+    model = build(nn).eval()
+    return model, torch_twin(model, build(torch.nn))
+
+
+def same_as_torch(compiled, twin, x):
+    """Equal to torch to float32 precision, with NaN where torch has NaN and infinities and
+    signs of zero where torch has them."""
+    y, want = compiled(x), run_torch(twin, x)
+    assert y.shape == want.shape
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(want))
+    np.testing.assert_array_equal(np.isinf(y) & (y > 0), np.isinf(want) & (want > 0))
+    np.testing.assert_array_equal(np.isinf(y) & (y < 0), np.isinf(want) & (want < 0))
+    finite = np.isfinite(want)
+    np.testing.assert_allclose(y[finite], want[finite], rtol=1e-4, atol=1e-5)
+    return y, want
+
+
+def special_input(shape, seed=0):
+    x = random_input(shape, seed).ravel()
+    rng = np.random.default_rng(seed)
+    idx = rng.choice(x.size, size=min(x.size, 12), replace=False)
+    specials = [np.nan, np.inf, -np.inf, -0.0, 1e-40, -1e-40, 3e38, -3e38, np.nan, np.inf,
+                -np.inf, -0.0]
+    x[idx] = np.array(specials[:len(idx)], np.float32)
+    return x.reshape(shape)
+
+
+@pytest.mark.parametrize("act", ["ReLU", "ReLU6", "LeakyReLU", "Sigmoid", "Tanh", "Hardswish",
+                                 "Hardsigmoid", "ELU", "SiLU", "GELU", "Hardtanh"])
+def test_activations_and_max_pool_on_nan_inf_and_signed_zero(act):
+    model, twin = twins(lambda n: n.Sequential(getattr(n, act)(), n.MaxPool2d(2, ceil_mode=True)))
+    compiled = cnncompile.compile(model, (1, 2, 5, 5))
+    x = special_input((3, 2, 5, 5))
+    if act == "GELU":  # torch's CPU GELU gives NaN at +inf; cnncompile gives +inf, the limit
+        x[np.isposinf(x)] = 3e38
+    same_as_torch(compiled, twin, x)
+
+
+def test_relu_of_negative_zero_and_denormals_matches_torch_bit_for_bit():
+    model, twin = twins(lambda n: n.Sequential(n.ReLU()))
+    compiled = cnncompile.compile(model, (1, 8))
+    x = np.array([[-0.0, 0.0, 1e-40, -1e-40, 1e-45, -1e-45, np.nan, -np.inf]], np.float32)
+    y, want = compiled(x), run_torch(twin, x)
+    np.testing.assert_array_equal(y.view(np.uint32)[:, :6], want.view(np.uint32)[:, :6])
+    assert np.isnan(y[0, 6]) and y[0, 7] == 0
+
+
+def test_convolution_and_linear_propagate_infinities_and_nan():
+    model, twin = twins(lambda n: n.Sequential(n.Conv2d(2, 3, 3, padding=1), n.Flatten(),
+                                               n.Linear(3 * 4 * 4, 5)))
+    compiled = cnncompile.compile(model, (1, 2, 4, 4))
+    x = random_input((2, 2, 4, 4))
+    x[0, 0, 1, 1] = np.inf
+    x[1, 1, 2, 2] = np.nan
+    same_as_torch(compiled, twin, x)
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e4, 1e30])
+def test_softmax_of_large_logits(scale):
+    model, twin = twins(lambda n: n.Sequential(n.Flatten(), n.Softmax(dim=1)))
+    compiled = cnncompile.compile(model, (1, 3, 2, 2))
+    x = random_input((4, 3, 2, 2)) * np.float32(scale)
+    y, _ = same_as_torch(compiled, twin, x)
+    assert np.all(np.isfinite(y)) and np.allclose(y.sum(axis=1), 1, atol=1e-5)
+    logsm, logsm_twin = twins(lambda n: n.Sequential(n.Flatten(), n.LogSoftmax(dim=1)))
+    same_as_torch(cnncompile.compile(logsm, (1, 3, 2, 2)), logsm_twin, x)
+
+
+@pytest.mark.parametrize("pool", ["max", "avg_include", "avg_exclude"])
+@pytest.mark.parametrize("size,k,s,p", [(5, 3, 2, 1), (6, 3, 3, 1), (4, 2, 3, 1), (7, 3, 2, 1),
+                                        (1, 3, 2, 1), (2, 2, 2, 1)])
+def test_ceil_mode_windows_that_start_in_the_padding(pool, size, k, s, p):
+    """Sizes where ceil_mode would add a window starting in the right padding, which torch
+    drops (the last window must start inside the input or the left padding)."""
+    def build(n):
+        if pool == "max":
+            return n.Sequential(n.MaxPool2d(k, s, p, ceil_mode=True))
+        return n.Sequential(n.AvgPool2d(k, s, p, ceil_mode=True,
+                                        count_include_pad=pool == "avg_include"))
+    model, twin = twins(build)
+    compiled = cnncompile.compile(model, (1, 2, size, size + 1))
+    same_as_torch(compiled, twin, random_input((2, 2, size, size + 1)))
+
+
+@pytest.mark.parametrize("var", [0.0, 1e-12, 1e-7])
+def test_batch_norm_with_variance_near_zero(var):
+    model, twin = twins(lambda n: n.Sequential(n.Conv2d(2, 3, 3), n.BatchNorm2d(3), n.ReLU()))
+    model[1].running_var[...] = var
+    twin[1].running_var.fill_(var)
+    compiled = cnncompile.compile(model, (1, 2, 5, 5))
+    same_as_torch(compiled, twin, random_input((2, 2, 5, 5)))
+
+
+def test_batch_of_zero_samples():
+    model, _ = twins(lambda n: n.Sequential(n.Conv2d(1, 2, 3), n.ReLU()))
+    compiled = cnncompile.compile(model, (1, 1, 5, 5))
+    y = compiled(np.zeros((0, 1, 5, 5), np.float32))
+    assert y.shape == (0, 2, 3, 3) and y.dtype == np.float32
