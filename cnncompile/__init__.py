@@ -16,6 +16,6 @@ from .nn.functional import cat, flatten  # noqa: E402
 from .nn.init import manual_seed  # noqa: E402
 
 
-__all__ = ["compile", "from_torch", "from_onnx", "load", "cat", "flatten", "nn", "functional", "manual_seed", "CompileError",
-           "ShapeError", "TraceError", "UnsupportedError", "BuildError", "ModelFileError",
+__all__ = ["compile", "from_torch", "from_onnx", "load", "cat", "flatten", "nn", "functional",
+           "manual_seed", "CompileError", "ShapeError", "TraceError", "UnsupportedError", "BuildError", "ModelFileError",
            "__version__"]

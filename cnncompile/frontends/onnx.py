@@ -83,7 +83,8 @@ def _read_external(tensor, base_dir, what):
     except ValueError:
         raise _bad(f"{what}: external data offset/length must be integers") from None
     size = path.stat().st_size
-    if offset < 0 or offset > size or (length is not None and (length < 0 or offset + length > size)):
+    end = size if length is None else offset + length
+    if offset < 0 or offset > size or (length is not None and length < 0) or end > size:
         raise _bad(f"{what}: external data range offset={offset} length={length} lies outside "
                    f"{location!r} ({size} bytes)")
     with open(path, "rb") as f:
@@ -110,7 +111,8 @@ def to_array(tensor, what, base_dir=None):
         if len(raw) != expected:
             raise _bad(f"{what} holds {len(raw)} bytes but its shape {dims} and type "
                        f"{np.dtype(dtype).name} need {expected}")
-        return np.frombuffer(raw, dtype=np.dtype(dtype).newbyteorder("<")).astype(dtype).reshape(dims)
+        little = np.dtype(dtype).newbyteorder("<")  # ONNX raw data is little-endian
+        return np.frombuffer(raw, dtype=little).astype(dtype).reshape(dims)
     values = getattr(tensor, field)
     if len(values) != count:
         raise _bad(f"{what} holds {len(values)} values but its shape {dims} needs {count}")
@@ -145,8 +147,9 @@ def opset_of(proto):
         try:
             proto = onnx.version_converter.convert_version(proto, MIN_OPSET)
         except Exception as exc:
-            raise UnsupportedError(f"the model uses opset {version}; converting it to opset "
-                                   f"{MIN_OPSET} with onnx's version converter failed: {exc}") from None
+            raise UnsupportedError(
+                f"the model uses opset {version}; converting it to opset {MIN_OPSET} with "
+                f"onnx's version converter failed: {exc}") from None
         version = MIN_OPSET
     return proto, version
 

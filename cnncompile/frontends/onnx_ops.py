@@ -231,7 +231,8 @@ def conv_transpose(node, x, w, b=None):
         # split evenly, the odd one at the end (SAME_UPPER, and output_shape) or the start
         begins, ends = [], []
         for i in range(rank):
-            full = strides[i] * (x.shape[2 + i] - 1) + out_pad[i] + (kernel[i] - 1) * dilations[i] + 1
+            full = (strides[i] * (x.shape[2 + i] - 1) + out_pad[i]
+                    + (kernel[i] - 1) * dilations[i] + 1)
             target = output_shape[i] if output_shape is not None else x.shape[2 + i] * strides[i]
             total = full - target
             if total < 0:  # the output grows at the end: torch's output_padding
@@ -470,7 +471,8 @@ def identity(node, x, *rest):
     if node.op == "Dropout" and len(node.proto.output) > 1 and node.proto.output[1]:
         raise node.unsupported("the mask output is not supported")
     if node.op == "Dropout" and len(rest) > 1 and rest[1] is not None:
-        ratio = 0.5 if rest[0] is None else float(np.asarray(node.const(rest[0], "ratio")).reshape(()))
+        ratio = 0.5 if rest[0] is None else float(
+            np.asarray(node.const(rest[0], "ratio")).reshape(()))
         if bool(np.asarray(node.const(rest[1], "training_mode")).reshape(())) and ratio > 0:
             raise node.unsupported("training_mode=True drops values at random; cnncompile "
                                    "compiles inference")
@@ -489,8 +491,9 @@ def pad(node, x, pads=None, value=None, axes=None):
     x = node.tensor(x)
     rank = x.dim()
     pads = [int(p) for p in np.asarray(node.const(pads, "pads")).reshape(-1)]
-    dims = list(range(rank)) if axes is None else [int(a) % rank for a in
-                                                     np.asarray(node.const(axes, "axes")).reshape(-1)]
+    dims = list(range(rank))
+    if axes is not None:
+        dims = [int(a) % rank for a in np.asarray(node.const(axes, "axes")).reshape(-1)]
     if len(pads) != 2 * len(dims):
         raise node.bad(f"pads has {len(pads)} values for {len(dims)} axes")
     begins, ends = [0] * rank, [0] * rank

@@ -192,7 +192,8 @@ def _convert_layer(torch_module):
                       "with fixed statistics")
     kwargs = {}
     for param in list(inspect.signature(cls.__init__).parameters.values())[1:]:
-        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD) or param.name in ("device", "dtype"):
+        if (param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD)
+                or param.name in ("device", "dtype")):
             continue
         if param.name == "bias":  # a flag in the constructor, a tensor or None on the layer
             kwargs["bias"] = (getattr(torch_module, "bias", None) is not None
@@ -248,7 +249,8 @@ def convert(module):
         elif node.op == "call_function":
             if node.target is getattr or node.target in OPERATORS:
                 continue
-            fname = functions.get(id(node.target), getattr(node.target, "__name__", str(node.target)))
+            fname = functions.get(id(node.target),
+                                  getattr(node.target, "__name__", str(node.target)))
             fn = _cnncompile_function(fname) if id(node.target) in functions else None
             if fn is None:
                 owner = getattr(node.target, "__module__", None) or "torch"

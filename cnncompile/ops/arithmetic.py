@@ -48,7 +48,8 @@ class Binary(Op):
 
     def infer_shape(self, node, ins):
         if len(ins) == 1 and "other" in node.params:
-            ins = [ins[0], Value("constant", "constant", (ins[0].shape[0],) + node.params["other"].shape)]
+            batch = ins[0].shape[0]
+            ins = [ins[0], Value("constant", "constant", (batch,) + node.params["other"].shape)]
         elif len(ins) == 1:
             return ins[0].shape
         if len(ins) != 2:
