@@ -98,7 +98,7 @@ def unsupported(nodes, opset_import):
 
 def run(proto, name, ins, opset):
     node = Node(proto, name, opset)
-    if all(not isinstance(v, Tensor) for v in ins) and node.op in FOLDABLE | {"Shape"}:
+    if all(not isinstance(v, Tensor) for v in ins) and node.op in FOLDABLE:
         return fold(node, ins)
     if node.op == "Shape":
         return [_shape(node, ins[0])]
@@ -278,8 +278,10 @@ def pool(node, x):
     if lifted:
         kernel, strides, dilations = [1] + kernel, [1] + strides, [1] + dilations
         begins, ends = [0] + begins, [0] + ends
+    # torch-style pooling pads both sides alike, by at most half the kernel; otherwise pad first
+    pad_first = begins != ends or any(p > k // 2 for p, k in zip(begins, kernel))
     if node.op == "MaxPool":
-        if begins != ends or any(p > k // 2 for p, k in zip(begins, kernel)):
+        if pad_first:
             if ceil_mode:
                 raise node.unsupported(f"pads {begins + ends} with ceil_mode")
             x2, begins = F.pad(x2, torch_pads(begins, ends), value=-math.inf), [0, 0]
@@ -288,7 +290,7 @@ def pool(node, x):
         if dilations != [1, 1]:
             raise node.unsupported(f"dilations {dilations[-len(x.shape) + 2:]} in average pooling")
         include = bool(node.attrs.get("count_include_pad", 0))
-        if begins != ends or any(p > k // 2 for p, k in zip(begins, kernel)):
+        if pad_first:
             if ceil_mode:
                 raise node.unsupported(f"pads {begins + ends} that are asymmetric or more than "
                                        "half the kernel, with ceil_mode")
@@ -512,16 +514,15 @@ def pad(node, x, pads=None, value=None, axes=None):
 
 
 # -- arithmetic -----------------------------------------------------------------------------
+ARITH = {"add": operator.add, "sub": operator.sub, "mul": operator.mul, "div": operator.truediv}
+
+
 def _with_constant(node, op, x, c, reverse=False):
     """``x op c`` (``c op x`` if reverse) for a constant array ``c``, by numpy broadcasting."""
     c = np.asarray(c, np.float32)
     if c.size == 1 and c.ndim <= x.dim():
         value = float(c.reshape(()))
-        if not reverse:
-            return {"add": operator.add, "sub": operator.sub, "mul": operator.mul,
-                    "div": operator.truediv}[op](x, value)
-        return {"add": operator.add, "sub": operator.sub, "mul": operator.mul,
-                "div": operator.truediv}[op](value, x)
+        return ARITH[op](value, x) if reverse else ARITH[op](x, value)
     if c.ndim > x.dim():
         raise node.unsupported(f"a constant of rank {c.ndim} broadcast against a rank-{x.dim()} "
                                "input would add dimensions in front of the batch")
@@ -541,8 +542,7 @@ def arithmetic(node, a, b):
             big, small = (a, b) if a.dim() > b.dim() else (b, a)
             small = small.reshape(*((1,) * (big.dim() - small.dim()) + tuple(small.shape)))
             a, b = (big, small) if a.dim() > b.dim() else (small, big)
-        return {"add": operator.add, "sub": operator.sub, "mul": operator.mul,
-                "div": operator.truediv}[op](a, b)
+        return ARITH[op](a, b)
     if isinstance(a, Tensor):
         return _with_constant(node, op, a, b)
     return _with_constant(node, op, b, a, reverse=True)

@@ -22,11 +22,11 @@ from ..nn import functional as F
 from ..nn.unsupported import SUPPORTED_HINT, TENSOR_METHODS, TORCH_FUNCTIONS, TORCH_NN_LAYERS
 from ..trace import Scope, Tensor, _current
 
-# Python operators as fx records them (x + y, x += y, -x, x.size(0) * 2, ...)
-OPERATORS = {operator.add: "add", operator.iadd: "add", operator.sub: "sub",
-             operator.isub: "sub", operator.mul: "mul", operator.imul: "mul",
-             operator.truediv: "div", operator.itruediv: "div", operator.floordiv: None,
-             operator.neg: None, operator.getitem: None}
+# Python operators as fx records them (x + y, x += y, -x, x.size(0) * 2, ...); they run on
+# the tracer's Tensor, or on ints for shape arithmetic
+OPERATORS = frozenset([operator.add, operator.iadd, operator.sub, operator.isub, operator.mul,
+                       operator.imul, operator.truediv, operator.itruediv, operator.floordiv,
+                       operator.neg, operator.getitem])
 
 # torch.<name> functions that are torch.nn.functional's (or a Tensor method's) namesake
 TORCH_NAMESPACE = ("relu", "relu_", "sigmoid", "tanh", "flatten", "cat", "concat", "add", "sub",

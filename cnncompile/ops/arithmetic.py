@@ -40,6 +40,11 @@ def broadcast_loops(a, b, out):
     return merged or [[1, 0, 0]]
 
 
+def _constant_operand(node, batch):
+    """The constant array operand (param ``other``) as a Value with a batch dimension."""
+    return Value("constant", "constant", (batch,) + node.params["other"].shape)
+
+
 class Binary(Op):
     template = "binary.c.j2"
     arity = None
@@ -48,8 +53,7 @@ class Binary(Op):
 
     def infer_shape(self, node, ins):
         if len(ins) == 1 and "other" in node.params:
-            batch = ins[0].shape[0]
-            ins = [ins[0], Value("constant", "constant", (batch,) + node.params["other"].shape)]
+            ins = [ins[0], _constant_operand(node, ins[0].shape[0])]
         elif len(ins) == 1:
             return ins[0].shape
         if len(ins) != 2:
@@ -91,7 +95,7 @@ class Binary(Op):
     def lower(self, node, ins, out_shape):
         op = SYMBOLS[self.name]
         if len(ins) == 1 and "other" in node.params:
-            ins = [ins[0], Value("constant", "constant", (1,) + node.params["other"].shape)]
+            ins = [ins[0], _constant_operand(node, 1)]
         elif len(ins) == 1:
             k = c_float(node.attrs["scalar"])
             expr = f"{k} {op} x[i]" if node.attrs.get("reverse") else f"x[i] {op} {k}"
