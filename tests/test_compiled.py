@@ -192,30 +192,42 @@ def test_soak_100k_calls_with_varying_batch_sizes_does_not_grow_memory():
     assert after - before < 1 << 20, f"resident memory grew by {after - before} bytes"
 
 
+def _longest_pause_of_a_sleeper(call):
+    """Run call() while another thread sleeps 1 ms at a time; return the longest gap between
+    its wake-ups inside the call, the call's length and the number of wake-ups inside it."""
+    wakeups, done = [], threading.Event()
+
+    def sleeper():
+        while not done.is_set():
+            time.sleep(0.001)
+            wakeups.append(time.perf_counter())
+    thread = threading.Thread(target=sleeper)
+    thread.start()
+    try:
+        time.sleep(0.05)
+        start = time.perf_counter()
+        call()
+        end = time.perf_counter()
+        time.sleep(0.01)
+    finally:
+        done.set()
+        thread.join()
+    inside = [t for t in wakeups if start < t < end]
+    edges = [start] + inside + [end]
+    return max(b - a for a, b in zip(edges, edges[1:])), end - start, len(inside)
+
+
 def test_calls_release_the_gil():
-    """While one thread is inside a long C call, another thread keeps running Python: it
-    counts at least half as fast as while the first thread sleeps. Measured here: 0.9 of
-    that rate; a call through ctypes.PyDLL, which holds the GIL, let it reach 0.2."""
+    """While one thread is inside a long C call, another thread that sleeps 1 ms at a time
+    keeps waking up; waking needs the GIL. A sleeper needs almost no CPU, so this does not
+    depend on a free core. Measured here: 27-58 wake-ups in a 120-700 ms call, the longest
+    gap 20-30 % of the call (the shared machine steals time). A call through ctypes.PyDLL,
+    which holds the GIL, gives 1 wake-up and a gap of 90-100 % of the call, every time, so
+    one clean attempt out of three settles it."""
     ns = load_example("vgg11_cifar")
     compiled = cnncompile.compile(ns["model"].eval(), (1, 3, 32, 32), num_threads=1)
     x = random_input((8, 3, 32, 32))
     compiled(x)  # warm up
-    ticks, done = [0], threading.Event()
-
-    def count():
-        while not done.is_set():
-            ticks[0] += 1
-    counter = threading.Thread(target=count)
-    counter.start()
-    try:
-        time.sleep(0.05)
-        a, t = ticks[0], time.perf_counter()
-        time.sleep(0.1)
-        rate = (ticks[0] - a) / (time.perf_counter() - t)
-        a, t = ticks[0], time.perf_counter()
-        compiled(x)
-        during, seconds = ticks[0] - a, time.perf_counter() - t
-    finally:
-        done.set()
-        counter.join()
-    assert during > 0.5 * rate * seconds, (during, rate, seconds)  # measured: 0.9; 0.2 held
+    attempts = [_longest_pause_of_a_sleeper(lambda: compiled(x)) for _ in range(3)]
+    assert any(wakes >= 5 and longest < 0.6 * seconds
+               for longest, seconds, wakes in attempts), attempts
