@@ -231,3 +231,43 @@ def test_calls_release_the_gil():
     attempts = [_longest_pause_of_a_sleeper(lambda: compiled(x)) for _ in range(3)]
     assert any(wakes >= 5 and longest < 0.6 * seconds
                for longest, seconds, wakes in attempts), attempts
+
+
+def _speedup(work, count):
+    """Time of `count` calls of work() in one thread over the same calls split between two."""
+    def run(threads, calls):
+        pool = [threading.Thread(target=lambda: [work() for _ in range(calls)])
+                for _ in range(threads)]
+        start = time.perf_counter()
+        for t in pool:
+            t.start()
+        for t in pool:
+            t.join()
+        return time.perf_counter() - start
+    return run(1, count) / run(2, count // 2)
+
+
+def test_two_threads_call_one_model_in_parallel():
+    """Two Python threads calling one single-threaded model get through the calls about as
+    much faster than one thread as two threads hashing (hashlib drops the GIL too) do on the
+    machine at that moment: nothing in a call serialises the threads. Best of three, since
+    a shared machine can take a core away for a while. Measured here on an idle machine:
+    1.8-2.1x for the model, 1.1-1.9x for hashing; with the test suite running beside it,
+    1.1-1.4x for both. Calls serialised by a lock would stay at 1.0x."""
+    import hashlib
+    ns = load_example("vgg11_cifar")
+    compiled = cnncompile.compile(ns["model"].eval(), (1, 3, 32, 32), num_threads=1)
+    x = random_input((1, 3, 32, 32))
+    compiled(x)
+    block = np.ones(1 << 20, np.uint8)
+    seconds = time.perf_counter()
+    compiled(x)
+    calls = max(8, int(0.3 / (time.perf_counter() - seconds))) // 2 * 2
+    results = []
+    for _ in range(3):
+        hashing = _speedup(lambda: hashlib.sha256(block).digest(), 200)
+        model = _speedup(lambda: compiled(x), calls)
+        results.append((round(model, 2), round(hashing, 2)))
+        if model >= 0.8 * hashing:
+            break
+    assert any(m >= 0.8 * h for m, h in results), f"(model, hashing) speed-ups: {results}"

@@ -1,6 +1,7 @@
 """The ONNX frontend: exported models against torch, hand-built graphs against ONNX Runtime,
 and malformed or hostile files, each refused before anything is written."""
 import io
+import math
 import os
 import warnings
 
@@ -233,6 +234,24 @@ class TestRefusedFiles:
         refused(conv_model(strides=[0, 1]), "strides = \\[0, 1\\] must be positive")
         refused(conv_model(dilations=[1, -2]), "dilations = \\[1, -2\\] must be positive")
         refused(conv_model(pads=[0, 0, -1, 0]), "pads = .* must not be negative")
+
+    def test_attributes_of_the_wrong_type_or_unknown_to_the_op(self):
+        # found by tests/test_fuzz_onnx.py: an INT kernel_shape raised a bare TypeError, and
+        # attributes the op does not have were ignored where ONNX Runtime refuses them
+        refused(conv_model(kernel_shape=3), "attribute kernel_shape has type INT; Conv takes INTS")
+        refused(conv_model(group=[1]), "attribute group has type INTS; Conv takes INT")
+        refused(conv_model(alpha=0.5), "'alpha' is not an attribute of Conv \\(opset 17\\)")
+        leaky = make_model([helper.make_node("LeakyRelu", ["x"], ["y"], alpha=math.nan)], {},
+                           [1, 3], None)
+        refused(leaky, "attribute alpha = nan must be a finite number")
+
+    def test_weights_must_be_float_tensors(self):
+        # found by tests/test_fuzz_onnx.py: int32 weights were converted to float32
+        refused(conv_model(weight=np.ones((4, 3, 3, 3), np.int32)),
+                "the weight W is a tensor of int32; Conv takes float tensors")
+        add = make_model([helper.make_node("Add", ["x", "c"], ["y"])],
+                         {"c": np.ones(3, np.int64)}, [1, 3], None)
+        refused(add, "the constant operand is a tensor of int64")
 
     def test_wrong_input_counts_and_huge_computed_shapes(self):
         relu = make_model([helper.make_node("Relu", ["x", "x"], ["y"], name="r")], {},

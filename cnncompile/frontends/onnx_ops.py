@@ -39,10 +39,36 @@ class Node:
     def __init__(self, proto, name, opset):
         from onnx import helper
         self.proto, self.name, self.op, self.opset = proto, name, proto.op_type, opset
+        self._check_attributes()
         self.attrs = {a.name: helper.get_attribute_value(a) for a in proto.attribute}
         for key, value in self.attrs.items():
             if isinstance(value, bytes):
                 self.attrs[key] = value.decode("utf-8", "replace")
+
+    def _check_attributes(self):
+        """Every attribute must be one the op's schema has, of the schema's type, as ONNX
+        Runtime requires: an unknown one may change the meaning in a way nothing here reads."""
+        from onnx import AttributeProto, defs
+        try:
+            schema = defs.get_schema(self.op, self.opset, "")
+        except Exception:  # noqa: BLE001 - no such op: reported as unsupported, not here
+            return
+        for attr in self.proto.attribute:
+            expected = schema.attributes.get(attr.name)
+            if expected is None:
+                raise self.bad(f"attribute {attr.name!r} is not an attribute of {self.op} "
+                               f"(opset {self.opset})")
+            if attr.type != int(expected.type):
+                raise self.bad(f"attribute {attr.name} has type "
+                               f"{AttributeProto.AttributeType.Name(attr.type)}; {self.op} "
+                               f"takes {expected.type.name}")
+
+    def floats(self, value, what, dtype=np.float32):
+        """A constant float tensor: weights, biases, statistics, bounds."""
+        value = np.asarray(self.const(value, what))
+        if not np.issubdtype(value.dtype, np.floating):
+            raise self.bad(f"{what} is a tensor of {value.dtype}; {self.op} takes float tensors")
+        return value.astype(dtype)
 
     def bad(self, message):
         return ModelFileError(f"{self.op}: {message}", layer=self.name)
@@ -50,11 +76,34 @@ class Node:
     def unsupported(self, message):
         return UnsupportedError(f"{self.op}: {message}", layer=self.name)
 
+    def integer(self, key, default=None):
+        """An INT attribute; a file may hold any type under any name, so the type is checked."""
+        value = self.attrs.get(key, default)
+        if value is None:
+            raise self.bad(f"attribute {key} is missing")
+        if not isinstance(value, int):
+            raise self.bad(f"attribute {key} = {value!r} must be an integer")
+        return value
+
+    def number(self, key, default):
+        value = self.attrs.get(key, default)
+        if not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise self.bad(f"attribute {key} = {value!r} must be a finite number")
+        return float(value)
+
+    def text(self, key, default):
+        value = self.attrs.get(key, default)
+        if not isinstance(value, str):
+            raise self.bad(f"attribute {key} = {value!r} must be a string")
+        return value
+
     def ints(self, key, count, default=None, positive=False, nonnegative=False):
         value = self.attrs.get(key, default)
         if value is None:
             return None
-        value = [int(v) for v in value]
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, int) for v in value):
+            raise self.bad(f"attribute {key} = {value!r} must be a list of integers")
+        value = list(value)
         if len(value) != count:
             raise self.bad(f"attribute {key} has {len(value)} values but the node has "
                            f"{count // (2 if key == 'pads' else 1)} spatial dimensions")
@@ -131,7 +180,7 @@ def fold(node, ins):
 
 def _shape(node, x):
     shape = np.asarray(x.shape, np.int64)
-    start, end = node.attrs.get("start", 0), node.attrs.get("end", len(shape))
+    start, end = node.integer("start", 0), node.integer("end", len(shape))
     return shape[start:end]
 
 
@@ -139,7 +188,7 @@ def _shape(node, x):
 def spatial_pads(node, in_sizes, kernel, strides, dilations):
     """(begins, ends) per spatial dimension, from ``pads`` or ``auto_pad``."""
     rank = len(kernel)
-    auto = node.attrs.get("auto_pad", "NOTSET")
+    auto = node.text("auto_pad", "NOTSET")
     if auto in ("NOTSET", ""):
         pads = node.ints("pads", 2 * rank, [0] * 2 * rank, nonnegative=True)
         return pads[:rank], pads[rank:]
@@ -185,14 +234,14 @@ def _window(node, x, weight_kernel=None):
 @converter("Conv")
 def conv(node, x, w, b=None):
     x = node.tensor(x)
-    w = node.const(w, "the weight W").astype(np.float32)
+    w = node.floats(w, "the weight W")
     if w.ndim < 3 or w.ndim > 5:
         raise node.unsupported(f"weight of rank {w.ndim}; cnncompile has 1-D, 2-D and 3-D "
                                "convolutions")
     if x.dim() != w.ndim:
         raise node.bad(f"input of rank {x.dim()} and weight of rank {w.ndim} disagree")
     kernel, strides, dilations = _window(node, x, list(w.shape[2:]))
-    group = int(node.attrs.get("group", 1))
+    group = node.integer("group", 1)
     channels = x.shape[1]
     if group <= 0 or channels % group or w.shape[0] % group:
         raise node.bad(f"group {group} must be positive and divide the {channels} input and "
@@ -201,7 +250,7 @@ def conv(node, x, w, b=None):
         raise node.bad(f"the input has {channels} channels but the weight {list(w.shape)} with "
                        f"group {group} expects {w.shape[1] * group}")
     if b is not None:
-        b = node.const(b, "the bias B").astype(np.float32)
+        b = node.floats(b, "the bias B")
         if b.shape != (w.shape[0],):
             raise node.bad(f"bias of shape {list(b.shape)}; expected [{w.shape[0]}]")
     begins, ends = spatial_pads(node, x.shape[2:], kernel, strides, dilations)
@@ -214,18 +263,18 @@ def conv(node, x, w, b=None):
 @converter("ConvTranspose")
 def conv_transpose(node, x, w, b=None):
     x = node.tensor(x)
-    w = node.const(w, "the weight W").astype(np.float32)
+    w = node.floats(w, "the weight W")
     if w.ndim not in (3, 4) or x.dim() != w.ndim:
         raise node.unsupported("only 1-D and 2-D transposed convolutions are supported")
     rank = w.ndim - 2
     kernel, strides, dilations = _window(node, x, list(w.shape[2:]))
-    group = int(node.attrs.get("group", 1))
+    group = node.integer("group", 1)
     if group <= 0 or x.shape[1] % group or x.shape[1] != w.shape[0]:
         raise node.bad(f"group {group} and weight {list(w.shape)} do not fit {x.shape[1]} input "
                        "channels")
     out_pad = node.ints("output_padding", rank, [0] * rank, nonnegative=True)
     output_shape = node.ints("output_shape", rank, None, positive=True)
-    auto = node.attrs.get("auto_pad", "NOTSET")
+    auto = node.text("auto_pad", "NOTSET")
     if output_shape is not None or auto in ("SAME_UPPER", "SAME_LOWER"):
         # ONNX: total_padding = stride * (in - 1) + output_padding + ((k - 1) * d + 1) - out,
         # split evenly, the odd one at the end (SAME_UPPER, and output_shape) or the start
@@ -246,7 +295,7 @@ def conv_transpose(node, x, w, b=None):
         raise node.unsupported(f"asymmetric pads {begins + ends}; cnncompile's transposed "
                                "convolution crops the same amount on both sides")
     if b is not None:
-        b = node.const(b, "the bias B").astype(np.float32)
+        b = node.floats(b, "the bias B")
     if rank == 1:  # (N, C, L) as (N, C, 1, L)
         y = F.conv_transpose2d(x.reshape(x.shape[0], x.shape[1], 1, x.shape[2]),
                                w[:, :, None, :], b, stride=[1] + strides, padding=[0] + begins,
@@ -273,7 +322,7 @@ def pool(node, x):
         raise node.unsupported("the Indices output is not supported")
     kernel, strides, dilations = _window(node, x)
     begins, ends = spatial_pads(node, x.shape[2:], kernel, strides, dilations)
-    ceil_mode = bool(node.attrs.get("ceil_mode", 0))
+    ceil_mode = bool(node.integer("ceil_mode", 0))
     x2, lifted = _as_2d(node, x)
     if lifted:
         kernel, strides, dilations = [1] + kernel, [1] + strides, [1] + dilations
@@ -289,7 +338,7 @@ def pool(node, x):
     else:
         if dilations != [1, 1]:
             raise node.unsupported(f"dilations {dilations[-len(x.shape) + 2:]} in average pooling")
-        include = bool(node.attrs.get("count_include_pad", 0))
+        include = bool(node.integer("count_include_pad", 0))
         if pad_first:
             if ceil_mode:
                 raise node.unsupported(f"pads {begins + ends} that are asymmetric or more than "
@@ -333,10 +382,10 @@ def global_pool(node, x):
 @converter("BatchNormalization")
 def batch_norm(node, x, scale, bias, mean, var):
     x = node.tensor(x)
-    if node.attrs.get("training_mode", 0) or any(node.proto.output[1:]):
+    if node.integer("training_mode", 0) or any(node.proto.output[1:]):
         raise node.unsupported("training mode (batch statistics, running-statistic outputs); "
                                "export the model in eval mode")
-    params = [node.const(v, what).astype(np.float32) for v, what in
+    params = [node.floats(v, what) for v, what in
               ((scale, "scale"), (bias, "B"), (mean, "mean"), (var, "var"))]
     c = x.shape[1] if x.dim() > 1 else 0
     if any(p.shape != (c,) for p in params):
@@ -344,7 +393,7 @@ def batch_norm(node, x, scale, bias, mean, var):
                        f"{[list(p.shape) for p in params]}")
     flat = x if x.dim() == 4 else x.reshape(x.shape[0], c, 1, -1)
     y = F.batch_norm(flat, params[2], params[3], params[0], params[1],
-                     eps=float(node.attrs.get("epsilon", 1e-5)))
+                     eps=node.number("epsilon", 1e-5))
     return y if x.dim() == 4 else y.reshape(*x.shape)
 
 
@@ -357,18 +406,18 @@ def activation(node, x):
 
 @converter("LeakyRelu")
 def leaky_relu(node, x):
-    return F.leaky_relu(node.tensor(x), float(node.attrs.get("alpha", 0.01)))
+    return F.leaky_relu(node.tensor(x), node.number("alpha", 0.01))
 
 
 @converter("Elu")
 def elu(node, x):
-    return F.elu(node.tensor(x), float(node.attrs.get("alpha", 1.0)))
+    return F.elu(node.tensor(x), node.number("alpha", 1.0))
 
 
 @converter("HardSigmoid")
 def hard_sigmoid(node, x):
     x = node.tensor(x)
-    alpha, beta = float(node.attrs.get("alpha", 0.2)), float(node.attrs.get("beta", 0.5))
+    alpha, beta = node.number("alpha", 0.2), node.number("beta", 0.5)
     if np.float32(alpha) == np.float32(1 / 6) and beta == 0.5:
         return F.hardsigmoid(x)
     return F.hardtanh(x * alpha + beta, 0.0, 1.0)  # max(0, min(1, alpha * x + beta))
@@ -377,8 +426,8 @@ def hard_sigmoid(node, x):
 @converter("Clip")
 def clip(node, x, lo=None, hi=None):
     x = node.tensor(x)
-    lo = -math.inf if lo is None else float(np.asarray(node.const(lo, "min")).reshape(()))
-    hi = math.inf if hi is None else float(np.asarray(node.const(hi, "max")).reshape(()))
+    lo = -math.inf if lo is None else float(node.floats(lo, "min").reshape(()))
+    hi = math.inf if hi is None else float(node.floats(hi, "max").reshape(()))
     if lo == -math.inf and hi == math.inf:
         return F.identity(x)
     return F.hardtanh(x, min(lo, hi), hi)  # min(max(x, lo), hi): all hi when lo > hi
@@ -387,7 +436,7 @@ def clip(node, x, lo=None, hi=None):
 @converter("PRelu")
 def prelu(node, x, slope):
     x = node.tensor(x)
-    slope = node.const(slope, "slope").astype(np.float32)
+    slope = node.floats(slope, "slope")
     if slope.size == 1:
         return F.leaky_relu(x, float(slope.reshape(())))
     # max(0, x) + slope * min(0, x), with min(0, x) = -max(0, -x)
@@ -399,7 +448,7 @@ def softmax(node, x):
     x = node.tensor(x)
     fn = F.softmax if node.op == "Softmax" else F.log_softmax
     rank = x.dim()
-    axis = int(node.attrs.get("axis", -1 if node.opset >= 13 else 1))
+    axis = node.integer("axis", -1 if node.opset >= 13 else 1)
     if not -rank <= axis < rank:
         raise node.bad(f"axis {axis} is out of range for a rank-{rank} input")
     axis %= rank
@@ -416,19 +465,19 @@ def softmax(node, x):
 @converter("Gemm")
 def gemm(node, a, b, c=None):
     a = node.tensor(a, "A")
-    b = node.const(b, "B").astype(np.float64)
-    if node.attrs.get("transA", 0):
+    b = node.floats(b, "B", np.float64)
+    if node.integer("transA", 0):
         raise node.unsupported("transA=1 would move the batch out of dimension 0")
     if a.dim() != 2 or b.ndim != 2:
         raise node.bad(f"A and B must be 2-D, got ranks {a.dim()} and {b.ndim}")
-    weight = b if node.attrs.get("transB", 0) else b.T
+    weight = b if node.integer("transB", 0) else b.T
     if weight.shape[1] != a.shape[1]:
         raise node.bad(f"A has {a.shape[1]} columns but B {list(b.shape)} (transB="
-                       f"{node.attrs.get('transB', 0)}) expects {weight.shape[1]}")
-    weight = weight * float(node.attrs.get("alpha", 1.0))
+                       f"{node.integer('transB', 0)}) expects {weight.shape[1]}")
+    weight = weight * node.number("alpha", 1.0)
     bias = None
     if c is not None:
-        c = node.const(c, "C").astype(np.float64) * float(node.attrs.get("beta", 1.0))
+        c = node.floats(c, "C", np.float64) * node.number("beta", 1.0)
         if c.ndim == 2 and c.shape[0] != 1:
             raise node.unsupported(f"C of shape {list(c.shape)} adds a different row to each "
                                    "sample; give C of shape [N] or [1, N]")
@@ -440,7 +489,7 @@ def gemm(node, a, b, c=None):
 @converter("MatMul")
 def matmul(node, a, b):
     a = node.tensor(a, "A")
-    b = node.const(b, "B (the weight)")
+    b = node.floats(b, "B (the weight)")
     if a.dim() != 2 or b.ndim != 2:
         raise node.unsupported(f"MatMul of a rank-{a.dim()} input and a rank-{b.ndim} weight; "
                                "cnncompile multiplies (N, K) inputs by (K, M) weights")
@@ -451,7 +500,7 @@ def matmul(node, a, b):
 @converter("Flatten")
 def flatten(node, x):
     x = node.tensor(x)
-    axis = int(node.attrs.get("axis", 1))
+    axis = node.integer("axis", 1)
     if not -x.dim() <= axis <= x.dim():
         raise node.bad(f"axis {axis} is out of range for a rank-{x.dim()} input")
     if axis < 0:
@@ -463,7 +512,7 @@ def flatten(node, x):
 def reshape(node, x, shape):
     x = node.tensor(x)
     shape = [int(d) for d in node.const(shape, "shape").reshape(-1)]
-    if not node.attrs.get("allowzero", 0):
+    if not node.integer("allowzero", 0):
         shape = [x.shape[i] if d == 0 and i < x.dim() else d for i, d in enumerate(shape)]
     return x.reshape(*shape)
 
@@ -483,9 +532,7 @@ def identity(node, x, *rest):
 
 @converter("Concat")
 def concat(node, *xs):
-    if "axis" not in node.attrs:
-        raise node.bad("attribute axis is missing")
-    return F.cat([node.tensor(x, "every input") for x in xs], dim=int(node.attrs["axis"]))
+    return F.cat([node.tensor(x, "every input") for x in xs], dim=node.integer("axis"))
 
 
 @converter("Pad")
@@ -506,7 +553,7 @@ def pad(node, x, pads=None, value=None, axes=None):
     if any(p < 0 for p in begins + ends):
         raise node.unsupported(f"negative pads {pads} (cropping)")
     mode = {"constant": "constant", "reflect": "reflect", "edge": "replicate",
-            "wrap": "circular"}.get(node.attrs.get("mode", "constant"))
+            "wrap": "circular"}.get(node.text("mode", "constant"))
     if mode is None:
         raise node.bad(f"mode {node.attrs.get('mode')!r} is not constant, reflect, edge or wrap")
     fill = 0.0 if value is None or np.size(value) == 0 else float(np.asarray(value).reshape(-1)[0])
@@ -519,7 +566,7 @@ ARITH = {"add": operator.add, "sub": operator.sub, "mul": operator.mul, "div": o
 
 def _with_constant(node, op, x, c, reverse=False):
     """``x op c`` (``c op x`` if reverse) for a constant array ``c``, by numpy broadcasting."""
-    c = np.asarray(c, np.float32)
+    c = node.floats(c, "the constant operand")
     if c.size == 1 and c.ndim <= x.dim():
         value = float(c.reshape(()))
         return ARITH[op](value, x) if reverse else ARITH[op](x, value)
