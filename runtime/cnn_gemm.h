@@ -20,6 +20,13 @@
 
 #define CNN_MR 8 /* rows of C per micro-kernel: the weight packing in cnncompile uses it */
 
+/* The epilogue a micro-kernel can apply to its block of C while the block is still in
+ * registers, on the last pass over K: a bias per row of C, then one of these activations
+ * (ops/conv.py: GEMM_ACTIVATIONS). Anything else runs as a pass over the output afterwards. */
+#define CNN_ACT_NONE 0
+#define CNN_ACT_RELU 1
+#define CNN_ACT_RELU6 2
+
 #if defined(__GNUC__) && !defined(CNN_NO_VECTOR_EXTENSIONS)
 #if defined(__AVX512F__)
 #define CNN_VBYTES 64
@@ -51,12 +58,33 @@ static inline void cnn_vstore(float *p, cnn_vf v)
     *(cnn_vf *)p = v;
 }
 
+typedef int cnn_vi __attribute__((vector_size(CNN_VBYTES)));
+
+/* mask ? a : b, lane by lane (mask lanes all ones or all zeros, as comparisons give them) */
+static inline cnn_vf cnn_vselect(cnn_vi mask, cnn_vf a, cnn_vf b)
+{
+    return (cnn_vf)((mask & (cnn_vi)a) | (~mask & (cnn_vi)b));
+}
+
+/* cnn_relu / cnn_relu6 on a vector, with the same comparisons, so the same bits: NaN and
+ * -0.0 pass through. */
+static inline cnn_vf cnn_vact(cnn_vf v, int act)
+{
+    const cnn_vf zero = {0}, six = zero + 6.0f;
+    if (act == CNN_ACT_RELU6)
+        v = cnn_vselect(v > six, six, v);
+    if (act != CNN_ACT_NONE)
+        v = cnn_vselect(v < zero, zero, v);
+    return v;
+}
+
 /* C[MR x NR] (+)= A panel (kc x MR) * B (kc x NR). Row k of B starts at b + k * ldb, or at
  * b + off[k] when an offset table is given (B read in place from rows scattered through a
- * padded input). Callers pass off as NULL or a table, so each inlined use is specialised. */
+ * padded input). Callers pass off as NULL or a table, so each inlined use is specialised.
+ * bias (MR values, or NULL) and act are the epilogue, applied before the block is stored. */
 static inline void cnn_gemm_micro(int kc, const float *restrict a, const float *restrict b,
                                   int ldb, const int *restrict off, float *restrict c, int ldc,
-                                  int accumulate)
+                                  int accumulate, const float *restrict bias, int act)
 {
     cnn_vf acc[CNN_MR][CNN_NRV];
     for (int i = 0; i < CNN_MR; ++i)
@@ -74,13 +102,22 @@ static inline void cnn_gemm_micro(int kc, const float *restrict a, const float *
         }
     }
     for (int i = 0; i < CNN_MR; ++i)
-        for (int j = 0; j < CNN_NRV; ++j)
-            cnn_vstore(c + i * ldc + j * CNN_VLEN, acc[i][j]);
+        for (int j = 0; j < CNN_NRV; ++j) {
+            cnn_vf v = acc[i][j];
+            if (bias)
+                v += bias[i];
+            cnn_vstore(c + i * ldc + j * CNN_VLEN, cnn_vact(v, act));
+        }
 }
 #else
+static inline float cnn_act(float v, int act)
+{
+    return act == CNN_ACT_RELU6 ? cnn_relu6(v) : act == CNN_ACT_RELU ? cnn_relu(v) : v;
+}
+
 static inline void cnn_gemm_micro(int kc, const float *restrict a, const float *restrict b,
                                   int ldb, const int *restrict off, float *restrict c, int ldc,
-                                  int accumulate)
+                                  int accumulate, const float *restrict bias, int act)
 {
     float acc[CNN_MR][CNN_NR];
     for (int i = 0; i < CNN_MR; ++i)
@@ -94,7 +131,7 @@ static inline void cnn_gemm_micro(int kc, const float *restrict a, const float *
     }
     for (int i = 0; i < CNN_MR; ++i)
         for (int j = 0; j < CNN_NR; ++j)
-            c[i * ldc + j] = acc[i][j];
+            c[i * ldc + j] = cnn_act(bias ? acc[i][j] + bias[i] : acc[i][j], act);
 }
 #endif
 
@@ -103,13 +140,15 @@ static inline void cnn_gemm_micro(int kc, const float *restrict a, const float *
  * caller copies the last columns into a padded panel first (cnn_gemm_edge_panel). */
 static inline void cnn_gemm_micro_edge(int kc, const float *restrict a, const float *restrict b,
                                        int ldb, float *restrict c, int ldc, int accumulate,
-                                       int m, int n)
+                                       const float *restrict bias, int act, int m, int n)
 {
-    float tile[CNN_MR * CNN_NR];
+    float tile[CNN_MR * CNN_NR], rows_bias[CNN_MR] = {0};
     if (accumulate)
         for (int i = 0; i < m; ++i)
             memcpy(tile + i * CNN_NR, c + i * ldc, sizeof(float) * (size_t)n);
-    cnn_gemm_micro(kc, a, b, ldb, NULL, tile, CNN_NR, accumulate);
+    if (bias) /* only m rows of it exist */
+        memcpy(rows_bias, bias, sizeof(float) * (size_t)m);
+    cnn_gemm_micro(kc, a, b, ldb, NULL, tile, CNN_NR, accumulate, bias ? rows_bias : NULL, act);
     for (int i = 0; i < m; ++i)
         memcpy(c + i * ldc, tile + i * CNN_NR, sizeof(float) * (size_t)n);
 }
@@ -134,13 +173,14 @@ static inline int cnn_min(int a, int b)
     return a < b ? a : b;
 }
 
-/* C[m x n] = A * B, A packed in MR-row panels (m rounded up). B is packed in NR-column
- * panels (ldb == 0), or row-major with rows ldb apart, in which case each KC x NR block is
- * copied into a contiguous panel first (rows of a 1x1 convolution's input lie a whole image
- * plane apart) and then read by every row panel of A. */
+/* C[m x n] = act(A * B + bias), A packed in MR-row panels (m rounded up), bias one value per
+ * row of C or NULL, act a CNN_ACT_ code. B is packed in NR-column panels (ldb == 0), or
+ * row-major with rows ldb apart, in which case each KC x NR block is copied into a contiguous
+ * panel first (rows of a 1x1 convolution's input lie a whole image plane apart) and then read
+ * by every row panel of A. */
 static inline void cnn_gemm(int m, int kdim, int n, const float *restrict a,
                             const float *restrict b, int ldb, float *restrict c, int ldc,
-                            int parallel)
+                            const float *restrict bias, int act, int parallel)
 {
     (void)parallel; /* read by the OpenMP pragma only */
     CNN_PARALLEL_FOR(parallel)
@@ -154,14 +194,17 @@ static inline void cnn_gemm(int m, int kdim, int n, const float *restrict a,
                 cnn_gemm_edge_panel(kc, b + (size_t)k0 * ldb + j, ldb, nn, panel);
                 bp = panel;
             }
+            const int last = k0 + kc >= kdim;
             for (int i = 0; i < m; i += CNN_MR) {
                 const float *ap = a + (size_t)i * kdim + (size_t)k0 * CNN_MR;
-                const int mm = cnn_min(CNN_MR, m - i);
+                const float *bi = last && bias ? bias + i : NULL;
+                const int mm = cnn_min(CNN_MR, m - i), ai = last ? act : CNN_ACT_NONE;
                 if (mm == CNN_MR && nn == CNN_NR)
-                    cnn_gemm_micro(kc, ap, bp, CNN_NR, NULL, c + (size_t)i * ldc + j, ldc, k0 > 0);
+                    cnn_gemm_micro(kc, ap, bp, CNN_NR, NULL, c + (size_t)i * ldc + j, ldc, k0 > 0,
+                                   bi, ai);
                 else
                     cnn_gemm_micro_edge(kc, ap, bp, CNN_NR, c + (size_t)i * ldc + j, ldc,
-                                        k0 > 0, mm, nn);
+                                        k0 > 0, bi, ai, mm, nn);
             }
         }
     }
@@ -178,13 +221,14 @@ static inline void cnn_gemm_rows_block(int m, int kdim, const float *restrict a,
     const float *ap = a + (size_t)i * kdim + (size_t)k0 * CNN_MR;
     const int mm = cnn_min(CNN_MR, m - i);
     if (mm == CNN_MR) {
-        cnn_gemm_micro(kc, ap, b, 0, off + k0, c + (size_t)i * ldc, ldc, k0 > 0);
+        cnn_gemm_micro(kc, ap, b, 0, off + k0, c + (size_t)i * ldc, ldc, k0 > 0, NULL,
+                       CNN_ACT_NONE);
         return;
     }
     if (k0 > 0)
         for (int r = 0; r < mm; ++r)
             memcpy(tile + r * CNN_NR, c + (size_t)(i + r) * ldc, sizeof(float) * CNN_NR);
-    cnn_gemm_micro(kc, ap, b, 0, off + k0, tile, CNN_NR, k0 > 0);
+    cnn_gemm_micro(kc, ap, b, 0, off + k0, tile, CNN_NR, k0 > 0, NULL, CNN_ACT_NONE);
     for (int r = 0; r < mm; ++r)
         memcpy(c + (size_t)(i + r) * ldc, tile + r * CNN_NR, sizeof(float) * CNN_NR);
 }
@@ -237,7 +281,7 @@ static inline void cnn_gemm_bpacked_block(int rows_pad, int kdim, const float *r
         for (int i = 0; i < rows_pad; i += CNN_MR)
             cnn_gemm_micro(kc, a + (size_t)i * kdim + (size_t)k0 * CNN_MR,
                            bj + (size_t)k0 * CNN_BPANEL, CNN_BPANEL, NULL,
-                           c + (size_t)i * ldc + j, ldc, k0 > 0);
+                           c + (size_t)i * ldc + j, ldc, k0 > 0, NULL, CNN_ACT_NONE);
     }
 }
 

@@ -112,3 +112,16 @@ def test_batch_of_zero_samples():
     compiled = cnncompile.compile(model, (1, 1, 5, 5))
     y = compiled(np.zeros((0, 1, 5, 5), np.float32))
     assert y.shape == (0, 2, 3, 3) and y.dtype == np.float32
+
+
+@pytest.mark.parametrize("kernel", ["gemm_1x1", "im2col_gemm"])
+@pytest.mark.parametrize("act", ["ReLU", "ReLU6"])
+def test_activation_applied_inside_the_gemm_micro_kernel(kernel, act):
+    """The GEMM micro-kernel adds the bias and applies ReLU / ReLU6 to a block of outputs
+    while it is in vector registers: NaN, infinities and clipping as torch, on a block with
+    edge rows (13 channels) and edge columns (36 pixels)."""
+    model, twin = twins(lambda n: n.Sequential(n.Conv2d(5, 13, 1), getattr(n, act)()))
+    compiled = cnncompile.compile(model, (1, 5, 6, 6), kernels={"0": kernel})
+    assert compiled.graph.nx.nodes["0"]["node"].meta["kernel"] == kernel
+    x = special_input((2, 5, 6, 6)) * 4
+    same_as_torch(compiled, twin, x)

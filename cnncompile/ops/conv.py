@@ -43,6 +43,10 @@ IM2ROW_MAX_PIXELS = 64
 # ... when the weights are large enough to repay copying the patches: 16 -> 32 channels on
 # a 7x7 output ran at half the shifted GEMM's speed, 512 channels on 2x2-7x7 up to 2x faster.
 IM2ROW_MIN_CHANNELS = 128
+# activations the GEMM micro-kernel applies as it stores its block of C (runtime/cnn_gemm.h,
+# CNN_ACT_*), with the bias, saving a pass over the output; others run after the GEMM
+GEMM_ACTIVATIONS = {None: "CNN_ACT_NONE", "cnn_relu": "CNN_ACT_RELU",
+                    "cnn_relu6": "CNN_ACT_RELU6"}
 
 
 def inner_range(size, out, k, s, p, d):
@@ -366,7 +370,9 @@ class ConvNd(Op):
                     taps=[dict(k=i, off=i * dil[2]) for i in range(kernel[2])],
                     x_group=c // g * math.prod(size), y_group=m * n,
                     coords=kdim * (im2col_columns(kdim, n) if node.meta.get("kernel") == "im2col_gemm" else 0),
-                    im2col=kernel_name == "im2col_gemm")
+                    im2col=kernel_name == "im2col_gemm",
+                    gemm_epilogue=None if "residual" in node.meta else GEMM_ACTIVATIONS.get(
+                        node.meta.get("activation", {}).get("fn")))
         if kernel_name in ("shifted_gemm", "depthwise_planes", "taps"):
             gemm["shifted"] = shifted_layout(node, ins[0].shape, out_shape)
             gemm["dw_taps"] = [dict(k=i, off=off) for i, off in enumerate(gemm["shifted"]["offsets"])]
