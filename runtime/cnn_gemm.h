@@ -173,40 +173,56 @@ static inline int cnn_min(int a, int b)
     return a < b ? a : b;
 }
 
+/* Columns [j, j + nn) of C = act(A * B + bias), nn <= NR: see cnn_gemm. */
+static inline void cnn_gemm_block(int m, int kdim, const float *restrict a,
+                                  const float *restrict b, int ldb, float *restrict c, int ldc,
+                                  const float *restrict bias, int act, int j, int nn)
+{
+    float panel[CNN_GEMM_KC * CNN_NR];
+    for (int k0 = 0; k0 < kdim; k0 += CNN_GEMM_KC) {
+        const int kc = cnn_min(CNN_GEMM_KC, kdim - k0);
+        const float *bp = b + (size_t)j * kdim + (size_t)k0 * CNN_NR;
+        if (ldb) {
+            cnn_gemm_edge_panel(kc, b + (size_t)k0 * ldb + j, ldb, nn, panel);
+            bp = panel;
+        }
+        const int last = k0 + kc >= kdim;
+        for (int i = 0; i < m; i += CNN_MR) {
+            const float *ap = a + (size_t)i * kdim + (size_t)k0 * CNN_MR;
+            const float *bi = last && bias ? bias + i : NULL;
+            const int mm = cnn_min(CNN_MR, m - i), ai = last ? act : CNN_ACT_NONE;
+            if (mm == CNN_MR && nn == CNN_NR)
+                cnn_gemm_micro(kc, ap, bp, CNN_NR, NULL, c + (size_t)i * ldc + j, ldc, k0 > 0,
+                               bi, ai);
+            else
+                cnn_gemm_micro_edge(kc, ap, bp, CNN_NR, c + (size_t)i * ldc + j, ldc,
+                                    k0 > 0, bi, ai, mm, nn);
+        }
+    }
+}
+
 /* C[m x n] = act(A * B + bias), A packed in MR-row panels (m rounded up), bias one value per
  * row of C or NULL, act a CNN_ACT_ code. B is packed in NR-column panels (ldb == 0), or
  * row-major with rows ldb apart, in which case each KC x NR block is copied into a contiguous
  * panel first (rows of a 1x1 convolution's input lie a whole image plane apart) and then read
- * by every row panel of A. */
+ * by every row panel of A.
+ * With B in place and more than NR columns, a last partial block is done as the full block
+ * that ends at column n. It overlaps the block before it and writes the same values there
+ * (each column's sums do not depend on its neighbours), in the same loop iteration, hence
+ * the same thread, after that block's last pass over K: no edge tile, no copies. */
 static inline void cnn_gemm(int m, int kdim, int n, const float *restrict a,
                             const float *restrict b, int ldb, float *restrict c, int ldc,
                             const float *restrict bias, int act, int parallel)
 {
+    const int overlap = ldb && n > CNN_NR && n % CNN_NR;
+    const int blocks = overlap ? n / CNN_NR : (n + CNN_NR - 1) / CNN_NR;
     (void)parallel; /* read by the OpenMP pragma only */
     CNN_PARALLEL_FOR(parallel)
-    for (int j = 0; j < n; j += CNN_NR) {
-        float panel[CNN_GEMM_KC * CNN_NR];
-        const int nn = cnn_min(CNN_NR, n - j);
-        for (int k0 = 0; k0 < kdim; k0 += CNN_GEMM_KC) {
-            const int kc = cnn_min(CNN_GEMM_KC, kdim - k0);
-            const float *bp = b + (size_t)j * kdim + (size_t)k0 * CNN_NR;
-            if (ldb) {
-                cnn_gemm_edge_panel(kc, b + (size_t)k0 * ldb + j, ldb, nn, panel);
-                bp = panel;
-            }
-            const int last = k0 + kc >= kdim;
-            for (int i = 0; i < m; i += CNN_MR) {
-                const float *ap = a + (size_t)i * kdim + (size_t)k0 * CNN_MR;
-                const float *bi = last && bias ? bias + i : NULL;
-                const int mm = cnn_min(CNN_MR, m - i), ai = last ? act : CNN_ACT_NONE;
-                if (mm == CNN_MR && nn == CNN_NR)
-                    cnn_gemm_micro(kc, ap, bp, CNN_NR, NULL, c + (size_t)i * ldc + j, ldc, k0 > 0,
-                                   bi, ai);
-                else
-                    cnn_gemm_micro_edge(kc, ap, bp, CNN_NR, c + (size_t)i * ldc + j, ldc,
-                                        k0 > 0, bi, ai, mm, nn);
-            }
-        }
+    for (int jb = 0; jb < blocks; ++jb) {
+        cnn_gemm_block(m, kdim, a, b, ldb, c, ldc, bias, act, jb * CNN_NR,
+                       cnn_min(CNN_NR, n - jb * CNN_NR));
+        if (overlap && jb == blocks - 1)
+            cnn_gemm_block(m, kdim, a, b, ldb, c, ldc, bias, act, n - CNN_NR, CNN_NR);
     }
 }
 
@@ -304,6 +320,15 @@ static inline void cnn_im2row_panels(const float *restrict x, int channels, int 
             w0[l] = pix < n ? pix % out_w * stride_w - pad_left : 0;
         }
         float *restrict dst = a + (size_t)p * rows * CNN_MR;
+        if (kh_n == 1 && kw_n == 1 && stride_h == 1 && stride_w == 1 && pad_top == 0 &&
+            pad_left == 0 && p * CNN_MR + CNN_MR <= n) {
+            /* a 1x1 convolution's full panel: a transpose of 8 pixels, no bounds to test */
+            const float *restrict xp = x + p * CNN_MR;
+            for (int c = 0; c < channels; ++c, dst += CNN_MR)
+                for (int l = 0; l < CNN_MR; ++l)
+                    dst[l] = xp[(size_t)c * in_h * in_w + l];
+            continue;
+        }
         for (int c = 0; c < channels; ++c) {
             const float *restrict xc = x + (size_t)c * in_h * in_w;
             for (int kh = 0; kh < kh_n; ++kh)

@@ -123,5 +123,6 @@ def test_activation_applied_inside_the_gemm_micro_kernel(kernel, act):
     model, twin = twins(lambda n: n.Sequential(n.Conv2d(5, 13, 1), getattr(n, act)()))
     compiled = cnncompile.compile(model, (1, 5, 6, 6), kernels={"0": kernel})
     assert compiled.graph.nx.nodes["0"]["node"].meta["kernel"] == kernel
-    x = special_input((2, 5, 6, 6)) * 4
+    x = special_input((2, 5, 6, 6))
+    x[np.abs(x) < 1e30] *= 4  # past 6 more often; 3e38 stays finite
     same_as_torch(compiled, twin, x)

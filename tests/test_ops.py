@@ -95,6 +95,10 @@ CASES = {
         ([("Conv2d", (5, 33, 3), dict(padding=(2, 0)))], (1, 5, 1, 6)),
         ([("Conv2d", (24, 8, 3), dict(padding="same", bias=False))], (1, 24, 17, 16)),
         ([("Conv2d", (96, 20, 3), dict(padding=1)), ("ReLU", (), {})], (1, 96, 30, 34)),
+        # 1x1 on 63 and 35 pixels: the last column block overlaps the one before it; K = 300
+        # takes two passes over K, 20 channels leave edge rows
+        ([("Conv2d", (300, 20, 1), {}), ("ReLU6", (), {})], (1, 300, 7, 9)),
+        ([("Conv2d", (12, 16, 1), {})], (1, 12, 5, 7)),
     ],
     "conv1d": [
         ([("Conv1d", (3, 5, 3), dict(padding=1))], (1, 3, 10)),

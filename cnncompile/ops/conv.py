@@ -345,6 +345,13 @@ class ConvNd(Op):
         return 2 * math.prod(out_shape[1:]) * (a["in_channels"] // a["groups"]) * math.prod(
             a["kernel_size"])
 
+    @staticmethod
+    def _epilogue_in_gemm(node):
+        """The CNN_ACT_ code when the GEMM micro-kernel can apply the whole epilogue, else None."""
+        if "residual" in node.meta:
+            return None
+        return GEMM_ACTIVATIONS.get(node.meta.get("activation", {}).get("fn"))
+
     def lower(self, node, ins, out_shape):
         a = node.attrs
         assert a.get("padding_mode", "zeros") == "zeros", "lower_padding_mode did not run"
@@ -361,7 +368,8 @@ class ConvNd(Op):
         kernel_name = node.meta.get("kernel")
         if kernel_name == "im2col_gemm":
             columns = im2col_columns(kdim, n)
-        elif kernel_name == "gemm_1x1":  # chunks whose output stays in L2 for the epilogue
+        elif kernel_name == "gemm_1x1" and not self._epilogue_in_gemm(node):
+            # chunks whose output stays in L2 for the epilogue pass
             columns = min(n, max(NR_MAX, IM2COL_FLOATS // 2 // m // NR_MAX * NR_MAX))
         else:
             columns = n
@@ -371,8 +379,7 @@ class ConvNd(Op):
                     x_group=c // g * math.prod(size), y_group=m * n,
                     coords=kdim * (im2col_columns(kdim, n) if node.meta.get("kernel") == "im2col_gemm" else 0),
                     im2col=kernel_name == "im2col_gemm",
-                    gemm_epilogue=None if "residual" in node.meta else GEMM_ACTIVATIONS.get(
-                        node.meta.get("activation", {}).get("fn")))
+                    gemm_epilogue=self._epilogue_in_gemm(node))
         if kernel_name in ("shifted_gemm", "depthwise_planes", "taps"):
             gemm["shifted"] = shifted_layout(node, ins[0].shape, out_shape)
             gemm["dw_taps"] = [dict(k=i, off=off) for i, off in enumerate(gemm["shifted"]["offsets"])]
