@@ -157,6 +157,15 @@ static inline void cnn_gemm_micro_edge(int kc, const float *restrict a, const fl
 static inline void cnn_gemm_edge_panel(int kdim, const float *restrict b, int ldb, int n,
                                        float *restrict panel)
 {
+#if defined(CNN_VBYTES)
+    if (n == CNN_NR) { /* whole rows as vectors (a plain loop here becomes a memcpy call per row) */
+        for (int k = 0; k < kdim; ++k)
+            for (int v = 0; v < CNN_NRV; ++v)
+                cnn_vstore(panel + k * CNN_NR + v * CNN_VLEN,
+                           cnn_vload(b + (size_t)k * ldb + v * CNN_VLEN));
+        return;
+    }
+#endif
     for (int k = 0; k < kdim; ++k) {
         for (int j = 0; j < n; ++j)
             panel[k * CNN_NR + j] = b[(size_t)k * ldb + j];
