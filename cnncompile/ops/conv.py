@@ -125,6 +125,9 @@ def depthwise_planes_floats(node):
 TAPS_MAX = 4
 # depthwise_planes keeps a channel's padded planes and sums on each thread's stack
 DEPTHWISE_STACK_FLOATS = 1 << 15  # 128 KiB
+# how many times longer a depthwise kernel takes per FLOP than the GEMM (measured 4-10x in
+# MobileNetV2): its layers are worth threads at that fraction of the GEMM's FLOP threshold
+DEPTHWISE_SLOWDOWN = 8
 
 
 def shifted_layout(node, in_shape, out_shape):
@@ -387,8 +390,9 @@ class ConvNd(Op):
             gemm["wino"] = winograd.layout(node, ins, out_shape, kernel_name)
         if kernel_name == "im2row_gemm":
             gemm["im2row"] = im2row_layout(node, ins, out_shape)
+        slowdown = DEPTHWISE_SLOWDOWN if kernel_name in ("depthwise", "depthwise_planes") else 1
         return dict(gemm, rank3=self.rank == 3, residual="residual" in node.meta,
-                    out_channels=k, parallel=int(parallel_worth_it(node)), groups=g, c_per_group=c // g, k_per_group=k // g,
+                    out_channels=k, parallel=int(parallel_worth_it(node, slowdown)), groups=g, c_per_group=c // g, k_per_group=k // g,
                     in_d=size[0], in_h=size[1], in_w=size[2], in_plane=size[1] * size[2],
                     in_vol=math.prod(size), out_d=out[0], out_h=out[1], out_w=out[2],
                     out_plane=out[1] * out[2], out_vol=math.prod(out),

@@ -4,7 +4,7 @@ import numpy as np
 from ..errors import ShapeError, layer_ref
 from ..ir import layer_error
 from . import Op, register
-from .common import describe_source, per_sample_dims
+from .common import describe_source, parallel_worth_it, per_sample_dims
 
 
 def _flattened_from(x):
@@ -53,4 +53,5 @@ class Linear(Op):
 
     def lower(self, node, ins, out_shape):
         return dict(in_features=node.attrs["in_features"],
-                    out_features=node.attrs["out_features"])
+                    out_features=node.attrs["out_features"],
+                    parallel=int(parallel_worth_it(node)))
