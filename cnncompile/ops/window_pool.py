@@ -86,7 +86,10 @@ class WindowPool(Op):
                     out_plane=len(hs) * len(ws), h_start=hs, h_end=he, w_start=ws, w_end=we,
                     h_count=[f"{n}.0f" for n in hc], w_count=[f"{n}.0f" for n in wc],
                     mode=self.mode,
-                    divisor=None if div is None else f"{float(div)!r}f")
+                    divisor=None if div is None else f"{float(div)!r}f",
+                    # one window across whole rows (global average pooling): one contiguous
+                    # sum, vectorised, instead of a short sum per row
+                    full_rows=self.mode == "avg" and list(ws) == [0] and list(we) == [w])
 
 
 @register
