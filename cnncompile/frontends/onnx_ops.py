@@ -76,34 +76,26 @@ class Node:
     def unsupported(self, message):
         return UnsupportedError(f"{self.op}: {message}", layer=self.name)
 
+    # The accessors below need no type checks: _check_attributes held every attribute to
+    # the type its schema gives.
     def integer(self, key, default=None):
-        """An INT attribute; a file may hold any type under any name, so the type is checked."""
+        """An INT attribute, or the default; one without a default is required."""
         value = self.attrs.get(key, default)
         if value is None:
             raise self.bad(f"attribute {key} is missing")
-        if not isinstance(value, int):
-            raise self.bad(f"attribute {key} = {value!r} must be an integer")
         return value
 
     def number(self, key, default):
-        value = self.attrs.get(key, default)
-        if not isinstance(value, (int, float)) or not math.isfinite(value):
+        """A FLOAT attribute; it must be finite, since it becomes a constant in the C."""
+        value = float(self.attrs.get(key, default))
+        if not math.isfinite(value):
             raise self.bad(f"attribute {key} = {value!r} must be a finite number")
-        return float(value)
-
-    def text(self, key, default):
-        value = self.attrs.get(key, default)
-        if not isinstance(value, str):
-            raise self.bad(f"attribute {key} = {value!r} must be a string")
         return value
 
     def ints(self, key, count, default=None, positive=False, nonnegative=False):
         value = self.attrs.get(key, default)
         if value is None:
             return None
-        if not isinstance(value, (list, tuple)) or not all(isinstance(v, int) for v in value):
-            raise self.bad(f"attribute {key} = {value!r} must be a list of integers")
-        value = list(value)
         if len(value) != count:
             raise self.bad(f"attribute {key} has {len(value)} values but the node has "
                            f"{count // (2 if key == 'pads' else 1)} spatial dimensions")
@@ -188,7 +180,7 @@ def _shape(node, x):
 def spatial_pads(node, in_sizes, kernel, strides, dilations):
     """(begins, ends) per spatial dimension, from ``pads`` or ``auto_pad``."""
     rank = len(kernel)
-    auto = node.text("auto_pad", "NOTSET")
+    auto = node.attrs.get("auto_pad", "NOTSET")
     if auto in ("NOTSET", ""):
         pads = node.ints("pads", 2 * rank, [0] * 2 * rank, nonnegative=True)
         return pads[:rank], pads[rank:]
@@ -274,7 +266,7 @@ def conv_transpose(node, x, w, b=None):
                        "channels")
     out_pad = node.ints("output_padding", rank, [0] * rank, nonnegative=True)
     output_shape = node.ints("output_shape", rank, None, positive=True)
-    auto = node.text("auto_pad", "NOTSET")
+    auto = node.attrs.get("auto_pad", "NOTSET")
     if output_shape is not None or auto in ("SAME_UPPER", "SAME_LOWER"):
         # ONNX: total_padding = stride * (in - 1) + output_padding + ((k - 1) * d + 1) - out,
         # split evenly, the odd one at the end (SAME_UPPER, and output_shape) or the start
@@ -553,7 +545,7 @@ def pad(node, x, pads=None, value=None, axes=None):
     if any(p < 0 for p in begins + ends):
         raise node.unsupported(f"negative pads {pads} (cropping)")
     mode = {"constant": "constant", "reflect": "reflect", "edge": "replicate",
-            "wrap": "circular"}.get(node.text("mode", "constant"))
+            "wrap": "circular"}.get(node.attrs.get("mode", "constant"))
     if mode is None:
         raise node.bad(f"mode {node.attrs.get('mode')!r} is not constant, reflect, edge or wrap")
     fill = 0.0 if value is None or np.size(value) == 0 else float(np.asarray(value).reshape(-1)[0])

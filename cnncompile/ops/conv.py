@@ -369,9 +369,10 @@ class ConvNd(Op):
         pads = [(0, 0)] * lead + conv_pads(a)
         m, kdim, n = gemm_shape(node, ins, out_shape)
         kernel_name = node.meta.get("kernel")
+        gemm_epilogue = self._epilogue_in_gemm(node)
         if kernel_name == "im2col_gemm":
             columns = im2col_columns(kdim, n)
-        elif kernel_name == "gemm_1x1" and not self._epilogue_in_gemm(node):
+        elif kernel_name == "gemm_1x1" and not gemm_epilogue:
             # chunks whose output stays in L2 for the epilogue pass
             columns = min(n, max(NR_MAX, IM2COL_FLOATS // 2 // m // NR_MAX * NR_MAX))
         else:
@@ -382,7 +383,7 @@ class ConvNd(Op):
                     x_group=c // g * math.prod(size), y_group=m * n,
                     coords=kdim * (im2col_columns(kdim, n) if node.meta.get("kernel") == "im2col_gemm" else 0),
                     im2col=kernel_name == "im2col_gemm",
-                    gemm_epilogue=self._epilogue_in_gemm(node))
+                    gemm_epilogue=gemm_epilogue)
         if kernel_name in ("shifted_gemm", "depthwise_planes", "taps"):
             gemm["shifted"] = shifted_layout(node, ins[0].shape, out_shape)
             gemm["dw_taps"] = [dict(k=i, off=off) for i, off in enumerate(gemm["shifted"]["offsets"])]
