@@ -125,6 +125,15 @@ class Graph:
         self.add(new, [src])
         self._connect(new.name, name, position)
 
+    def set_input(self, name, position, src):
+        """Make ``src`` input ``position`` of node ``name``, in place of what was there."""
+        old = self.input_names(name)[position]
+        positions = self.nx.edges[old, name]["positions"]
+        positions.remove(position)
+        if not positions:
+            self.nx.remove_edge(old, name)
+        self._connect(src, name, position)
+
     def remove(self, name):
         if self.users(name) or name in self.outputs:
             raise ValueError(f"cannot remove {name!r}: it is still used")
@@ -175,7 +184,7 @@ class Graph:
                               for f in node.meta.get("fused", []))
             rows.append((node.name, node.op, _fmt_shape(node.meta.get("shape")),
                          f"{n_params:,}" if n_params else "-", f"{flops:,}" if flops else "-",
-                         node.meta.get("kernel", "-"), fused or "-"))
+                         _kernel_label(node), fused or "-"))
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         sep = "  ".join("-" * w for w in widths)
         lines = [f"Model {self.name}", sep,
@@ -215,6 +224,15 @@ class Graph:
             lines.append(f"  {ids[src]} -> {ids[dst]};")
         lines.append("}")
         return "\n".join(lines)
+
+
+def _kernel_label(node):
+    """The summary's kernel column; layers the layout pass set up say what they convert."""
+    if "kernel" in node.meta:
+        return node.meta["kernel"]
+    if node.op == "reorder":
+        return f"to_{node.attrs['to']}"
+    return "reads_blocks" if node.meta.get("reads") == "blocks" else "-"
 
 
 def _fmt_shape(shape):

@@ -3,7 +3,8 @@
 import numpy as np
 
 import cnncompile
-from cnncompile import reference
+from cnncompile import ops, reference
+from cnncompile.ops import blocked
 
 from models import MODELS, ROOT, load_example, randomise_batch_norm, torch_twin  # noqa: F401
 
@@ -52,3 +53,43 @@ def check_against_reference(model, input_shape, batches=(1, 7), torch_model=None
         if torch_model is not None:
             assert_close(y, run_torch(torch_model, x), f"batch {batch} vs torch", rtol, atol)
     return compiled
+
+
+def assert_memory_plan_safe(g):
+    """No value is written over one still to be read, no scratch over a layer's operands, and
+    buffers are reused."""
+    order = g.nodes()
+    index = {n.name: i for i, n in enumerate(order)}
+    last_use = {n.name: max([index[u] for u in g.users(n.name)] + [index[n.name]]) for n in order}
+
+    def extent(node):
+        kind, off = node.meta["buffer"]
+        if node.meta.get("layout") == "blocks":  # whole blocks of 16 channels
+            return kind, off, off + blocked.floats(node.shape)
+        return kind, off, off + int(np.prod(node.shape[1:]))
+
+    for node in order:
+        kind, lo, hi = extent(node)
+        if kind == "arena":
+            assert hi <= g.meta["workspace_floats"]
+        for other in order:
+            # a value written while `other` is still to be read must not overlap it
+            if index[other.name] < index[node.name] <= last_use[other.name] and other.op != "input":
+                if other.name in g.input_names(node.name) and node.meta.get("inplace"):
+                    continue
+                if node.op == "reshape":
+                    continue
+                k2, lo2, hi2 = extent(other)
+                assert not (kind == k2 and lo < hi2 and lo2 < hi), (node.name, other.name)
+    for node in order:  # a layer's scratch overlaps neither its inputs nor its output
+        if "scratch" in node.meta:
+            lo = node.meta["scratch"][1]
+            hi = lo + ops.REGISTRY[node.op].scratch_floats(node, g.input_values(node.name), node.shape)
+            assert hi <= g.meta["workspace_floats"]
+            for other in [g.node(i) for i in g.input_names(node.name)] + [node]:
+                kind, lo2, hi2 = extent(other)
+                assert not (kind == "arena" and lo < hi2 and lo2 < hi), (node.name, other.name)
+    total = sum(extent(n)[2] - extent(n)[1] for n in order if n.op not in ("input", "reshape"))
+    scratch = max([ops.REGISTRY[n.op].scratch_floats(n, g.input_values(n.name), n.shape)
+                   for n in order if "scratch" in n.meta] or [0])
+    assert g.meta["workspace_floats"] < total + scratch  # buffers are reused

@@ -8,7 +8,7 @@ from cnncompile import ops, passes, reference
 from cnncompile.ir import Graph, Node
 from cnncompile.passes import eliminate_dead_code, fuse_activation, infer_shapes, plan_memory
 from cnncompile.trace import trace
-from helpers import EXAMPLES, load_example, random_input
+from helpers import EXAMPLES, assert_memory_plan_safe, load_example, random_input
 
 
 def structure(graph):
@@ -68,39 +68,7 @@ def test_dead_code_is_removed():
 def test_memory_plan_never_overwrites_a_live_value(name):
     ns = load_example(name)
     g = passes.run(trace(ns["model"], ns["INPUT_SHAPE"]), lint=True)
-    order = g.nodes()
-    index = {n.name: i for i, n in enumerate(order)}
-    last_use = {n.name: max([index[u] for u in g.users(n.name)] + [index[n.name]]) for n in order}
-
-    def extent(node):
-        kind, off = node.meta["buffer"]
-        return kind, off, off + int(np.prod(node.shape[1:]))
-
-    for node in order:
-        kind, lo, hi = extent(node)
-        if kind == "arena":
-            assert hi <= g.meta["workspace_floats"]
-        for other in order:
-            # a value written while `other` is still to be read must not overlap it
-            if index[other.name] < index[node.name] <= last_use[other.name] and other.op != "input":
-                if other.name in g.input_names(node.name) and node.meta.get("inplace"):
-                    continue
-                if node.op == "reshape":
-                    continue
-                k2, lo2, hi2 = extent(other)
-                assert not (kind == k2 and lo < hi2 and lo2 < hi), (node.name, other.name)
-    for node in order:  # a layer's scratch overlaps neither its inputs nor its output
-        if "scratch" in node.meta:
-            lo = node.meta["scratch"][1]
-            hi = lo + ops.REGISTRY[node.op].scratch_floats(node, g.input_values(node.name), node.shape)
-            assert hi <= g.meta["workspace_floats"]
-            for other in [g.node(i) for i in g.input_names(node.name)] + [node]:
-                kind, lo2, hi2 = extent(other)
-                assert not (kind == "arena" and lo < hi2 and lo2 < hi), (node.name, other.name)
-    total = sum(int(np.prod(n.shape[1:])) for n in order if n.op not in ("input", "reshape"))
-    scratch = max([ops.REGISTRY[n.op].scratch_floats(n, g.input_values(n.name), n.shape)
-                   for n in order if "scratch" in n.meta] or [0])
-    assert g.meta["workspace_floats"] < total + scratch  # buffers are reused
+    assert_memory_plan_safe(g)
 
 
 def test_pipeline_can_stop_after_any_pass():

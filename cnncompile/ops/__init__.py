@@ -28,6 +28,7 @@ class Op:
     activation = None    # activation ops: the runtime C function (cnn_runtime.h) they apply
     alias = False        # output shares its input's memory (no code is emitted)
     inplace = False      # may write its output over its input
+    blocked_template = None  # the template used when the layer reads channel blocks
 
     def check_attrs(self, node):
         """Reject options cnncompile does not support (UnsupportedError). Needs no input
@@ -57,7 +58,14 @@ class Op:
         return kernel in self.kernels
 
     def template_for(self, node):
+        if node.meta.get("reads") == "blocks":
+            return self.blocked_template
         return self.kernels.get(node.meta.get("kernel"), self.template)
+
+    def reads_blocks(self, node, ins):
+        """Whether the layer can read its input in channel blocks (ops/blocked.py) and write
+        planes, with blocked_template: passes/select_layout.py then needs no reorder."""
+        return False
 
     def scratch_floats(self, node, ins, out_shape):
         """Floats of temporary memory the layer needs while it runs (placed by plan_memory)."""

@@ -12,7 +12,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from ..errors import ShapeError
 from ..ir import layer_error
-from . import Op, register, winograd
+from . import Op, blocked, register, winograd
 from .common import describe_source, out_size, parallel_worth_it
 
 NUMPY_PAD_MODE = {"zeros": "constant", "reflect": "reflect", "replicate": "edge",
@@ -180,7 +180,8 @@ class ConvNd(Op):
                "depthwise": "conv_depthwise.c.j2", "winograd_f4x4_3x3": "conv_winograd.c.j2",
                "winograd_f2x2_3x3": "conv_winograd.c.j2",
                "im2row_gemm": "conv_im2row.c.j2", "depthwise_planes": "conv_depthwise_planes.c.j2",
-               "taps": "conv_taps.c.j2"}
+               "taps": "conv_taps.c.j2", "pointwise_nchwc": "conv_pointwise_nchwc.c.j2",
+               "depthwise_nchwc": "conv_depthwise_nchwc.c.j2"}
     epilogue = True
     rank = 2
 
@@ -192,6 +193,8 @@ class ConvNd(Op):
             return False
         if kernel in winograd.VARIANTS:
             return winograd.applies(node)
+        if kernel in blocked.KERNELS:
+            return blocked.supports(node, kernel)
         if kernel == "im2row_gemm":
             return a["groups"] == 1
         if kernel == "depthwise":  # one input channel per group
@@ -232,6 +235,8 @@ class ConvNd(Op):
         return "im2col_gemm"
 
     def pack(self, node):
+        if node.meta.get("kernel") in blocked.KERNELS:
+            return blocked.pack(node)
         if node.meta.get("kernel") in winograd.VARIANTS:
             return dict(node.params, weight=winograd.transform_weights(node.params["weight"],
                                                                         node.meta["kernel"]))
@@ -244,6 +249,8 @@ class ConvNd(Op):
 
     def packed_shapes(self, node):
         kernel, w, g = node.meta.get("kernel"), node.params["weight"], node.attrs["groups"]
+        if kernel in blocked.KERNELS:
+            return blocked.packed_shapes(node)
         k, kdim = w.shape[0], math.prod(w.shape[1:])
         cols = (-(-k // NR_MAX), kdim, NR_MAX)  # pack_columns of the kdim x K matrix
         shapes = {"gemm_1x1": (g, -(-k // g // MR), kdim, MR), "im2row_gemm": cols}
@@ -391,6 +398,8 @@ class ConvNd(Op):
             gemm["wino"] = winograd.layout(node, ins, out_shape, kernel_name)
         if kernel_name == "im2row_gemm":
             gemm["im2row"] = im2row_layout(node, ins, out_shape)
+        if kernel_name in blocked.KERNELS:
+            gemm.update(blocked.lower(node, ins))
         slowdown = DEPTHWISE_SLOWDOWN if kernel_name in ("depthwise", "depthwise_planes") else 1
         return dict(gemm, rank3=self.rank == 3, residual="residual" in node.meta,
                     out_channels=k, parallel=int(parallel_worth_it(node, slowdown)), groups=g, c_per_group=c // g, k_per_group=k // g,

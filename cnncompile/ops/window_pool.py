@@ -10,7 +10,7 @@ import numpy as np
 
 from ..errors import ShapeError, UnsupportedError
 from ..ir import layer_error
-from . import Op, register
+from . import Op, blocked, register
 from .common import describe_source
 from .max_pool2d import pool_out_size
 
@@ -38,6 +38,7 @@ def adaptive_tables(size, out):
 
 class WindowPool(Op):
     template = "window_pool.c.j2"
+    blocked_template = "global_pool_blocks.c.j2"
     epilogue = True
     mode = "avg"
 
@@ -78,10 +79,20 @@ class WindowPool(Op):
         taps = sum(e - b for b, e in zip(hs, he)) * sum(e - b for b, e in zip(ws, we))
         return out_shape[1] * taps
 
+    def reads_blocks(self, node, ins):
+        """Global average pooling without a fused activation: sums of 16-channel vectors."""
+        (hs, he, _), (ws, we, _) = self.tables(node, ins[0].shape)
+        _, _, h, w = ins[0].shape
+        return (self.mode == "avg" and "activation" not in node.meta
+                and (list(hs), list(he), list(ws), list(we)) == ([0], [h], [0], [w]))
+
     def lower(self, node, ins, out_shape):
         _, c, h, w = ins[0].shape
         (hs, he, hc), (ws, we, wc) = self.tables(node, ins[0].shape)
         div = self.divisor(node)
+        if node.meta.get("reads") == "blocks":
+            return dict(channels=c, plane=h * w, blocks=blocked.blocks(c),
+                        divisor=f"{float(div or h * w)!r}f")
         return dict(channels=c, in_w=w, in_plane=h * w, out_h=len(hs), out_w=len(ws),
                     out_plane=len(hs) * len(ws), h_start=hs, h_end=he, w_start=ws, w_end=we,
                     h_count=[f"{n}.0f" for n in hc], w_count=[f"{n}.0f" for n in wc],

@@ -12,6 +12,7 @@ from .infer_shapes import infer_shapes
 from .lower_padding_mode import lower_padding_mode
 from .plan_memory import plan_memory
 from .select_kernels import select_kernels
+from .select_layout import select_layout
 
 PIPELINE = [
     lower_padding_mode,   # conv padding_mode reflect/replicate/circular -> pad + conv
@@ -23,6 +24,7 @@ PIPELINE = [
     fuse_activation,      # conv/linear/pool + ReLU -> one layer with an epilogue
     infer_shapes,         # refresh after rewriting
     select_kernels,       # direct, gemm_1x1, im2col_gemm... from each layer's shapes
+    select_layout,        # depthwise/1x1 runs on channel blocks, reorders at their edges
     plan_memory,          # one static workspace, buffers reused by liveness
 ]
 

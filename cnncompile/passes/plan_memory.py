@@ -6,6 +6,7 @@ writes over its input when nothing reads that input afterwards. Arena slices are
 fit by offset, a slice being free once the last layer reading it has run.
 """
 from .. import ops
+from ..ops import blocked
 
 ALIGN_FLOATS = 16  # 64-byte alignment of every arena slice
 
@@ -69,14 +70,20 @@ def plan_memory(graph):
             buf = ("output", 0)
         else:
             start = index[node.name]
-            buf = ("arena", place(_align(ops.numel(node.meta["shape"][1:])), start,
-                                  last_use.get(r, start)))
+            buf = ("arena", place(_align(_floats(node)), start, last_use.get(r, start)))
         node.meta["buffer"] = buf
     for node in order:
         node.meta["buffer"] = graph.node(root[node.name]).meta["buffer"]
     graph.meta["workspace_floats"] = arena
     graph.meta["output_is_input"] = bool(out_roots & input_roots)
     return graph
+
+
+def _floats(node):
+    """Floats per sample of a layer's output: channel blocks are padded to whole blocks."""
+    if node.meta.get("layout") == "blocks":
+        return blocked.floats(node.meta["shape"])
+    return ops.numel(node.meta["shape"][1:])
 
 
 def _can_overwrite(graph, root, index, input_roots, node, src):

@@ -1,0 +1,75 @@
+"""Convolutions on channel-blocked tensors (runtime/cnn_nchwc.h): which layers they compute,
+their weights packed in blocks, and the constants their templates receive.
+
+A blocked tensor of C channels and P pixels is ceil(C / BLOCK) blocks of P pixels of BLOCK
+channels, the padding channels zero (oneDNN's nChw16c, ONNX Runtime's NCHWc).
+passes/select_layout.py chooses the layers that run on it and puts reorders around them.
+"""
+import numpy as np
+
+from . import conv  # conv.py imports this module: names are read at call time
+
+BLOCK = 16  # CNN_CB in runtime/cnn_nchwc.h
+KERNELS = ("pointwise_nchwc", "depthwise_nchwc")
+
+
+def blocks(channels):
+    return -(-channels // BLOCK)
+
+
+def floats(shape):
+    """Floats per sample of a blocked tensor of ``shape`` (N, C, *spatial)."""
+    return blocks(shape[1]) * BLOCK * int(np.prod(shape[2:], dtype=np.int64))
+
+
+def supports(node, kernel):
+    a = node.attrs
+    if len(a["kernel_size"]) != 2 or node.meta.get("activation", {}).get("fn") \
+            not in conv.GEMM_ACTIVATIONS:
+        return False
+    if kernel == "depthwise_nchwc":
+        return a["in_channels"] == a["groups"] == a["out_channels"]
+    return (a["groups"] == 1 and tuple(a["kernel_size"]) == (1, 1) and tuple(a["stride"]) == (1, 1)
+            and conv.conv_pads(a) == [(0, 0), (0, 0)])
+
+
+def _padded_bias(node, channels):
+    if "bias" not in node.params:
+        return {}
+    b = np.zeros(blocks(channels) * BLOCK, np.float32)
+    b[:channels] = node.params["bias"]
+    return {"bias": b}
+
+
+def pack(node):
+    """pointwise: w[out block][in channel (padded)][16]; depthwise: w[block][kh][kw][16]."""
+    w = node.params["weight"]
+    k, c = w.shape[:2]
+    if node.meta["kernel"] == "pointwise_nchwc":
+        p = np.zeros((blocks(k) * BLOCK, blocks(c) * BLOCK), np.float32)
+        p[:k, :c] = w.reshape(k, c)
+        packed = p.reshape(blocks(k), BLOCK, -1).transpose(0, 2, 1)
+    else:
+        taps = int(np.prod(w.shape[2:]))
+        p = np.zeros((blocks(k) * BLOCK, taps), np.float32)
+        p[:k] = w.reshape(k, taps)
+        packed = p.reshape(blocks(k), BLOCK, taps).transpose(0, 2, 1)
+    return dict(node.params, weight=np.ascontiguousarray(packed), **_padded_bias(node, k))
+
+
+def packed_shapes(node):
+    w = node.params["weight"]
+    k, c = w.shape[:2]
+    inner = blocks(c) * BLOCK if node.meta["kernel"] == "pointwise_nchwc" else int(np.prod(w.shape[2:]))
+    shapes = {"weight": (blocks(k), inner, BLOCK)}
+    if "bias" in node.params:
+        shapes["bias"] = (blocks(k) * BLOCK,)
+    return shapes
+
+
+def lower(node, ins):
+    """What the blocked templates add to the conv's constants."""
+    a = node.attrs
+    act = conv.GEMM_ACTIVATIONS[node.meta.get("activation", {}).get("fn")]
+    return dict(in_blocks=blocks(a["in_channels"]), out_blocks=blocks(a["out_channels"]),
+                blocked_act=act)

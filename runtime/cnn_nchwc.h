@@ -1,0 +1,393 @@
+/* cnn_nchwc.h: convolutions on channel-blocked tensors.
+ *
+ * A tensor of C channels and P = H x W pixels in the blocked layout (oneDNN calls it nChw16c,
+ * ONNX Runtime NCHWc) is ceil(C / 16) blocks, each P pixels of 16 consecutive channels:
+ * x[block][pixel][16]. Channels past C are zero, and stay zero: every kernel here has zero
+ * weights and bias for them and an activation that maps 0 to 0.
+ *
+ * The layout lets a depthwise convolution do one 16-channel vector multiply-add per output
+ * pixel and tap, whatever the image width or stride (in planes, a 14-pixel output row fills
+ * less than one vector, and a stride-2 row has to be gathered). A pointwise (1x1)
+ * convolution becomes a matrix product with the pixels as rows and the output channels as
+ * vector columns: each input value is broadcast once and multiplies a vector of 16 weights.
+ * passes/select_layout.py decides which layers use it; reorders at the edges of each run of
+ * such layers convert from and to planes.
+ */
+#ifndef CNN_NCHWC_H
+#define CNN_NCHWC_H
+
+#include "cnn_gemm.h"
+
+#define CNN_CB 16 /* channels per block: ops/blocked.py's BLOCK */
+
+/* GCC warns that passing a 64-byte vector by value has another ABI without AVX-512, where
+ * the functions below are inlined into the layers. They are all static, as is every
+ * function of model.c that could receive one: there is no ABI to keep. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wpsabi"
+#endif
+
+/* A block of 16 channels as one value: a 64-byte GCC vector, which the compiler splits into
+ * two AVX registers, four SSE or NEON ones. Without vector extensions, a struct and loops. */
+#if defined(__GNUC__) && !defined(CNN_NO_VECTOR_EXTENSIONS)
+typedef float cnn_vb __attribute__((vector_size(64), aligned(4), __may_alias__));
+typedef int cnn_vbi __attribute__((vector_size(64)));
+
+static inline cnn_vb cnn_bload(const float *p)
+{
+    return *(const cnn_vb *)p;
+}
+
+static inline void cnn_bstore(float *p, cnn_vb v)
+{
+    *(cnn_vb *)p = v;
+}
+
+static inline cnn_vb cnn_bzero(void)
+{
+    return (cnn_vb){0};
+}
+
+static inline cnn_vb cnn_badd(cnn_vb a, cnn_vb b)
+{
+    return a + b;
+}
+
+/* acc + a * b */
+static inline cnn_vb cnn_bfma(cnn_vb acc, cnn_vb a, cnn_vb b)
+{
+    return acc + a * b;
+}
+
+/* acc + s * b, s broadcast */
+static inline cnn_vb cnn_bfmas(cnn_vb acc, float s, cnn_vb b)
+{
+    return acc + s * b;
+}
+
+static inline cnn_vb cnn_bselect(cnn_vbi mask, cnn_vb a, cnn_vb b)
+{
+    return (cnn_vb)((mask & (cnn_vbi)a) | (~mask & (cnn_vbi)b));
+}
+
+/* cnn_relu / cnn_relu6 lane by lane, the same comparisons (NaN passes through) */
+static inline cnn_vb cnn_bact(cnn_vb v, int act)
+{
+    const cnn_vb zero = {0}, six = zero + 6.0f;
+    if (act == CNN_ACT_RELU6)
+        v = cnn_bselect(v > six, six, v);
+    if (act != CNN_ACT_NONE)
+        v = cnn_bselect(v < zero, zero, v);
+    return v;
+}
+#else
+typedef struct {
+    float v[CNN_CB];
+} cnn_vb;
+
+static inline cnn_vb cnn_bload(const float *p)
+{
+    cnn_vb r;
+    memcpy(r.v, p, sizeof r.v);
+    return r;
+}
+
+static inline void cnn_bstore(float *p, cnn_vb v)
+{
+    memcpy(p, v.v, sizeof v.v);
+}
+
+static inline cnn_vb cnn_bzero(void)
+{
+    cnn_vb r = {{0}};
+    return r;
+}
+
+static inline cnn_vb cnn_badd(cnn_vb a, cnn_vb b)
+{
+    for (int l = 0; l < CNN_CB; ++l)
+        a.v[l] += b.v[l];
+    return a;
+}
+
+static inline cnn_vb cnn_bfma(cnn_vb acc, cnn_vb a, cnn_vb b)
+{
+    for (int l = 0; l < CNN_CB; ++l)
+        acc.v[l] += a.v[l] * b.v[l];
+    return acc;
+}
+
+static inline cnn_vb cnn_bfmas(cnn_vb acc, float s, cnn_vb b)
+{
+    for (int l = 0; l < CNN_CB; ++l)
+        acc.v[l] += s * b.v[l];
+    return acc;
+}
+
+static inline cnn_vb cnn_bact(cnn_vb v, int act)
+{
+    for (int l = 0; l < CNN_CB; ++l)
+        v.v[l] = act == CNN_ACT_RELU6 ? cnn_relu6(v.v[l]) : act == CNN_ACT_RELU ? cnn_relu(v.v[l]) : v.v[l];
+    return v;
+}
+#endif
+
+/* Pointwise micro-kernel shape: PW_MR pixels x PW_NB output blocks of accumulators, as many
+ * as the registers hold beside the weights (AVX-512: 16 of 32 zmm; AVX2: 8 of 16 ymm, each
+ * block being two; 128-bit vectors: 8 of 16 or 32). */
+#if defined(__AVX512F__)
+#define CNN_PW_MR 8
+#define CNN_PW_NB 2
+#elif defined(__AVX__)
+#define CNN_PW_MR 4
+#define CNN_PW_NB 1
+#else
+#define CNN_PW_MR 2
+#define CNN_PW_NB 1
+#endif
+
+/* The callers' loops are written in each layer's function (templates/ops/), so that the
+ * OpenMP region outlined from them, and the always-inlined bodies below, see the layer's
+ * shapes as constants: a region here would be compiled once for every layer. */
+
+/* Planes -> blocks, block b: x (channels x plane) into y (blocks x plane x 16), the
+ * channels past `channels` zero. Sixteen rows are read side by side, a pixel at a time. */
+static inline __attribute__((always_inline)) void
+cnn_to_blocks(const float *restrict x, int channels, int plane, float *restrict y, int b)
+{
+    const int n = cnn_min(CNN_CB, channels - b * CNN_CB);
+    const float *restrict xb = x + (size_t)b * CNN_CB * plane;
+    float *restrict yb = y + (size_t)b * CNN_CB * plane;
+    if (n == CNN_CB) {
+        for (int p = 0; p < plane; ++p)
+            for (int l = 0; l < CNN_CB; ++l)
+                yb[(size_t)p * CNN_CB + l] = xb[(size_t)l * plane + p];
+        return;
+    }
+    for (int p = 0; p < plane; ++p)
+        for (int l = 0; l < CNN_CB; ++l)
+            yb[(size_t)p * CNN_CB + l] = l < n ? xb[(size_t)l * plane + p] : 0.0f;
+}
+
+/* Blocks -> planes, block b: the inverse, dropping the padding channels. */
+static inline __attribute__((always_inline)) void
+cnn_from_blocks(const float *restrict x, int channels, int plane, float *restrict y, int b)
+{
+    const int n = cnn_min(CNN_CB, channels - b * CNN_CB);
+    const float *restrict xb = x + (size_t)b * CNN_CB * plane;
+    float *restrict yb = y + (size_t)b * CNN_CB * plane;
+    if (n == CNN_CB) {
+        for (int l = 0; l < CNN_CB; ++l)
+            for (int p = 0; p < plane; ++p)
+                yb[(size_t)l * plane + p] = xb[(size_t)p * CNN_CB + l];
+        return;
+    }
+    for (int l = 0; l < n; ++l)
+        for (int p = 0; p < plane; ++p)
+            yb[(size_t)l * plane + p] = xb[(size_t)p * CNN_CB + l];
+}
+
+/* rows (<= PW_MR) pixels x nb (<= PW_NB) output blocks of a pointwise convolution:
+ * y = act(sum_k w[k] x[k] + bias (+ res)). x: the first pixel in input block 0 (pixel i of
+ * input channel k at x[k / 16 * plane * 16 + i * 16 + k % 16]); w: output block 0's weights
+ * w[k][16] for kb_n * 16 input channels, block j's at w + j * kb_n * 256; bias: 16 per block;
+ * y and res: the first pixel in output block 0, block j at + j * plane * 16. Called with
+ * constant rows and nb, it is specialised when inlined. */
+static inline __attribute__((always_inline)) void
+cnn_pointwise_tile(int rows, int nb, int kb_n, int plane, const float *restrict x,
+                   const float *restrict w, const float *restrict bias,
+                   const float *restrict res, float *restrict y, int act)
+{
+    cnn_vb acc[CNN_PW_MR][CNN_PW_NB];
+    const size_t bstride = (size_t)plane * CNN_CB, wstride = (size_t)kb_n * CNN_CB * CNN_CB;
+    for (int i = 0; i < rows; ++i)
+        for (int j = 0; j < nb; ++j)
+            acc[i][j] = cnn_bzero();
+    for (int kb = 0; kb < kb_n; ++kb) {
+        const float *restrict xb = x + kb * bstride;
+        const float *restrict wb = w + (size_t)kb * CNN_CB * CNN_CB;
+        for (int kk = 0; kk < CNN_CB; ++kk) {
+            cnn_vb wv[CNN_PW_NB];
+            for (int j = 0; j < nb; ++j)
+                wv[j] = cnn_bload(wb + j * wstride + kk * CNN_CB);
+            for (int i = 0; i < rows; ++i) {
+                const float a = xb[i * CNN_CB + kk];
+                for (int j = 0; j < nb; ++j)
+                    acc[i][j] = cnn_bfmas(acc[i][j], a, wv[j]);
+            }
+        }
+    }
+    for (int j = 0; j < nb; ++j) {
+        const cnn_vb b = bias ? cnn_bload(bias + j * CNN_CB) : cnn_bzero();
+        for (int i = 0; i < rows; ++i) {
+            cnn_vb v = cnn_badd(acc[i][j], b);
+            if (res)
+                v = cnn_badd(v, cnn_bload(res + j * bstride + i * CNN_CB));
+            cnn_bstore(y + j * bstride + i * CNN_CB, cnn_bact(v, act));
+        }
+    }
+}
+
+/* The output blocks [0, out_blocks) of pixels [p, p + rows), rows PW_MR or 1. */
+static inline __attribute__((always_inline)) void
+cnn_pointwise_pixels(int rows, int kb_n, int out_blocks, int plane, const float *restrict x,
+                     const float *restrict w, const float *restrict bias,
+                     const float *restrict res, float *restrict y, int act, int p)
+{
+    const size_t wstride = (size_t)kb_n * CNN_CB * CNN_CB, bstride = (size_t)plane * CNN_CB;
+    const float *restrict xp = x + (size_t)p * CNN_CB;
+    int ob = 0;
+    for (; ob + CNN_PW_NB <= out_blocks; ob += CNN_PW_NB)
+        cnn_pointwise_tile(rows, CNN_PW_NB, kb_n, plane, xp, w + ob * wstride,
+                           bias ? bias + ob * CNN_CB : NULL,
+                           res ? res + ob * bstride + (size_t)p * CNN_CB : NULL,
+                           y + ob * bstride + (size_t)p * CNN_CB, act);
+    for (; ob < out_blocks; ++ob)
+        cnn_pointwise_tile(rows, 1, kb_n, plane, xp, w + ob * wstride,
+                           bias ? bias + ob * CNN_CB : NULL,
+                           res ? res + ob * bstride + (size_t)p * CNN_CB : NULL,
+                           y + ob * bstride + (size_t)p * CNN_CB, act);
+}
+
+/* A 1x1 convolution, stride 1, blocks in and out: kb_n input blocks, out_blocks output
+ * blocks, weights w[out block][k][16] (k < kb_n * 16). The caller runs steps
+ * [0, cnn_pointwise_steps(plane)), each PW_MR pixels (one pixel on images of fewer). A last
+ * partial tile is done as the full tile ending at the last pixel, in the same step as the
+ * tile before it (the same values, the same thread). */
+static inline int cnn_pointwise_steps(int plane)
+{
+    return plane < CNN_PW_MR ? plane : plane / CNN_PW_MR;
+}
+
+static inline __attribute__((always_inline)) void
+cnn_pointwise_step(int kb_n, int out_blocks, int plane, const float *restrict x,
+                   const float *restrict w, const float *restrict bias,
+                   const float *restrict res, float *restrict y, int act, int t)
+{
+    if (plane < CNN_PW_MR) {
+        cnn_pointwise_pixels(1, kb_n, out_blocks, plane, x, w, bias, res, y, act, t);
+        return;
+    }
+    cnn_pointwise_pixels(CNN_PW_MR, kb_n, out_blocks, plane, x, w, bias, res, y, act,
+                         t * CNN_PW_MR);
+    if (t == plane / CNN_PW_MR - 1 && plane % CNN_PW_MR)
+        cnn_pointwise_pixels(CNN_PW_MR, kb_n, out_blocks, plane, x, w, bias, res, y, act,
+                             plane - CNN_PW_MR);
+}
+
+/* One output pixel of a depthwise convolution, its window at input row h0, column w0 of
+ * the block xb, taps kh in [kh0, kh1) and kw in [kw0, kw1) (those inside the input); w: the
+ * block's weights w[kh][kw][16]. */
+static inline __attribute__((always_inline)) cnn_vb
+cnn_depthwise_pixel(const float *restrict xb, const float *restrict w, int in_w, int kw_n,
+                    int dil_h, int dil_w, int h0, int w0, int kh0, int kh1, int kw0, int kw1)
+{
+    cnn_vb acc = cnn_bzero();
+    for (int kh = kh0; kh < kh1; ++kh) {
+        const float *restrict row = xb + (size_t)(h0 + kh * dil_h) * in_w * CNN_CB;
+        for (int kw = kw0; kw < kw1; ++kw)
+            acc = cnn_bfma(acc, cnn_bload(w + (kh * kw_n + kw) * CNN_CB),
+                           cnn_bload(row + (size_t)(w0 + kw * dil_w) * CNN_CB));
+    }
+    return acc;
+}
+
+/* CNN_DW_TILE output pixels of a row whose taps are all inside the input: each weight vector
+ * is loaded once for all of them, and with stride 1 neighbouring pixels share their input
+ * vectors (the constant offsets let the compiler load each once). */
+#define CNN_DW_TILE 4
+
+static inline __attribute__((always_inline)) void
+cnn_depthwise_tile(const float *restrict xb, const float *restrict w, int in_w, int kh_n,
+                   int kw_n, int stride_w, int dil_h, int dil_w, int h0, int w0,
+                   cnn_vb acc[CNN_DW_TILE])
+{
+    for (int t = 0; t < CNN_DW_TILE; ++t)
+        acc[t] = cnn_bzero();
+    for (int kh = 0; kh < kh_n; ++kh) {
+        const float *restrict row = xb + ((size_t)(h0 + kh * dil_h) * in_w + w0) * CNN_CB;
+        for (int kw = 0; kw < kw_n; ++kw) {
+            const cnn_vb wv = cnn_bload(w + (kh * kw_n + kw) * CNN_CB);
+            for (int t = 0; t < CNN_DW_TILE; ++t)
+                acc[t] = cnn_bfma(acc[t], wv,
+                                  cnn_bload(row + (size_t)(t * stride_w + kw * dil_w) * CNN_CB));
+        }
+    }
+}
+
+/* v + bias (+ the residual at r), the activation, stored at y */
+static inline __attribute__((always_inline)) void
+cnn_block_epilogue(cnn_vb v, cnn_vb bias, const float *restrict r, float *restrict y, int act)
+{
+    v = cnn_badd(v, bias);
+    if (r)
+        v = cnn_badd(v, cnn_bload(r));
+    cnn_bstore(y, cnn_bact(v, act));
+}
+
+/* Block b of a depthwise convolution (one input channel per output channel), blocks in and
+ * out, any kernel size, stride, padding and dilation. Output columns [col_lo, col_hi) have
+ * every column tap inside the input; on rows with every row tap inside too, they go
+ * CNN_DW_TILE at a time. Other pixels clip their taps. */
+static inline __attribute__((always_inline)) void
+cnn_depthwise_block(int in_h, int in_w, int out_h, int out_w, int kh_n, int kw_n, int stride_h,
+                    int stride_w, int pad_top, int pad_left, int dil_h, int dil_w, int col_lo,
+                    int col_hi, const float *restrict x, const float *restrict w,
+                    const float *restrict bias, const float *restrict res, float *restrict y,
+                    int act, int b)
+{
+    const float *restrict xb = x + (size_t)b * in_h * in_w * CNN_CB;
+    const float *restrict wb = w + (size_t)b * kh_n * kw_n * CNN_CB;
+    const cnn_vb bv = bias ? cnn_bload(bias + b * CNN_CB) : cnn_bzero();
+    for (int oh = 0; oh < out_h; ++oh) {
+        const int h0 = oh * stride_h - pad_top;
+        const int kh0 = cnn_tap_lo(h0, dil_h), kh1 = cnn_tap_hi(h0, dil_h, in_h, kh_n);
+        const size_t o = ((size_t)b * out_h + oh) * out_w * CNN_CB;
+        const float *restrict r = res ? res + o : NULL;
+        /* pixels [t0, t1) go a tile at a time, the others one by one */
+        int t0 = col_lo, t1 = col_lo;
+        if (kh0 == 0 && kh1 == kh_n)
+            t1 = col_lo + (col_hi - col_lo) / CNN_DW_TILE * CNN_DW_TILE;
+        for (int ow = t0; ow < t1; ow += CNN_DW_TILE) {
+            cnn_vb acc[CNN_DW_TILE];
+            cnn_depthwise_tile(xb, wb, in_w, kh_n, kw_n, stride_w, dil_h, dil_w, h0,
+                               ow * stride_w - pad_left, acc);
+            for (int t = 0; t < CNN_DW_TILE; ++t)
+                cnn_block_epilogue(acc[t], bv, r ? r + (size_t)(ow + t) * CNN_CB : NULL,
+                                   y + o + (size_t)(ow + t) * CNN_CB, act);
+        }
+        for (int ow = 0; ow < out_w; ++ow) {
+            if (ow == t0)
+                ow = t1;
+            if (ow == out_w)
+                break;
+            const int w0 = ow * stride_w - pad_left;
+            cnn_vb v;
+            if (ow >= col_lo && ow < col_hi)
+                v = cnn_depthwise_pixel(xb, wb, in_w, kw_n, dil_h, dil_w, h0, w0, kh0, kh1, 0,
+                                        kw_n);
+            else
+                v = cnn_depthwise_pixel(xb, wb, in_w, kw_n, dil_h, dil_w, h0, w0, kh0, kh1,
+                                        cnn_tap_lo(w0, dil_w), cnn_tap_hi(w0, dil_w, in_w, kw_n));
+            cnn_block_epilogue(v, bv, r ? r + (size_t)ow * CNN_CB : NULL,
+                               y + o + (size_t)ow * CNN_CB, act);
+        }
+    }
+}
+
+/* Block b of a global average pool: y[c] = (sum of channel c's plane pixels) / divisor, for
+ * the block's real channels. */
+static inline void cnn_global_avg_block(const float *restrict x, int channels, int plane,
+                                        float divisor, float *restrict y, int b)
+{
+    const float *restrict xb = x + (size_t)b * plane * CNN_CB;
+    cnn_vb s = cnn_bzero();
+    for (int p = 0; p < plane; ++p)
+        s = cnn_badd(s, cnn_bload(xb + (size_t)p * CNN_CB));
+    float v[CNN_CB];
+    cnn_bstore(v, s);
+    for (int l = 0; l < cnn_min(CNN_CB, channels - b * CNN_CB); ++l)
+        y[b * CNN_CB + l] = v[l] / divisor;
+}
+
+#endif /* CNN_NCHWC_H */
