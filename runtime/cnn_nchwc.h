@@ -132,6 +132,16 @@ static inline cnn_vb cnn_bact(cnn_vb v, int act)
 }
 #endif
 
+/* v + bias (+ the residual at r), the activation, stored at y */
+static inline __attribute__((always_inline)) void
+cnn_block_epilogue(cnn_vb v, cnn_vb bias, const float *restrict r, float *restrict y, int act)
+{
+    v = cnn_badd(v, bias);
+    if (r)
+        v = cnn_badd(v, cnn_bload(r));
+    cnn_bstore(y, cnn_bact(v, act));
+}
+
 /* Pointwise micro-kernel shape: PW_MR pixels x PW_NB output blocks of accumulators, as many
  * as the registers hold beside the weights (AVX-512: 16 of 32 zmm; AVX2: 8 of 16 ymm, each
  * block being two; 128-bit vectors: 8 of 16 or 32). */
@@ -228,51 +238,140 @@ cnn_pointwise_tile(int rows, int nb, int kb_n, int plane, const float *restrict 
     }
 }
 
-/* The output blocks [0, out_blocks) of pixels [p, p + rows), rows PW_MR or 1. */
+/* Output blocks [ob0, ob1) of pixels [p, p + rows), rows PW_MR or 1. */
 static inline __attribute__((always_inline)) void
-cnn_pointwise_pixels(int rows, int kb_n, int out_blocks, int plane, const float *restrict x,
+cnn_pointwise_pixels(int rows, int kb_n, int ob0, int ob1, int plane, const float *restrict x,
                      const float *restrict w, const float *restrict bias,
                      const float *restrict res, float *restrict y, int act, int p)
 {
     const size_t wstride = (size_t)kb_n * CNN_CB * CNN_CB, bstride = (size_t)plane * CNN_CB;
     const float *restrict xp = x + (size_t)p * CNN_CB;
-    int ob = 0;
-    for (; ob + CNN_PW_NB <= out_blocks; ob += CNN_PW_NB)
+    int ob = ob0;
+    for (; ob + CNN_PW_NB <= ob1; ob += CNN_PW_NB)
         cnn_pointwise_tile(rows, CNN_PW_NB, kb_n, plane, xp, w + ob * wstride,
                            bias ? bias + ob * CNN_CB : NULL,
                            res ? res + ob * bstride + (size_t)p * CNN_CB : NULL,
                            y + ob * bstride + (size_t)p * CNN_CB, act);
-    for (; ob < out_blocks; ++ob)
+    for (; ob < ob1; ++ob)
         cnn_pointwise_tile(rows, 1, kb_n, plane, xp, w + ob * wstride,
                            bias ? bias + ob * CNN_CB : NULL,
                            res ? res + ob * bstride + (size_t)p * CNN_CB : NULL,
                            y + ob * bstride + (size_t)p * CNN_CB, act);
 }
 
-/* A 1x1 convolution, stride 1, blocks in and out: kb_n input blocks, out_blocks output
- * blocks, weights w[out block][k][16] (k < kb_n * 16). The caller runs steps
- * [0, cnn_pointwise_steps(plane)), each PW_MR pixels (one pixel on images of fewer). A last
- * partial tile is done as the full tile ending at the last pixel, in the same step as the
- * tile before it (the same values, the same thread). */
+/* A 1x1 convolution, stride 1, blocks in and out: kb_n input blocks, weights
+ * w[out block][k][16] (k < kb_n * 16). The caller runs the pixel steps
+ * [0, cnn_pointwise_steps(plane)), each PW_MR pixels (one pixel on images of fewer), for
+ * output blocks [ob0, ob1). A last partial tile is done as the full tile ending at the last
+ * pixel, in the same step as the tile before it (the same values, the same thread).
+ * Callers loop over pixel steps outside, each step's pixels then meeting every output block
+ * in L1, or, when the weights outweigh the image, over groups of PW_NB output blocks
+ * outside (cnn_pointwise_groups), each group's weights then meeting every pixel in L1/L2. */
 static inline int cnn_pointwise_steps(int plane)
 {
     return plane < CNN_PW_MR ? plane : plane / CNN_PW_MR;
 }
 
+static inline int cnn_pointwise_groups(int out_blocks)
+{
+    return (out_blocks + CNN_PW_NB - 1) / CNN_PW_NB;
+}
+
 static inline __attribute__((always_inline)) void
-cnn_pointwise_step(int kb_n, int out_blocks, int plane, const float *restrict x,
+cnn_pointwise_step(int kb_n, int ob0, int ob1, int plane, const float *restrict x,
                    const float *restrict w, const float *restrict bias,
                    const float *restrict res, float *restrict y, int act, int t)
 {
     if (plane < CNN_PW_MR) {
-        cnn_pointwise_pixels(1, kb_n, out_blocks, plane, x, w, bias, res, y, act, t);
+        cnn_pointwise_pixels(1, kb_n, ob0, ob1, plane, x, w, bias, res, y, act, t);
         return;
     }
-    cnn_pointwise_pixels(CNN_PW_MR, kb_n, out_blocks, plane, x, w, bias, res, y, act,
+    cnn_pointwise_pixels(CNN_PW_MR, kb_n, ob0, ob1, plane, x, w, bias, res, y, act,
                          t * CNN_PW_MR);
     if (t == plane / CNN_PW_MR - 1 && plane % CNN_PW_MR)
-        cnn_pointwise_pixels(CNN_PW_MR, kb_n, out_blocks, plane, x, w, bias, res, y, act,
+        cnn_pointwise_pixels(CNN_PW_MR, kb_n, ob0, ob1, plane, x, w, bias, res, y, act,
                              plane - CNN_PW_MR);
+}
+
+/* A convolution from planes into blocks (the layer before a blocked run, e.g. a network's
+ * stem): the input copied into zero-padded phase planes as for shifted_gemm
+ * (cnn_pad_phases), input tap k of output pixel (oh, ow) is then xq[off[k] + oh * wq + ow],
+ * and rows (<= PW_MR) consecutive pixels of one output row times the weights
+ * w[out block][k][16] give their 16-channel output vectors directly. */
+static inline __attribute__((always_inline)) void
+cnn_shifted_tile(int rows, int nb, int kdim, const float *restrict xq, const int *restrict off,
+                 const float *restrict w, const float *restrict bias, float *restrict y,
+                 size_t bstride, int act)
+{
+    cnn_vb acc[CNN_PW_MR][CNN_PW_NB];
+    const size_t wstride = (size_t)kdim * CNN_CB;
+    for (int i = 0; i < rows; ++i)
+        for (int j = 0; j < nb; ++j)
+            acc[i][j] = cnn_bzero();
+    for (int k = 0; k < kdim; ++k) {
+        const float *restrict xk = xq + off[k];
+        cnn_vb wv[CNN_PW_NB];
+        for (int j = 0; j < nb; ++j)
+            wv[j] = cnn_bload(w + j * wstride + (size_t)k * CNN_CB);
+        for (int i = 0; i < rows; ++i) {
+            const float a = xk[i];
+            for (int j = 0; j < nb; ++j)
+                acc[i][j] = cnn_bfmas(acc[i][j], a, wv[j]);
+        }
+    }
+    for (int j = 0; j < nb; ++j) {
+        const cnn_vb b = bias ? cnn_bload(bias + j * CNN_CB) : cnn_bzero();
+        for (int i = 0; i < rows; ++i)
+            cnn_block_epilogue(acc[i][j], b, NULL, y + j * bstride + i * CNN_CB, act);
+    }
+}
+
+/* Pixels [ow, ow + rows) of output row oh, every output block. */
+static inline __attribute__((always_inline)) void
+cnn_shifted_pixels(int rows, int kdim, int out_blocks, int out_h, int out_w, int wq,
+                   const float *restrict xq, const int *restrict off, const float *restrict w,
+                   const float *restrict bias, float *restrict y, int act, int oh, int ow)
+{
+    const size_t bstride = (size_t)out_h * out_w * CNN_CB, wstride = (size_t)kdim * CNN_CB;
+    const float *restrict xp = xq + (size_t)oh * wq + ow;
+    float *restrict yp = y + ((size_t)oh * out_w + ow) * CNN_CB;
+    int ob = 0;
+    for (; ob + CNN_PW_NB <= out_blocks; ob += CNN_PW_NB)
+        cnn_shifted_tile(rows, CNN_PW_NB, kdim, xp, off, w + ob * wstride,
+                         bias ? bias + ob * CNN_CB : NULL, yp + ob * bstride, bstride, act);
+    for (; ob < out_blocks; ++ob)
+        cnn_shifted_tile(rows, 1, kdim, xp, off, w + ob * wstride,
+                         bias ? bias + ob * CNN_CB : NULL, yp + ob * bstride, bstride, act);
+}
+
+/* Steps [0, cnn_shifted_steps(out_h, out_w)): PW_MR pixels of a row each (one pixel on rows
+ * of fewer); a row's last partial tile is done as the full tile ending at its last pixel, in
+ * the same step as the tile before it. */
+static inline int cnn_shifted_row_steps(int out_w)
+{
+    return out_w < CNN_PW_MR ? out_w : out_w / CNN_PW_MR;
+}
+
+static inline int cnn_shifted_steps(int out_h, int out_w)
+{
+    return out_h * cnn_shifted_row_steps(out_w);
+}
+
+static inline __attribute__((always_inline)) void
+cnn_shifted_step(int kdim, int out_blocks, int out_h, int out_w, int wq,
+                 const float *restrict xq, const int *restrict off, const float *restrict w,
+                 const float *restrict bias, float *restrict y, int act, int t)
+{
+    const int per_row = cnn_shifted_row_steps(out_w), oh = t / per_row, s = t % per_row;
+    if (out_w < CNN_PW_MR) {
+        cnn_shifted_pixels(1, kdim, out_blocks, out_h, out_w, wq, xq, off, w, bias, y, act, oh, s);
+        return;
+    }
+    cnn_shifted_pixels(CNN_PW_MR, kdim, out_blocks, out_h, out_w, wq, xq, off, w, bias, y, act,
+                       oh, s * CNN_PW_MR);
+    if (s == per_row - 1 && out_w % CNN_PW_MR)
+        cnn_shifted_pixels(CNN_PW_MR, kdim, out_blocks, out_h, out_w, wq, xq, off, w, bias, y,
+                           act, oh, out_w - CNN_PW_MR);
 }
 
 /* One output pixel of a depthwise convolution, its window at input row h0, column w0 of
@@ -313,16 +412,6 @@ cnn_depthwise_tile(const float *restrict xb, const float *restrict w, int in_w, 
                                   cnn_bload(row + (size_t)(t * stride_w + kw * dil_w) * CNN_CB));
         }
     }
-}
-
-/* v + bias (+ the residual at r), the activation, stored at y */
-static inline __attribute__((always_inline)) void
-cnn_block_epilogue(cnn_vb v, cnn_vb bias, const float *restrict r, float *restrict y, int act)
-{
-    v = cnn_badd(v, bias);
-    if (r)
-        v = cnn_badd(v, cnn_bload(r));
-    cnn_bstore(y, cnn_bact(v, act));
 }
 
 /* Block b of a depthwise convolution (one input channel per output channel), blocks in and

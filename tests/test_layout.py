@@ -46,18 +46,21 @@ def pair(**kwargs):
     return model, torch_twin(model, separable(torch.nn, torch.nn.functional, **kwargs))
 
 
-@pytest.mark.parametrize("shape,kwargs", [
-    ((1, 3, 17, 13), {}),
-    ((1, 3, 9, 9), dict(channels=1, mid=3, stride=1)),
-    ((1, 3, 1, 1), dict(channels=16, mid=33)),
-    ((1, 3, 2, 3), dict(channels=17, mid=32, kernel=5)),
-    ((1, 3, 12, 7), dict(channels=33, mid=17, stride=1, dilation=2, bias=False)),
-    ((1, 3, 30, 30), dict(channels=48, mid=96, stride=2)),
+@pytest.mark.parametrize("shape,kwargs,stem", [
+    ((1, 3, 17, 13), {}, "shifted_nchwc"),
+    ((1, 3, 17, 13), {}, "shifted_gemm"),  # then a reorder into blocks
+    ((1, 3, 9, 9), dict(channels=1, mid=3, stride=1), "shifted_nchwc"),
+    ((1, 3, 1, 1), dict(channels=16, mid=33), "shifted_gemm"),
+    ((1, 3, 2, 3), dict(channels=17, mid=32, kernel=5), "shifted_nchwc"),
+    ((1, 3, 12, 7), dict(channels=33, mid=17, stride=1, dilation=2, bias=False), "shifted_gemm"),
+    ((1, 3, 30, 30), dict(channels=48, mid=96, stride=2), "shifted_nchwc"),
 ])
-def test_blocked_runs_match_the_reference_and_torch(shape, kwargs):
+def test_blocked_runs_match_the_reference_and_torch(shape, kwargs, stem):
     model, twin = pair(**kwargs)
-    compiled = check_against_reference(model, shape, batches=(1, 3), torch_model=twin)
+    compiled = check_against_reference(model, shape, batches=(1, 3), torch_model=twin,
+                                       kernels={"stem": stem})
     g = compiled.graph
+    assert g.node("stem").meta["kernel"] == stem
     assert [g.node(n).meta["kernel"] for n in ("dw", "pw", "dw2", "pw2", "dw3")] == \
         ["depthwise_nchwc", "pointwise_nchwc", "depthwise_nchwc", "pointwise_nchwc",
          "depthwise_nchwc"]
@@ -69,16 +72,18 @@ def test_reorders_sit_at_the_edges_of_a_run():
     g = build_graph(model, (1, 3, 17, 13))
     reorders = {n.name: (g.input_names(n.name), n.attrs["to"]) for n in g.nodes()
                 if n.op == "reorder"}
-    # into blocks once after the stem; back to planes once, for the two readers on planes
-    assert reorders == {"stem.to_blocks": (["stem"], "blocks"),
-                        "dw3.to_planes": (["dw3"], "planes")}
-    assert g.input_names("dw") == ["stem.to_blocks"]
+    # the stem writes blocks; back to planes once, for the two readers on planes
+    assert reorders == {"dw3.to_planes": (["dw3"], "planes")}
+    assert g.node("stem").meta["kernel"] == "shifted_nchwc"
+    assert g.input_names("dw") == ["stem"]
     assert g.input_names("pw2") == ["dw2", "pw"]  # the residuals stay blocked
     assert g.input_names("dw3") == ["pw2", "pw2"]
     assert g.input_names("pool") == ["dw3"]       # global average pooling reads blocks
     assert set(g.users("dw3.to_planes")) == {"head", "sigmoid"}
-    # blocked buffers are sized in whole blocks: 40 channels take 48
     assert g.node("pw").meta["layout"] == "blocks"
+    # a stem kept on planes gets a reorder into blocks, shared by both its readers
+    g = build_graph(model, (1, 3, 17, 13), kernels={"stem": "shifted_gemm"})
+    assert g.input_names("dw") == ["stem.to_blocks"] and g.users("stem") == ["stem.to_blocks"]
 
 
 def test_a_lone_depthwise_layer_and_overrides_stay_on_planes():
@@ -101,8 +106,12 @@ def test_a_lone_depthwise_layer_and_overrides_stay_on_planes():
     assert g.node("pw2").meta["kernel"] == "gemm_1x1"
     # ... and one to a blocked kernel puts a lone layer on blocks
     g = build_graph(Lone(), (1, 3, 9, 9), kernels={"dw": "depthwise_nchwc"})
-    assert [n.op for n in g.nodes()] == ["input", "conv2d", "reorder", "conv2d", "reorder"]
+    assert [n.op for n in g.nodes()] == ["input", "conv2d", "conv2d", "reorder"]
+    assert g.node("conv").meta["kernel"] == "shifted_nchwc"  # writes the blocks dw reads
     assert g.outputs == ["dw.to_planes"]
+    g = build_graph(Lone(), (1, 3, 9, 9), kernels={"conv": "shifted_nchwc"})
+    assert [n.op for n in g.nodes()] == ["input", "conv2d", "reorder", "conv2d"]
+    assert g.input_names("dw") == ["conv.to_planes"]
 
 
 def test_blocked_kernels_refuse_what_they_cannot_compute():

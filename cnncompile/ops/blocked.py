@@ -10,7 +10,12 @@ import numpy as np
 from . import conv  # conv.py imports this module: names are read at call time
 
 BLOCK = 16  # CNN_CB in runtime/cnn_nchwc.h
-KERNELS = ("pointwise_nchwc", "depthwise_nchwc")
+KERNELS = ("pointwise_nchwc", "depthwise_nchwc")  # blocks in, blocks out
+ENTRY = "shifted_nchwc"  # planes in, blocks out: a convolution feeding a blocked run
+# ... chosen for the layer before a run when its weights per output block pair stay in L1
+# (a network's stem: 3 channels x 3 x 3 taps); larger ones keep shifted_gemm and a reorder
+ENTRY_MAX_TAPS = 256
+ALL = KERNELS + (ENTRY,)  # every kernel whose output is blocked
 
 
 def blocks(channels):
@@ -29,6 +34,8 @@ def supports(node, kernel):
         return False
     if kernel == "depthwise_nchwc":
         return a["in_channels"] == a["groups"] == a["out_channels"]
+    if kernel == ENTRY:
+        return a["groups"] == 1 and "residual" not in node.meta
     return (a["groups"] == 1 and tuple(a["kernel_size"]) == (1, 1) and tuple(a["stride"]) == (1, 1)
             and conv.conv_pads(a) == [(0, 0), (0, 0)])
 
@@ -49,6 +56,10 @@ def pack(node):
         p = np.zeros((blocks(k) * BLOCK, blocks(c) * BLOCK), np.float32)
         p[:k, :c] = w.reshape(k, c)
         packed = p.reshape(blocks(k), BLOCK, -1).transpose(0, 2, 1)
+    elif node.meta["kernel"] == ENTRY:  # w[out block][c * kh * kw][16]
+        p = np.zeros((blocks(k) * BLOCK, w[0].size), np.float32)
+        p[:k] = w.reshape(k, -1)
+        packed = p.reshape(blocks(k), BLOCK, -1).transpose(0, 2, 1)
     else:
         taps = int(np.prod(w.shape[2:]))
         p = np.zeros((blocks(k) * BLOCK, taps), np.float32)
@@ -60,7 +71,8 @@ def pack(node):
 def packed_shapes(node):
     w = node.params["weight"]
     k, c = w.shape[:2]
-    inner = blocks(c) * BLOCK if node.meta["kernel"] == "pointwise_nchwc" else int(np.prod(w.shape[2:]))
+    inner = {"pointwise_nchwc": blocks(c) * BLOCK, "depthwise_nchwc": int(np.prod(w.shape[2:])),
+             ENTRY: int(np.prod(w.shape[1:]))}[node.meta["kernel"]]
     shapes = {"weight": (blocks(k), inner, BLOCK)}
     if "bias" in node.params:
         shapes["bias"] = (blocks(k) * BLOCK,)
@@ -68,8 +80,12 @@ def packed_shapes(node):
 
 
 def lower(node, ins):
-    """What the blocked templates add to the conv's constants."""
+    """What the blocked templates add to the conv's constants. by_output: a pointwise layer
+    whose weights outweigh its image loops over output blocks outermost, so that each block's
+    weights are read once rather than once per pixel tile (MobileNetV2's 7x7 layers: 960 ->
+    320 channels streamed 1.2 MB of weights per 8 pixels)."""
     a = node.attrs
     act = conv.GEMM_ACTIVATIONS[node.meta.get("activation", {}).get("fn")]
+    plane = int(np.prod(node.meta["shape"][2:]))
     return dict(in_blocks=blocks(a["in_channels"]), out_blocks=blocks(a["out_channels"]),
-                blocked_act=act)
+                blocked_act=act, by_output=plane < a["out_channels"])

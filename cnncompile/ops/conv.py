@@ -181,7 +181,8 @@ class ConvNd(Op):
                "winograd_f2x2_3x3": "conv_winograd.c.j2",
                "im2row_gemm": "conv_im2row.c.j2", "depthwise_planes": "conv_depthwise_planes.c.j2",
                "taps": "conv_taps.c.j2", "pointwise_nchwc": "conv_pointwise_nchwc.c.j2",
-               "depthwise_nchwc": "conv_depthwise_nchwc.c.j2"}
+               "depthwise_nchwc": "conv_depthwise_nchwc.c.j2",
+               "shifted_nchwc": "conv_shifted_nchwc.c.j2"}
     epilogue = True
     rank = 2
 
@@ -193,7 +194,7 @@ class ConvNd(Op):
             return False
         if kernel in winograd.VARIANTS:
             return winograd.applies(node)
-        if kernel in blocked.KERNELS:
+        if kernel in blocked.ALL:
             return blocked.supports(node, kernel)
         if kernel == "im2row_gemm":
             return a["groups"] == 1
@@ -235,7 +236,7 @@ class ConvNd(Op):
         return "im2col_gemm"
 
     def pack(self, node):
-        if node.meta.get("kernel") in blocked.KERNELS:
+        if node.meta.get("kernel") in blocked.ALL:
             return blocked.pack(node)
         if node.meta.get("kernel") in winograd.VARIANTS:
             return dict(node.params, weight=winograd.transform_weights(node.params["weight"],
@@ -249,7 +250,7 @@ class ConvNd(Op):
 
     def packed_shapes(self, node):
         kernel, w, g = node.meta.get("kernel"), node.params["weight"], node.attrs["groups"]
-        if kernel in blocked.KERNELS:
+        if kernel in blocked.ALL:
             return blocked.packed_shapes(node)
         k, kdim = w.shape[0], math.prod(w.shape[1:])
         cols = (-(-k // NR_MAX), kdim, NR_MAX)  # pack_columns of the kdim x K matrix
@@ -269,7 +270,7 @@ class ConvNd(Op):
         if kernel == "shifted_gemm":
             sh = shifted_layout(node, ins[0].shape, out_shape)
             return sh["c_offset"] + m * sh["ldc"]
-        if kernel == "taps":
+        if kernel in ("taps", blocked.ENTRY):  # the phase planes
             return shifted_layout(node, ins[0].shape, out_shape)["c_offset"]
         if kernel in winograd.VARIANTS:
             return winograd.layout(node, ins, out_shape, kernel)["scratch"]
@@ -391,14 +392,14 @@ class ConvNd(Op):
                     coords=kdim * (im2col_columns(kdim, n) if node.meta.get("kernel") == "im2col_gemm" else 0),
                     im2col=kernel_name == "im2col_gemm",
                     gemm_epilogue=gemm_epilogue)
-        if kernel_name in ("shifted_gemm", "depthwise_planes", "taps"):
+        if kernel_name in ("shifted_gemm", "depthwise_planes", "taps", blocked.ENTRY):
             gemm["shifted"] = shifted_layout(node, ins[0].shape, out_shape)
             gemm["dw_taps"] = [dict(k=i, off=off) for i, off in enumerate(gemm["shifted"]["offsets"])]
         if kernel_name in winograd.VARIANTS:
             gemm["wino"] = winograd.layout(node, ins, out_shape, kernel_name)
         if kernel_name == "im2row_gemm":
             gemm["im2row"] = im2row_layout(node, ins, out_shape)
-        if kernel_name in blocked.KERNELS:
+        if kernel_name in blocked.ALL:
             gemm.update(blocked.lower(node, ins))
         slowdown = DEPTHWISE_SLOWDOWN if kernel_name in ("depthwise", "depthwise_planes") else 1
         return dict(gemm, rank3=self.rank == 3, residual="residual" in node.meta,

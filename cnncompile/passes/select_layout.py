@@ -14,6 +14,8 @@ A kernel override to a blocked kernel makes its layer's run blocked whatever its
 override to any other kernel keeps that layer on planes. node.meta["layout"] is "blocks" on
 the layers whose output is blocked; memory planning sizes their buffers from it.
 """
+import math
+
 import networkx as nx
 
 from .. import ir, ops
@@ -51,15 +53,24 @@ def select_layout(graph):
         node.meta.pop("reads", None)
         if node.name in chosen:
             node.meta["kernel"] = able[node.name]
-            node.meta["layout"] = "blocks"
+    # a convolution that feeds only runs can write blocks itself, if its kernel is small
+    runs_only = set(chosen)
+    for node in order:
+        if node.meta.get("kernel") == blocked.ENTRY or (
+                node.name not in chosen and _entry(graph, node, runs_only, overridden)):
+            node.meta["kernel"] = blocked.ENTRY
+            chosen.add(node.name)
+    for name in chosen:  # the layers that write blocks
+        graph.node(name).meta["layout"] = "blocks"
     into, out_of = {}, {}
     for node in order:
         for pos, src in enumerate(graph.input_names(node.name)):
-            if node.name in chosen and src not in chosen:
+            wants = node.name in runs_only  # reads blocks
+            if wants and src not in chosen:
                 if src not in into:
                     into[src] = _reorder(graph, src, "blocks")
                 graph.set_input(node.name, pos, into[src])
-            elif node.name not in chosen and src in chosen:
+            elif not wants and src in chosen:
                 if ops.REGISTRY[node.op].reads_blocks(node, graph.input_values(node.name)):
                     node.meta["reads"] = "blocks"
                     continue
@@ -72,6 +83,16 @@ def select_layout(graph):
                 out_of[name] = _reorder(graph, name, "planes")
             graph.outputs[i] = out_of[name]
     return graph
+
+
+def _entry(graph, node, runs, overridden):
+    """Whether ``node`` should write blocks for the runs that alone read it."""
+    users = graph.users(node.name)
+    op = ops.REGISTRY[node.op]
+    return (node.op == "conv2d" and node.name not in overridden and users
+            and all(u in runs for u in users) and node.name not in graph.outputs
+            and op.supports(node, blocked.ENTRY)
+            and math.prod(node.params["weight"].shape[1:]) <= blocked.ENTRY_MAX_TAPS)
 
 
 def _reorder(graph, src, to):
