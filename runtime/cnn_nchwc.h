@@ -264,9 +264,10 @@ cnn_pointwise_pixels(int rows, int kb_n, int ob0, int ob1, int plane, const floa
  * [0, cnn_pointwise_steps(plane)), each PW_MR pixels (one pixel on images of fewer), for
  * output blocks [ob0, ob1). A last partial tile is done as the full tile ending at the last
  * pixel, in the same step as the tile before it (the same values, the same thread).
- * Callers loop over pixel steps outside, each step's pixels then meeting every output block
- * in L1, or, when the weights outweigh the image, over groups of PW_NB output blocks
- * outside (cnn_pointwise_groups), each group's weights then meeting every pixel in L1/L2. */
+ * Callers loop over chunks of pixel steps outside (cnn_pointwise_chunk), then over groups
+ * of PW_NB output blocks (cnn_pointwise_groups), then over the chunk's steps; or, when the
+ * weights outweigh the image, over the groups outside, each group's weights then meeting
+ * every pixel in L1/L2. */
 static inline int cnn_pointwise_steps(int plane)
 {
     return plane < CNN_PW_MR ? plane : plane / CNN_PW_MR;
@@ -275,6 +276,15 @@ static inline int cnn_pointwise_steps(int plane)
 static inline int cnn_pointwise_groups(int out_blocks)
 {
     return (out_blocks + CNN_PW_NB - 1) / CNN_PW_NB;
+}
+
+/* Pixel steps per chunk: the chunk's input, kb_n blocks of it, in 16 KiB, so that it stays
+ * in L1 while each group of output blocks' weights is read once for the whole chunk rather
+ * than once per tile. */
+static inline int cnn_pointwise_chunk(int kb_n)
+{
+    const int steps = 4096 / (kb_n * CNN_CB * CNN_PW_MR);
+    return steps > 1 ? steps : 1;
 }
 
 static inline __attribute__((always_inline)) void
