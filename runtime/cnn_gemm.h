@@ -357,16 +357,18 @@ static inline void cnn_im2row_panels(const float *restrict x, int channels, int 
  * plane (c, ph, pw) holds padded rows ph, ph + sh, ... and columns pw, pw + sw, ..., hq x wq
  * of them (Hp/sh and Wp/sw rounded up). A kernel tap then reads one plane shifted by a
  * constant, for every output pixel: the patch matrix never has to be written out. With
- * stride 1 there is one plane per channel, the zero-padded input. `slack` zero floats
- * follow, for reads past the last real column. */
+ * stride 1 there is one plane per channel, the zero-padded input. Only phases ph < nph and
+ * pw < npw are written: those the kernel's taps reach (a 1x1 stride-2 kernel reads phase
+ * (0, 0) alone). `slack` zero floats follow, for reads past the last real column. */
 static inline void cnn_pad_phases(const float *restrict x, int channels, int in_h, int in_w,
                                   int pad_top, int pad_left, int stride_h, int stride_w,
-                                  int hq, int wq, int slack, float *restrict xq)
+                                  int nph, int npw, int hq, int wq, int slack,
+                                  float *restrict xq)
 {
     float *restrict plane = xq;
     for (int c = 0; c < channels; ++c) {
-        for (int ph = 0; ph < stride_h; ++ph) {
-            for (int pw = 0; pw < stride_w; ++pw, plane += (size_t)hq * wq) {
+        for (int ph = 0; ph < nph; ++ph) {
+            for (int pw = 0; pw < npw; ++pw, plane += (size_t)hq * wq) {
                 for (int qh = 0; qh < hq; ++qh) {
                     float *restrict row = plane + (size_t)qh * wq;
                     const int ih = qh * stride_h + ph - pad_top;

@@ -160,21 +160,69 @@ cnn_block_epilogue(cnn_vb v, cnn_vb bias, const float *restrict r, float *restri
  * OpenMP region outlined from them, and the always-inlined bodies below, see the layer's
  * shapes as constants: a region here would be compiled once for every layer. */
 
+/* r[i][j] <-> r[j][i]: a 16 x 16 block held as 16 vectors, transposed. With GCC's vector
+ * shuffles, in four rounds that each swap one bit of the row index with the same bit of the
+ * column index: rows i and i + h (bit h clear in i) exchange the lanes whose bit h differs
+ * from theirs, 64 two-source permutes in all. Otherwise through memory. */
+static inline __attribute__((always_inline)) void cnn_btranspose(cnn_vb r[CNN_CB])
+{
+#if defined(__GNUC__) && !defined(__clang__) && !defined(CNN_NO_VECTOR_EXTENSIONS)
+    for (int h = 1; h < CNN_CB; h <<= 1) {
+        cnn_vbi lo, hi; /* lane c of row i: its own lane c, or lane c ^ h of row i + h */
+        for (int c = 0; c < CNN_CB; ++c) {
+            lo[c] = c & h ? CNN_CB + (c ^ h) : c;
+            hi[c] = c & h ? CNN_CB + c : c | h;
+        }
+        for (int i = 0; i < CNN_CB; ++i)
+            if (!(i & h)) {
+                const cnn_vb a = r[i], b = r[i + h];
+                r[i] = __builtin_shuffle(a, b, lo);
+                r[i + h] = __builtin_shuffle(a, b, hi);
+            }
+    }
+#else
+    float t[CNN_CB][CNN_CB], u[CNN_CB];
+    for (int i = 0; i < CNN_CB; ++i)
+        cnn_bstore(t[i], r[i]);
+    for (int i = 0; i < CNN_CB; ++i) {
+        for (int j = 0; j < CNN_CB; ++j)
+            u[j] = t[j][i];
+        r[i] = cnn_bload(u);
+    }
+#endif
+}
+
+/* dst (16 rows dst_stride apart) = the transpose of src (16 rows src_stride apart). */
+static inline __attribute__((always_inline)) void
+cnn_transpose16(const float *restrict src, size_t src_stride, float *restrict dst,
+                size_t dst_stride)
+{
+    cnn_vb r[CNN_CB];
+    for (int i = 0; i < CNN_CB; ++i)
+        r[i] = cnn_bload(src + i * src_stride);
+    cnn_btranspose(r);
+    for (int i = 0; i < CNN_CB; ++i)
+        cnn_bstore(dst + i * dst_stride, r[i]);
+}
+
+/* The callers' loops are written in each layer's function (templates/ops/), so that the
+ * OpenMP region outlined from them, and the always-inlined bodies below, see the layer's
+ * shapes as constants: a region here would be compiled once for every layer. */
+
+
 /* Planes -> blocks, block b: x (channels x plane) into y (blocks x plane x 16), the
- * channels past `channels` zero. Sixteen rows are read side by side, a pixel at a time. */
+ * channels past `channels` zero. 16 x 16 transposes, the last pixels one by one. */
 static inline __attribute__((always_inline)) void
 cnn_to_blocks(const float *restrict x, int channels, int plane, float *restrict y, int b)
 {
     const int n = cnn_min(CNN_CB, channels - b * CNN_CB);
     const float *restrict xb = x + (size_t)b * CNN_CB * plane;
     float *restrict yb = y + (size_t)b * CNN_CB * plane;
-    if (n == CNN_CB) {
-        for (int p = 0; p < plane; ++p)
-            for (int l = 0; l < CNN_CB; ++l)
-                yb[(size_t)p * CNN_CB + l] = xb[(size_t)l * plane + p];
-        return;
-    }
-    for (int p = 0; p < plane; ++p)
+    int p = 0;
+    if (n == CNN_CB)
+        for (; p + CNN_CB <= plane; p += CNN_CB)
+            cnn_transpose16(xb + p, (size_t)plane, yb + (size_t)p * CNN_CB, CNN_CB);
+    for (; p < plane; ++p)
         for (int l = 0; l < CNN_CB; ++l)
             yb[(size_t)p * CNN_CB + l] = l < n ? xb[(size_t)l * plane + p] : 0.0f;
 }
@@ -186,15 +234,13 @@ cnn_from_blocks(const float *restrict x, int channels, int plane, float *restric
     const int n = cnn_min(CNN_CB, channels - b * CNN_CB);
     const float *restrict xb = x + (size_t)b * CNN_CB * plane;
     float *restrict yb = y + (size_t)b * CNN_CB * plane;
-    if (n == CNN_CB) {
-        for (int l = 0; l < CNN_CB; ++l)
-            for (int p = 0; p < plane; ++p)
-                yb[(size_t)l * plane + p] = xb[(size_t)p * CNN_CB + l];
-        return;
-    }
+    int p = 0;
+    if (n == CNN_CB)
+        for (; p + CNN_CB <= plane; p += CNN_CB)
+            cnn_transpose16(xb + (size_t)p * CNN_CB, CNN_CB, yb + p, (size_t)plane);
     for (int l = 0; l < n; ++l)
-        for (int p = 0; p < plane; ++p)
-            yb[(size_t)l * plane + p] = xb[(size_t)p * CNN_CB + l];
+        for (int q = p; q < plane; ++q)
+            yb[(size_t)l * plane + q] = xb[(size_t)q * CNN_CB + l];
 }
 
 /* rows (<= PW_MR) pixels x nb (<= PW_NB) output blocks of a pointwise convolution:

@@ -150,11 +150,13 @@ def shifted_layout(node, in_shape, out_shape):
               for sz, p, s, o, t in zip(size, pads, stride, out, taps))
     cg = a["in_channels"] // a["groups"]
     plane = hq * wq
-    phases = stride[0] * stride[1]
+    # only the phases some tap reaches are built: min(stride, kernel span) per dimension
+    nph, npw = (min(s, (k - 1) * d + 1) for s, k, d in zip(stride, kernel, dil))
+    phases = nph * npw
     grid = out[0] * wq
     c, kh, kw = np.meshgrid(np.arange(cg), np.arange(kernel[0]) * dil[0],
                             np.arange(kernel[1]) * dil[1], indexing="ij")
-    offsets = ((c * phases + kh % stride[0] * stride[1] + kw % stride[1]) * plane
+    offsets = ((c * phases + kh % stride[0] * npw + kw % stride[1]) * plane
                + kh // stride[0] * wq + kw // stride[1]).ravel().tolist()
     slack = taps[1][-1] + NR_MAX
     m = a["out_channels"] // a["groups"]
@@ -162,7 +164,8 @@ def shifted_layout(node, in_shape, out_shape):
     # epilogue while it is still in L2; a chunk's last column block may run up to NR_MAX - 1
     # columns past its end, hence the extra columns of C
     chunk_rows = max(1, min(out[0], SHIFTED_CHUNK_FLOATS // (m * wq)))
-    return dict(hq=hq, wq=wq, stride_h=stride[0], stride_w=stride[1], pad_top=pads[0][0],
+    return dict(hq=hq, wq=wq, stride_h=stride[0], stride_w=stride[1], phases_h=nph, phases_w=npw,
+                pad_top=pads[0][0],
                 pad_left=pads[1][0], ldc=-(-grid // NR_MAX) * NR_MAX + NR_MAX, grid=grid,
                 slack=slack, offsets=offsets, chunk_rows=chunk_rows,
                 planes_floats=phases * plane + slack,
