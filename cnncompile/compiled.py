@@ -16,6 +16,9 @@ import numpy as np
 
 INT_MAX = 2**31 - 1
 
+# the OpenMP thread count last set on each OS thread, by any model (see _apply_threads)
+_OMP_STATE = threading.local()
+
 
 def default_threads():
     """OMP_NUM_THREADS if set, else the number of cores this process may run on."""
@@ -77,10 +80,12 @@ class CompiledModel:
 
     def _apply_threads(self):
         """Set this OS thread's OpenMP thread count, only when it changes: setting it anew
-        on every call costs libgomp a new thread team each time (9 ms per ResNet-18 call)."""
-        if self.num_threads and getattr(self._local, "threads", None) != self.num_threads:
+        on every call costs libgomp a new thread team each time (9 ms per ResNet-18 call).
+        The count belongs to the OS thread, not to a model: every model's library uses the
+        same OpenMP runtime, so the last count set is remembered per thread for all models."""
+        if self.num_threads and getattr(_OMP_STATE, "threads", None) != self.num_threads:
             self._set_threads(int(self.num_threads))
-            self._local.threads = self.num_threads
+            _OMP_STATE.threads = self.num_threads
 
     def _workspace(self):
         ws = getattr(self._local, "ws", None)

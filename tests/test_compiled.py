@@ -148,6 +148,23 @@ def test_threads_give_the_same_numbers():
     assert "CNN_PARALLEL_FOR(1)" in compiled.c_source  # its big layers do run in parallel
 
 
+def test_models_with_different_thread_counts_take_turns_on_one_thread():
+    """The OpenMP thread count belongs to the OS thread, shared by every model's library: a
+    model must set its own again after another model set a different one."""
+    ns = load_example("lenet5")
+    one = cnncompile.compile(ns["model"].eval(), (1, 1, 28, 28), num_threads=1)
+    two = cnncompile.compile(ns["model"].eval(), (1, 1, 28, 28), num_threads=2)
+    calls = []
+    for model in (one, two):
+        real = model._set_threads
+        model._set_threads = lambda n, real=real: (calls.append(n), real(n))
+    x = random_input((1, 1, 28, 28))
+    cnncompile.compiled._OMP_STATE.threads = None  # whatever earlier tests set
+    for model in (one, two, two, one, one, two):
+        model(x)
+    assert calls == [1, 2, 1, 2]  # on each change of model, not on every call
+
+
 def test_profile_per_layer(simplecnn):
     stats = simplecnn.profile(random_input((1, 3, 32, 32)), repeat=3, warmup=1, layers=True)
     assert [row[0] for row in stats["layers"]] == ["conv1", "pool", "fc1"]
