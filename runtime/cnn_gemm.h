@@ -310,29 +310,37 @@ static inline void cnn_gemm_bpacked_block(int rows_pad, int kdim, const float *r
     }
 }
 
-/* im2row: the patches of output pixels [0, n) as MR-row panels a[pixel / MR][r][pixel % MR],
- * row r = (c * KH + kh) * KW + kw, the rows of pixels past n zero. The transposed im2col,
- * for images so small that the output channels, not the pixels, should fill the vectors. */
-static inline void cnn_im2row_panels(const float *restrict x, int channels, int in_h, int in_w,
-                                     int kh_n, int kw_n, int stride_h, int stride_w,
-                                     int pad_top, int pad_left, int dil_h, int dil_w,
-                                     int out_w, int n, float *restrict a, int parallel)
+/* im2row: the patches of output pixels [0, n) of each of `samples` images (sample s at
+ * x + s * xs) as MR-row panels a[pixel / MR][r][pixel % MR], pixels numbered across the
+ * samples (pixel s * n + q is sample s's pixel q), row r = (c * KH + kh) * KW + kw, the
+ * rows of pixels past samples * n zero. The transposed im2col, for images so small that the
+ * output channels, not the pixels, should fill the vectors; several samples stacked make a
+ * taller product over the same weights. */
+static inline void cnn_im2row_panels(const float *restrict x, size_t xs, int samples,
+                                     int channels, int in_h, int in_w, int kh_n, int kw_n,
+                                     int stride_h, int stride_w, int pad_top, int pad_left,
+                                     int dil_h, int dil_w, int out_w, int n,
+                                     float *restrict a, int parallel)
 {
-    const int rows = channels * kh_n * kw_n, panels = (n + CNN_MR - 1) / CNN_MR;
+    const int rows = channels * kh_n * kw_n, total = samples * n;
+    const int panels = (total + CNN_MR - 1) / CNN_MR;
     (void)parallel;
     CNN_PARALLEL_FOR(parallel)
     for (int p = 0; p < panels; ++p) {
         int h0[CNN_MR], w0[CNN_MR];
+        size_t so[CNN_MR];
         for (int l = 0; l < CNN_MR; ++l) {
-            const int pix = p * CNN_MR + l;
-            h0[l] = pix < n ? pix / out_w * stride_h - pad_top : -in_h - kh_n * dil_h;
-            w0[l] = pix < n ? pix % out_w * stride_w - pad_left : 0;
+            const int pix = p * CNN_MR + l, q = pix % n;
+            h0[l] = pix < total ? q / out_w * stride_h - pad_top : -in_h - kh_n * dil_h;
+            w0[l] = pix < total ? q % out_w * stride_w - pad_left : 0;
+            so[l] = pix < total ? (size_t)(pix / n) * xs : 0;
         }
         float *restrict dst = a + (size_t)p * rows * CNN_MR;
         if (kh_n == 1 && kw_n == 1 && stride_h == 1 && stride_w == 1 && pad_top == 0 &&
-            pad_left == 0 && p * CNN_MR + CNN_MR <= n) {
-            /* a 1x1 convolution's full panel: a transpose of 8 pixels, no bounds to test */
-            const float *restrict xp = x + p * CNN_MR;
+            pad_left == 0 && p * CNN_MR + CNN_MR <= total &&
+            (p * CNN_MR) / n == (p * CNN_MR + CNN_MR - 1) / n) {
+            /* a 1x1 convolution's full panel within one image: a transpose of 8 pixels */
+            const float *restrict xp = x + so[0] + (p * CNN_MR) % n;
             for (int c = 0; c < channels; ++c, dst += CNN_MR)
                 for (int l = 0; l < CNN_MR; ++l)
                     dst[l] = xp[(size_t)c * in_h * in_w + l];
@@ -346,7 +354,7 @@ static inline void cnn_im2row_panels(const float *restrict x, int channels, int 
                         const int ih = h0[l] + kh * dil_h, iw = w0[l] + kw * dil_w;
                         const int inside = (unsigned)ih < (unsigned)in_h &&
                                            (unsigned)iw < (unsigned)in_w;
-                        const float v = xc[inside ? ih * in_w + iw : 0];
+                        const float v = xc[inside ? so[l] + (size_t)(ih * in_w + iw) : 0];
                         dst[l] = inside ? v : 0.0f;
                     }
         }

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import cnncompile
+import cnncompile.nn as nn
 from cnncompile import reference
 from helpers import assert_close, load_example, random_input
 
@@ -163,6 +164,31 @@ def test_models_with_different_thread_counts_take_turns_on_one_thread():
     for model in (one, two, two, one, one, two):
         model(x)
     assert calls == [1, 2, 1, 2]  # on each change of model, not on every call
+
+
+def test_batches_go_through_group_layers_a_group_at_a_time():
+    """Layers that compute several samples at once (im2row_gemm: one product over the stacked
+    patches) get groups of samples, the other layers each sample in turn, for any batch and
+    thread count, residual operands included."""
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Conv2d(3, 8, 3, padding=1)
+            self.b = nn.Conv2d(8, 8, 3, padding=1)
+            self.c = nn.Conv2d(8, 20, 1)
+
+        def forward(self, x):
+            y = nn.functional.relu(self.a(x))
+            return self.c(nn.functional.relu(self.b(y) + y))
+    kernels = {"b": "im2row_gemm", "c": "im2row_gemm"}
+    for threads in (1, 2):
+        compiled = cnncompile.compile(Net().eval(), (1, 3, 5, 6), num_threads=threads,
+                                      kernels=kernels, werror=True)
+        assert "layer_b_group(" in compiled.c_source and "layer_c_group(" in compiled.c_source
+        assert compiled.graph.node("b").meta.get("residual")
+        for batch in (1, 2, 5, 16, 17, 33):
+            x = random_input((batch, 3, 5, 6), seed=batch)
+            assert_close(compiled(x), expected(compiled, x), f"{threads} threads, batch {batch}")
 
 
 def test_profile_per_layer(simplecnn):

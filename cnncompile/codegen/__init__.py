@@ -90,6 +90,35 @@ def _pointer(buf):
     return f"ws + {offset}" if offset else "ws"
 
 
+# Batches run in groups of samples per thread when the model has layers that can compute a
+# group at once (Op.group_layout: small images with large weights, which a group reads once
+# instead of once per sample). Each sample of a group has its own copy of the workspace, so
+# the group size is bounded by the memory that takes; models whose per-sample workspace
+# allows fewer than GROUP_MIN samples (large activations, for which the weights are a
+# smaller share of the traffic) keep running sample by sample.
+GROUP_MAX = 16
+GROUP_MIN = 8
+GROUP_WORKSPACE_BYTES = 32 << 20
+
+
+def group_size(graph):
+    """Samples per group: 1 (every layer per sample) unless some layer computes groups."""
+    if not any(ops.REGISTRY[n.op].group_layout(n, graph.input_values(n.name), n.meta["shape"], 2)
+               for n in graph.nodes() if ops.REGISTRY[n.op].template):
+        return 1
+    per_sample = 4 * max(graph.meta["workspace_floats"], 1)
+    group = min(GROUP_MAX, GROUP_WORKSPACE_BYTES // per_sample)
+    return group if group >= GROUP_MIN else 1
+
+
+def _group_pointers(buf, sizes):
+    """(pointer to sample 0, C expression for sample s, stride between samples) of a buffer."""
+    kind, offset = buf
+    base = _pointer(buf)
+    stride = {"input": "IN", "output": "OUT", "arena": "WSF"}[kind]
+    return base, f"{base} + (size_t)s * {sizes[stride]}", sizes[stride]
+
+
 def generate(graph, name=None, weights="auto", profile=False, slots=1):
     """C source and header for a graph that has been through the whole pass pipeline.
 
@@ -105,6 +134,13 @@ def generate(graph, name=None, weights="auto", profile=False, slots=1):
     total = sum(int(a.size) for n in graph.nodes() for a in n.params.values())
     use_blob = weights == "blob" or (weights == "auto" and total > WEIGHTS_IN_C_MAX)
     layers, calls, weights, chunks, offset = [], [], [], [], 0
+    group = group_size(graph)
+    (inp,) = graph.inputs
+    (out,) = graph.outputs
+    sizes = dict(IN=int(np.prod(graph.node(inp).meta["shape"][1:])),
+                 OUT=int(np.prod(graph.node(out).meta["shape"][1:])),
+                 WSF=graph.meta["workspace_floats"])
+    group_scratch = 0
     for node in graph.nodes():
         op = ops.REGISTRY[node.op]
         if op.template is None:
@@ -136,19 +172,29 @@ def generate(graph, name=None, weights="auto", profile=False, slots=1):
                    p=symbols,
                    inplace=bool(node.meta.get("inplace")))
         ctx.update(op.lower(node, ins, node.meta["shape"]))
+        ctx["group"] = op.group_layout(node, ins, node.meta["shape"], group) if group > 1 else None
         layers.append(env.get_template("ops/" + op.template_for(node)).render(ctx))
-        args = [_pointer(graph.node(src).meta["buffer"]) for src in graph.input_names(node.name)]
-        args.append(_pointer(node.meta["buffer"]))
+        bufs = [graph.node(src).meta["buffer"] for src in graph.input_names(node.name)]
+        bufs.append(node.meta["buffer"])
+        args = [_pointer(b) for b in bufs]
+        sample_args = [_group_pointers(b, sizes)[1] for b in bufs]
         if "scratch" in node.meta:
             args.append(_pointer(node.meta["scratch"]))
-        calls.append(dict(fn=fn, args=args, layer=node.name))
+            sample_args.append(_group_pointers(node.meta["scratch"], sizes)[1])
+        call = dict(fn=fn, args=args, sample_args=sample_args, layer=node.name)
+        if ctx["group"]:
+            group_scratch = max(group_scratch, ctx["group"]["scratch"])
+            call["group_args"] = [a for b in bufs for a in _group_pointers(b, sizes)[::2]] + \
+                ["gs", "count"]
+        calls.append(call)
 
-    (inp,) = graph.inputs
-    (out,) = graph.outputs
     in_shape = tuple(graph.node(inp).meta["shape"][1:])
     out_shape = tuple(graph.node(out).meta["shape"][1:])
     workspace_floats = graph.meta["workspace_floats"]
-    workspace_bytes = 4 * workspace_floats * slots
+    # a slot: one sample's workspace, or a group's: one per sample, then the group layers' scratch
+    slot_floats = workspace_floats if group == 1 else \
+        -(-(group * workspace_floats + group_scratch) // 16) * 16
+    workspace_bytes = 4 * slot_floats * slots
     blob = None
     if use_blob:
         blob = dict(symbol=f"{prefix}_weights", count=f"{offset:,}", bytes=f"{4 * offset:,}",
@@ -161,6 +207,7 @@ def generate(graph, name=None, weights="auto", profile=False, slots=1):
                in_dims=", ".join(map(str, in_shape)), out_dims=", ".join(map(str, out_shape)),
                in_size=int(np.prod(in_shape)), out_size=int(np.prod(out_shape)),
                workspace_bytes=workspace_bytes, workspace_floats=workspace_floats, slots=slots,
+               group=group, slot_floats=slot_floats, group_scratch_offset=group * workspace_floats,
                params=f"{total_params:,}",
                flops=f"{total_flops:,}", layers=layers, calls=calls, weights=weights,
                output_is_input=graph.meta["output_is_input"], blob=blob, profile=profile)

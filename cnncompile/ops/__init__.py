@@ -67,6 +67,12 @@ class Op:
         planes, with blocked_template: passes/select_layout.py then needs no reorder."""
         return False
 
+    def group_layout(self, node, ins, out_shape, samples):
+        """Layers that can compute several samples at once (the template's <fn>_group): the
+        constants that variant needs for up to ``samples`` samples, including its
+        ``scratch`` floats; None for layers that run per sample."""
+        return None
+
     def scratch_floats(self, node, ins, out_shape):
         """Floats of temporary memory the layer needs while it runs (placed by plan_memory)."""
         return 0

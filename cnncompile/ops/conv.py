@@ -265,6 +265,17 @@ class ConvNd(Op):
             return super().packed_shapes(node)
         return dict({n: a.shape for n, a in node.params.items()}, weight=shapes[kernel])
 
+    def group_layout(self, node, ins, out_shape, samples):
+        """im2row_gemm: the patches of all the samples stacked, one product, the weights (the
+        bulk of such a layer's data) read once for the group."""
+        if node.meta.get("kernel") != "im2row_gemm":
+            return None
+        _, kdim, n = gemm_shape(node, ins, out_shape)
+        rows = -(-samples * n // MR) * MR
+        ldc = im2row_layout(node, ins, out_shape)["ldc"]
+        c_offset = -(-rows * kdim // 16) * 16
+        return dict(samples=samples, c_offset=c_offset, scratch=c_offset + rows * ldc)
+
     def scratch_floats(self, node, ins, out_shape):
         kernel = node.meta.get("kernel")
         m, kdim, n = gemm_shape(node, ins, out_shape)
