@@ -9,6 +9,9 @@ blocks (1x1 stride-1 and depthwise convolutions, with ReLU/ReLU6 or nothing fuse
 those that contain a depthwise layer and at least one other layer, and puts a reorder at
 each edge of a run: into blocks where a run reads a value computed on planes, back to planes
 where a layer outside the run, or the model's output, reads a value computed on blocks.
+A convolution read by runs alone, with small weights (a stem), writes blocks itself
+(shifted_nchwc) instead of a reorder after it; a layer that can read blocks itself
+(Op.reads_blocks: global average pooling) needs no reorder before it.
 
 A kernel override to a blocked kernel makes its layer's run blocked whatever its size; an
 override to any other kernel keeps that layer on planes. node.meta["layout"] is "blocks" on
