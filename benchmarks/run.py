@@ -20,7 +20,12 @@ import time
 import warnings
 from pathlib import Path
 
-import numpy as np
+# numpy's OpenBLAS threads spin for a while after each BLAS call (compiling packs weights with
+# matmul); on a machine with few cores they take cycles from whichever engine is timed next.
+# torch (its own BLAS and OpenMP) and ONNX Runtime (its own thread pool) are not affected.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
