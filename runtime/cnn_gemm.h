@@ -361,6 +361,21 @@ static inline void cnn_im2row_panels(const float *restrict x, size_t xs, int sam
     }
 }
 
+/* y (C x OH x OW) = x (C x H x W) at rows oh * sh and columns ow * sw: the input of a 1x1
+ * strided, unpadded convolution as the dense matrix a 1x1 GEMM reads. */
+static inline void cnn_subsample(const float *restrict x, int channels, int in_h, int in_w,
+                                 int stride_h, int stride_w, int out_h, int out_w,
+                                 float *restrict y)
+{
+    for (int c = 0; c < channels; ++c)
+        for (int oh = 0; oh < out_h; ++oh) {
+            const float *restrict xr = x + ((size_t)c * in_h + (size_t)oh * stride_h) * in_w;
+            float *restrict yr = y + ((size_t)c * out_h + oh) * out_w;
+            for (int ow = 0; ow < out_w; ++ow)
+                yr[ow] = xr[ow * stride_w];
+        }
+}
+
 /* Copy x (C x H x W) into zero-padded phase planes for a convolution of stride sh x sw:
  * plane (c, ph, pw) holds padded rows ph, ph + sh, ... and columns pw, pw + sw, ..., hq x wq
  * of them (Hp/sh and Wp/sw rounded up). A kernel tap then reads one plane shifted by a

@@ -99,12 +99,16 @@ CASES = {
         # takes two passes over K, 20 channels leave edge rows
         ([("Conv2d", (300, 20, 1), {}), ("ReLU6", (), {})], (1, 300, 7, 9)),
         ([("Conv2d", (12, 16, 1), {})], (1, 12, 5, 7)),
+        # strided 1x1: gemm_1x1 gathers the pixels it reads (6 x 7, and 3 x 4 in groups)
+        ([("Conv2d", (20, 40, 1), dict(stride=2)), ("ReLU", (), {})], (1, 20, 11, 14)),
+        ([("Conv2d", (6, 9, 1), dict(stride=(3, 2), groups=3))], (1, 6, 7, 8)),
     ],
     "conv1d": [
         ([("Conv1d", (3, 5, 3), dict(padding=1))], (1, 3, 10)),
         ([("Conv1d", (4, 6, 4), dict(stride=2, dilation=2, groups=2, bias=False))], (1, 4, 17)),
         ([("Conv1d", (2, 3, 4), dict(padding="same", padding_mode="reflect"))], (1, 2, 9)),
         ([("Conv1d", (2, 2, 3), dict(padding=2, padding_mode="circular")), ("ReLU", (), {})], (1, 2, 5)),
+        ([("Conv1d", (4, 6, 1), dict(stride=3))], (1, 4, 10)),
     ],
     "conv3d": [
         ([("Conv3d", (2, 4, 3), dict(padding=1))], (1, 2, 5, 6, 4)),

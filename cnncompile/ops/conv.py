@@ -43,6 +43,10 @@ IM2ROW_MAX_PIXELS = 64
 # ... when the weights are large enough to repay copying the patches: 16 -> 32 channels on
 # a 7x7 output ran at half the shifted GEMM's speed, 512 channels on 2x2-7x7 up to 2x faster.
 IM2ROW_MIN_CHANNELS = 128
+# For 1x1 kernels gemm_1x1 reads the input as it is: im2row only repays on fewer pixels
+# (measured, one thread: 512 -> 512 on 4x4 0.14 ms against 0.26; on 7x7, 960 -> 160 0.21
+# against 0.19 and the 256 -> 512 stride-2 downsample 0.37 against 0.25)
+IM2ROW_MAX_PIXELS_1X1 = 32
 # activations the GEMM micro-kernel applies as it stores its block of C (runtime/cnn_gemm.h,
 # CNN_ACT_*), with the bias, saving a pass over the output; others run after the GEMM
 GEMM_ACTIVATIONS = {None: "CNN_ACT_NONE", "cnn_relu": "CNN_ACT_RELU",
@@ -175,6 +179,14 @@ def shifted_layout(node, in_shape, out_shape):
 SHIFTED_CHUNK_FLOATS = 1 << 16  # C chunk of at most 256 KiB: in L2 for the epilogue
 
 
+def _strided(node):
+    """A 1x1 convolution with a stride: gemm_1x1 gathers the pixels it reads first (one of
+    the stride phases; shifted_gemm read that phase through an offset table, measured 1.4-1.7x
+    slower on ResNet-18's downsamples: 64 -> 128 0.19 against 0.14 ms, 128 -> 256 0.26
+    against 0.15, one thread)."""
+    return any(s != 1 for s in node.attrs["stride"])
+
+
 class ConvNd(Op):
     arity = None  # the input, and a residual when passes/fuse_residual.py gave it one
     template = "conv.c.j2"
@@ -208,9 +220,8 @@ class ConvNd(Op):
         if kernel == "depthwise_planes":  # ... and its padded planes fit on the stack
             return (a["in_channels"] == a["groups"]
                     and depthwise_planes_floats(node) <= DEPTHWISE_STACK_FLOATS)
-        if kernel == "gemm_1x1":  # the input itself is the K x N matrix
-            return all(k == 1 for k in a["kernel_size"]) and all(s == 1 for s in a["stride"]) \
-                and all(p == (0, 0) for p in conv_pads(a))
+        if kernel == "gemm_1x1":  # the input itself (strided: its pixels gathered) is K x N
+            return all(k == 1 for k in a["kernel_size"]) and all(p == (0, 0) for p in conv_pads(a))
         return kernel in ("im2col_gemm", "shifted_gemm")
 
     def select_kernel(self, node, ins):
@@ -230,8 +241,10 @@ class ConvNd(Op):
                 return kernel
         if gemm_shape(node, ins, out_shape)[1] <= TAPS_MAX and self.supports(node, "taps"):
             return "taps"
-        if self.supports(node, "im2row_gemm") and math.prod(out_shape[2:]) <= IM2ROW_MAX_PIXELS \
-                and a["out_channels"] >= IM2ROW_MIN_CHANNELS:
+        pointwise = all(k == 1 for k in a["kernel_size"])
+        if self.supports(node, "im2row_gemm") and a["out_channels"] >= IM2ROW_MIN_CHANNELS \
+                and math.prod(out_shape[2:]) <= (IM2ROW_MAX_PIXELS_1X1 if pointwise
+                                                 else IM2ROW_MAX_PIXELS):
             return "im2row_gemm"
         for kernel in ("gemm_1x1", "shifted_gemm"):
             if self.supports(node, kernel):
@@ -281,6 +294,8 @@ class ConvNd(Op):
         m, kdim, n = gemm_shape(node, ins, out_shape)
         if kernel == "im2col_gemm":  # the patches, and two ints per column for their origins
             return (kdim + 2) * im2col_columns(kdim, n)
+        if kernel == "gemm_1x1" and _strided(node):  # the gathered input
+            return ins[0].shape[1] * n
         if kernel == "shifted_gemm":
             sh = shifted_layout(node, ins[0].shape, out_shape)
             return sh["c_offset"] + m * sh["ldc"]
@@ -402,9 +417,11 @@ class ConvNd(Op):
         gemm = dict(m=m, kdim=kdim, n=n, a_group=-(-m // MR) * MR * kdim, columns=columns,
                     cols_inner=inner_range(size[2], out[2], kernel[2], stride[2], pads[2][0], dil[2]),
                     taps=[dict(k=i, off=i * dil[2]) for i in range(kernel[2])],
-                    x_group=c // g * math.prod(size), y_group=m * n,
+                    x_group=c // g * (n if kernel_name == "gemm_1x1" else math.prod(size)),
+                    y_group=m * n,
                     coords=kdim * (im2col_columns(kdim, n) if node.meta.get("kernel") == "im2col_gemm" else 0),
                     im2col=kernel_name == "im2col_gemm",
+                    subsample=kernel_name == "gemm_1x1" and _strided(node),
                     gemm_epilogue=gemm_epilogue)
         if kernel_name in ("shifted_gemm", "depthwise_planes", "taps", blocked.ENTRY):
             gemm["shifted"] = shifted_layout(node, ins[0].shape, out_shape)
@@ -417,7 +434,8 @@ class ConvNd(Op):
             gemm.update(blocked.lower(node, ins))
         slowdown = DEPTHWISE_SLOWDOWN if kernel_name in ("depthwise", "depthwise_planes") else 1
         return dict(gemm, rank3=self.rank == 3, residual="residual" in node.meta,
-                    out_channels=k, parallel=int(parallel_worth_it(node, slowdown)), groups=g, c_per_group=c // g, k_per_group=k // g,
+                    in_channels=c, out_channels=k, parallel=int(parallel_worth_it(node, slowdown)),
+                    groups=g, c_per_group=c // g, k_per_group=k // g,
                     in_d=size[0], in_h=size[1], in_w=size[2], in_plane=size[1] * size[2],
                     in_vol=math.prod(size), out_d=out[0], out_h=out[1], out_w=out[2],
                     out_plane=out[1] * out[2], out_vol=math.prod(out),
