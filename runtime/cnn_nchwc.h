@@ -156,17 +156,19 @@ cnn_block_epilogue(cnn_vb v, cnn_vb bias, const float *restrict r, float *restri
 #define CNN_PW_NB 1
 #endif
 
-/* The callers' loops are written in each layer's function (templates/ops/), so that the
- * OpenMP region outlined from them, and the always-inlined bodies below, see the layer's
- * shapes as constants: a region here would be compiled once for every layer. */
-
-/* r[i][j] <-> r[j][i]: a 16 x 16 block held as 16 vectors, transposed. With GCC's vector
- * shuffles, in four rounds that each swap one bit of the row index with the same bit of the
- * column index: rows i and i + h (bit h clear in i) exchange the lanes whose bit h differs
- * from theirs, 64 two-source permutes in all. Otherwise through memory. */
-static inline __attribute__((always_inline)) void cnn_btranspose(cnn_vb r[CNN_CB])
+/* dst (16 rows dst_stride apart) = the transpose of src (16 rows src_stride apart). With
+ * GCC's vector shuffles the 16 rows are transposed in registers, in four rounds that each
+ * swap one bit of the row index with the same bit of the column index: rows i and i + h
+ * (bit h clear in i) exchange the lanes whose bit h differs from theirs, 64 two-source
+ * permutes in all. Otherwise element by element. */
+static inline __attribute__((always_inline)) void
+cnn_transpose16(const float *restrict src, size_t src_stride, float *restrict dst,
+                size_t dst_stride)
 {
 #if defined(__GNUC__) && !defined(__clang__) && !defined(CNN_NO_VECTOR_EXTENSIONS)
+    cnn_vb r[CNN_CB];
+    for (int i = 0; i < CNN_CB; ++i)
+        r[i] = cnn_bload(src + i * src_stride);
     for (int h = 1; h < CNN_CB; h <<= 1) {
         cnn_vbi lo, hi; /* lane c of row i: its own lane c, or lane c ^ h of row i + h */
         for (int c = 0; c < CNN_CB; ++c) {
@@ -180,35 +182,18 @@ static inline __attribute__((always_inline)) void cnn_btranspose(cnn_vb r[CNN_CB
                 r[i + h] = __builtin_shuffle(a, b, hi);
             }
     }
-#else
-    float t[CNN_CB][CNN_CB], u[CNN_CB];
-    for (int i = 0; i < CNN_CB; ++i)
-        cnn_bstore(t[i], r[i]);
-    for (int i = 0; i < CNN_CB; ++i) {
-        for (int j = 0; j < CNN_CB; ++j)
-            u[j] = t[j][i];
-        r[i] = cnn_bload(u);
-    }
-#endif
-}
-
-/* dst (16 rows dst_stride apart) = the transpose of src (16 rows src_stride apart). */
-static inline __attribute__((always_inline)) void
-cnn_transpose16(const float *restrict src, size_t src_stride, float *restrict dst,
-                size_t dst_stride)
-{
-    cnn_vb r[CNN_CB];
-    for (int i = 0; i < CNN_CB; ++i)
-        r[i] = cnn_bload(src + i * src_stride);
-    cnn_btranspose(r);
     for (int i = 0; i < CNN_CB; ++i)
         cnn_bstore(dst + i * dst_stride, r[i]);
+#else
+    for (int i = 0; i < CNN_CB; ++i)
+        for (int j = 0; j < CNN_CB; ++j)
+            dst[j * dst_stride + i] = src[i * src_stride + j];
+#endif
 }
 
 /* The callers' loops are written in each layer's function (templates/ops/), so that the
  * OpenMP region outlined from them, and the always-inlined bodies below, see the layer's
  * shapes as constants: a region here would be compiled once for every layer. */
-
 
 /* Planes -> blocks, block b: x (channels x plane) into y (blocks x plane x 16), the
  * channels past `channels` zero. 16 x 16 transposes, the last pixels one by one. */
@@ -275,12 +260,9 @@ cnn_pointwise_tile(int rows, int nb, int kb_n, int plane, const float *restrict 
     }
     for (int j = 0; j < nb; ++j) {
         const cnn_vb b = bias ? cnn_bload(bias + j * CNN_CB) : cnn_bzero();
-        for (int i = 0; i < rows; ++i) {
-            cnn_vb v = cnn_badd(acc[i][j], b);
-            if (res)
-                v = cnn_badd(v, cnn_bload(res + j * bstride + i * CNN_CB));
-            cnn_bstore(y + j * bstride + i * CNN_CB, cnn_bact(v, act));
-        }
+        for (int i = 0; i < rows; ++i)
+            cnn_block_epilogue(acc[i][j], b, res ? res + j * bstride + i * CNN_CB : NULL,
+                               y + j * bstride + i * CNN_CB, act);
     }
 }
 

@@ -48,32 +48,29 @@ def _padded_bias(node, channels):
     return {"bias": b}
 
 
-def pack(node):
-    """pointwise: w[out block][in channel (padded)][16]; depthwise: w[block][kh][kw][16]."""
+def _inner(node):
+    """Values per output channel in the packed weights: pointwise, the input channels padded
+    to whole blocks; depthwise, the taps; shifted_nchwc, input channels x taps."""
     w = node.params["weight"]
-    k, c = w.shape[:2]
-    if node.meta["kernel"] == "pointwise_nchwc":
-        p = np.zeros((blocks(k) * BLOCK, blocks(c) * BLOCK), np.float32)
-        p[:k, :c] = w.reshape(k, c)
-        packed = p.reshape(blocks(k), BLOCK, -1).transpose(0, 2, 1)
-    elif node.meta["kernel"] == ENTRY:  # w[out block][c * kh * kw][16]
-        p = np.zeros((blocks(k) * BLOCK, w[0].size), np.float32)
-        p[:k] = w.reshape(k, -1)
-        packed = p.reshape(blocks(k), BLOCK, -1).transpose(0, 2, 1)
-    else:
-        taps = int(np.prod(w.shape[2:]))
-        p = np.zeros((blocks(k) * BLOCK, taps), np.float32)
-        p[:k] = w.reshape(k, taps)
-        packed = p.reshape(blocks(k), BLOCK, taps).transpose(0, 2, 1)
+    return {"pointwise_nchwc": blocks(w.shape[1]) * BLOCK,
+            "depthwise_nchwc": int(np.prod(w.shape[2:])),
+            ENTRY: int(np.prod(w.shape[1:]))}[node.meta["kernel"]]
+
+
+def pack(node):
+    """w[out block][inner][16]: pointwise inner = input channel, depthwise = kh * kw + kw,
+    shifted_nchwc = (c * kh + kh) * kw + kw; zeros past the real channels."""
+    w = node.params["weight"]
+    k, cols, inner = w.shape[0], int(np.prod(w.shape[1:])), _inner(node)
+    p = np.zeros((blocks(k) * BLOCK, inner), np.float32)
+    p[:k, :cols] = w.reshape(k, cols)
+    packed = p.reshape(blocks(k), BLOCK, inner).transpose(0, 2, 1)
     return dict(node.params, weight=np.ascontiguousarray(packed), **_padded_bias(node, k))
 
 
 def packed_shapes(node):
-    w = node.params["weight"]
-    k, c = w.shape[:2]
-    inner = {"pointwise_nchwc": blocks(c) * BLOCK, "depthwise_nchwc": int(np.prod(w.shape[2:])),
-             ENTRY: int(np.prod(w.shape[1:]))}[node.meta["kernel"]]
-    shapes = {"weight": (blocks(k), inner, BLOCK)}
+    k = node.params["weight"].shape[0]
+    shapes = {"weight": (blocks(k), _inner(node), BLOCK)}
     if "bias" in node.params:
         shapes["bias"] = (blocks(k) * BLOCK,)
     return shapes
