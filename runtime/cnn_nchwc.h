@@ -80,6 +80,17 @@ static inline cnn_vb cnn_bact(cnn_vb v, int act)
         v = cnn_bselect(v < zero, zero, v);
     return v;
 }
+
+/* cnn_max_nan lane by lane: the larger, NaN winning */
+static inline cnn_vb cnn_bmax_nan(cnn_vb m, cnn_vb v)
+{
+    return cnn_bselect(v != v, v, cnn_bselect(v > m, v, m));
+}
+
+static inline cnn_vb cnn_bset(float s)
+{
+    return cnn_bzero() + s;
+}
 #else
 typedef struct {
     float v[CNN_CB];
@@ -129,6 +140,21 @@ static inline cnn_vb cnn_bact(cnn_vb v, int act)
     for (int l = 0; l < CNN_CB; ++l)
         v.v[l] = act == CNN_ACT_RELU6 ? cnn_relu6(v.v[l]) : act == CNN_ACT_RELU ? cnn_relu(v.v[l]) : v.v[l];
     return v;
+}
+
+static inline cnn_vb cnn_bmax_nan(cnn_vb m, cnn_vb v)
+{
+    for (int l = 0; l < CNN_CB; ++l)
+        m.v[l] = cnn_max_nan(m.v[l], v.v[l]);
+    return m;
+}
+
+static inline cnn_vb cnn_bset(float s)
+{
+    cnn_vb r;
+    for (int l = 0; l < CNN_CB; ++l)
+        r.v[l] = s;
+    return r;
 }
 #endif
 
@@ -212,20 +238,28 @@ cnn_to_blocks(const float *restrict x, int channels, int plane, float *restrict 
             yb[(size_t)p * CNN_CB + l] = l < n ? xb[(size_t)l * plane + p] : 0.0f;
 }
 
+/* n pixels of one block (src: n x 16) into the planes of its first `real` channels: pixel q
+ * of channel l at dst[l * plane + q]. 16 x 16 transposes, the last pixels one by one. */
+static inline __attribute__((always_inline)) void
+cnn_pixels_to_planes(const float *restrict src, int n, int real, float *restrict dst,
+                     size_t plane)
+{
+    int p = 0;
+    if (real == CNN_CB)
+        for (; p + CNN_CB <= n; p += CNN_CB)
+            cnn_transpose16(src + (size_t)p * CNN_CB, CNN_CB, dst + p, plane);
+    for (int l = 0; l < real; ++l)
+        for (int q = p; q < n; ++q)
+            dst[l * plane + q] = src[(size_t)q * CNN_CB + l];
+}
+
 /* Blocks -> planes, block b: the inverse, dropping the padding channels. */
 static inline __attribute__((always_inline)) void
 cnn_from_blocks(const float *restrict x, int channels, int plane, float *restrict y, int b)
 {
-    const int n = cnn_min(CNN_CB, channels - b * CNN_CB);
-    const float *restrict xb = x + (size_t)b * CNN_CB * plane;
-    float *restrict yb = y + (size_t)b * CNN_CB * plane;
-    int p = 0;
-    if (n == CNN_CB)
-        for (; p + CNN_CB <= plane; p += CNN_CB)
-            cnn_transpose16(xb + (size_t)p * CNN_CB, CNN_CB, yb + p, (size_t)plane);
-    for (int l = 0; l < n; ++l)
-        for (int q = p; q < plane; ++q)
-            yb[(size_t)l * plane + q] = xb[(size_t)q * CNN_CB + l];
+    cnn_pixels_to_planes(x + (size_t)b * CNN_CB * plane, plane,
+                         cnn_min(CNN_CB, channels - b * CNN_CB),
+                         y + (size_t)b * CNN_CB * plane, (size_t)plane);
 }
 
 /* rows (<= PW_MR) pixels x nb (<= PW_NB) output blocks of a pointwise convolution:
@@ -412,6 +446,134 @@ cnn_shifted_step(int kdim, int out_blocks, int out_h, int out_w, int wq,
                            act, oh, out_w - CNN_PW_MR);
 }
 
+/* A convolution with blocks in and out, any kernel size, stride and dilation, as ONNX
+ * Runtime's NCHWc convolutions (MLAS) and oneDNN's nChw16c direct kernels compute it: the
+ * input copied into zero-padded blocks first (cnn_pad_blocks_row) when it has padding, then,
+ * for rows (<= PW_MR) consecutive pixels of an output row and nb (<= PW_NB) output blocks,
+ * each input channel of each tap is one scalar per pixel times the 16-channel weight vector
+ * of each output block. x: the window origin of the tile's first pixel in the tile's first
+ * input block (wp pixels a row, in_bstride floats a block); w: output block 0's weights for
+ * that input block, w[ib][kh][kw][k][16], block j's at + j * wstride; y, res: the tile's first
+ * pixel in output block 0, block j at + j * out_bstride. The sum over ib_n input blocks is
+ * added to y's (first == 0), and finished (last != 0): bias, residual and activation. */
+static inline __attribute__((always_inline)) void
+cnn_direct_tile(int rows, int nb, int ib_n, int kh_n, int kw_n, int stride_w, int dil_h,
+                int dil_w, int wp, size_t in_bstride, size_t wstride, const float *restrict x,
+                const float *restrict w, const float *restrict bias, const float *restrict res,
+                float *restrict y, size_t out_bstride, int act, int first, int last)
+{
+    cnn_vb acc[CNN_PW_MR][CNN_PW_NB];
+    for (int i = 0; i < rows; ++i)
+        for (int j = 0; j < nb; ++j)
+            acc[i][j] = first ? cnn_bzero() : cnn_bload(y + j * out_bstride + i * CNN_CB);
+    for (int ib = 0; ib < ib_n; ++ib)
+        for (int kh = 0; kh < kh_n; ++kh)
+            for (int kw = 0; kw < kw_n; ++kw) {
+                const float *restrict xk =
+                    x + ib * in_bstride + ((size_t)kh * dil_h * wp + (size_t)kw * dil_w) * CNN_CB;
+                const float *restrict wk =
+                    w + (((size_t)ib * kh_n + kh) * kw_n + kw) * CNN_CB * CNN_CB;
+                for (int kk = 0; kk < CNN_CB; ++kk) {
+                    cnn_vb wv[CNN_PW_NB];
+                    for (int j = 0; j < nb; ++j)
+                        wv[j] = cnn_bload(wk + j * wstride + kk * CNN_CB);
+                    for (int i = 0; i < rows; ++i) {
+                        const float a = xk[(size_t)i * stride_w * CNN_CB + kk];
+                        for (int j = 0; j < nb; ++j)
+                            acc[i][j] = cnn_bfmas(acc[i][j], a, wv[j]);
+                    }
+                }
+            }
+    for (int j = 0; j < nb; ++j) {
+        const cnn_vb b = bias ? cnn_bload(bias + j * CNN_CB) : cnn_bzero();
+        for (int i = 0; i < rows; ++i) {
+            float *restrict yi = y + j * out_bstride + i * CNN_CB;
+            if (last)
+                cnn_block_epilogue(acc[i][j], b, res ? res + j * out_bstride + i * CNN_CB : NULL,
+                                   yi, act);
+            else
+                cnn_bstore(yi, acc[i][j]);
+        }
+    }
+}
+
+/* Input blocks a pass: their weights for PW_NB output blocks in 16 KiB, read from L1 by
+ * every tile of an output row (ONNX Runtime's NCHWc driver likewise adds one input block at
+ * a time into the output). */
+static inline int cnn_direct_chunk(int taps)
+{
+    const int n = 4096 / (taps * CNN_CB * CNN_CB * CNN_PW_NB);
+    return n > 1 ? n : 1;
+}
+
+/* Step t of out_h * cnn_pointwise_groups(out_blocks): output row t / groups, output blocks
+ * of group t % groups, each pass over a chunk of input blocks going along the row in tiles
+ * of PW_MR pixels (the whole row on rows of fewer). */
+static inline __attribute__((always_inline)) void
+cnn_direct_step(int ib_n, int out_blocks, int kh_n, int kw_n, int stride_h, int stride_w,
+                int dil_h, int dil_w, int hp, int wp, int out_h, int out_w,
+                const float *restrict x, const float *restrict w, const float *restrict bias,
+                const float *restrict res, float *restrict y, int act, int t)
+{
+    const int groups = cnn_pointwise_groups(out_blocks), oh = t / groups;
+    const int ob0 = t % groups * CNN_PW_NB, nb = cnn_min(CNN_PW_NB, out_blocks - ob0);
+    const int chunk = cnn_direct_chunk(kh_n * kw_n);
+    const size_t in_bstride = (size_t)hp * wp * CNN_CB, out_bstride = (size_t)out_h * out_w * CNN_CB;
+    const size_t per_in = (size_t)kh_n * kw_n * CNN_CB * CNN_CB, wstride = ib_n * per_in;
+    const size_t o = (size_t)ob0 * out_bstride + (size_t)oh * out_w * CNN_CB;
+    const float *restrict xr = x + (size_t)oh * stride_h * wp * CNN_CB;
+    const float *restrict wg = w + ob0 * wstride;
+    const float *restrict bg = bias ? bias + ob0 * CNN_CB : NULL;
+    const float *restrict rg = res ? res + o : NULL;
+    /* whole tiles, then the rem pixels left as one tile of its own (out_w is a constant) */
+    const int tile = out_w < CNN_PW_MR ? out_w : CNN_PW_MR, rem = out_w % tile;
+    for (int ib = 0; ib < ib_n; ib += chunk) {
+        const int n = cnn_min(chunk, ib_n - ib), first = ib == 0, last = ib + n == ib_n;
+        const float *restrict xb = xr + ib * in_bstride;
+        const float *restrict wb = wg + ib * per_in;
+        for (int ow = 0; ow < out_w; ow += tile) {
+            const int rows = ow + tile <= out_w ? tile : rem;
+            const float *restrict xt = xb + (size_t)ow * stride_w * CNN_CB;
+            const size_t oc = (size_t)ow * CNN_CB;
+            if (rows == tile && nb == CNN_PW_NB)
+                cnn_direct_tile(tile, CNN_PW_NB, n, kh_n, kw_n, stride_w, dil_h, dil_w, wp,
+                                in_bstride, wstride, xt, wb, bg, rg ? rg + oc : NULL,
+                                y + o + oc, out_bstride, act, first, last);
+            else if (rows == tile)
+                cnn_direct_tile(tile, 1, n, kh_n, kw_n, stride_w, dil_h, dil_w, wp, in_bstride,
+                                wstride, xt, wb, bg, rg ? rg + oc : NULL, y + o + oc,
+                                out_bstride, act, first, last);
+            else if (nb == CNN_PW_NB)
+                cnn_direct_tile(rem, CNN_PW_NB, n, kh_n, kw_n, stride_w, dil_h, dil_w, wp,
+                                in_bstride, wstride, xt, wb, bg, rg ? rg + oc : NULL,
+                                y + o + oc, out_bstride, act, first, last);
+            else
+                cnn_direct_tile(rem, 1, n, kh_n, kw_n, stride_w, dil_h, dil_w, wp, in_bstride,
+                                wstride, xt, wb, bg, rg ? rg + oc : NULL, y + o + oc,
+                                out_bstride, act, first, last);
+        }
+    }
+}
+
+/* Row r of block b of the zero-padded copy of a blocked input: hp x wp pixels, input pixel
+ * (ih, iw) at (ih + pad_top, iw + pad_left); rows and columns past the input zero. */
+static inline __attribute__((always_inline)) void
+cnn_pad_blocks_row(const float *restrict x, int in_h, int in_w, int pad_top, int pad_left,
+                   int hp, int wp, float *restrict xp, int b, int r)
+{
+    float *restrict row = xp + ((size_t)b * hp + r) * wp * CNN_CB;
+    const int ih = r - pad_top;
+    if (ih < 0 || ih >= in_h) {
+        memset(row, 0, sizeof(float) * (size_t)wp * CNN_CB);
+        return;
+    }
+    const int lo = cnn_min(pad_left, wp), hi = cnn_min(pad_left + in_w, wp);
+    memset(row, 0, sizeof(float) * (size_t)lo * CNN_CB);
+    memcpy(row + (size_t)lo * CNN_CB, x + (((size_t)b * in_h + ih) * in_w + lo - pad_left) * CNN_CB,
+           sizeof(float) * (size_t)(hi - lo) * CNN_CB);
+    memset(row + (size_t)hi * CNN_CB, 0, sizeof(float) * (size_t)(wp - hi) * CNN_CB);
+}
+
 /* One output pixel of a depthwise convolution, its window at input row h0, column w0 of
  * the block xb, taps kh in [kh0, kh1) and kw in [kw0, kw1) (those inside the input); w: the
  * block's weights w[kh][kw][16]. */
@@ -500,6 +662,87 @@ cnn_depthwise_block(int in_h, int in_w, int out_h, int out_w, int kh_n, int kw_n
                                y + o + (size_t)ow * CNN_CB, act);
         }
     }
+}
+
+/* Output row oh of block b of a max pool on blocks, its out_w pixels' vectors stored at yr:
+ * each the lane-wise largest of its window's vectors inside the input (padding never wins,
+ * NaN does), then the activation. Columns [col_lo, col_hi) of rows whose windows are inside
+ * the input take every tap at constant offsets. */
+static inline __attribute__((always_inline)) void
+cnn_max_pool_block_row(int in_h, int in_w, int out_w, int kh_n, int kw_n, int stride_h,
+                       int stride_w, int pad_top, int pad_left, int dil_h, int dil_w,
+                       int col_lo, int col_hi, const float *restrict x, float *restrict yr,
+                       int act, int b, int oh)
+{
+    const float *restrict xb = x + (size_t)b * in_h * in_w * CNN_CB;
+    const int h0 = oh * stride_h - pad_top;
+    const int kh0 = cnn_tap_lo(h0, dil_h), kh1 = cnn_tap_hi(h0, dil_h, in_h, kh_n);
+    int lo = col_lo, hi = col_lo;
+    if (kh0 == 0 && kh1 == kh_n) {
+        hi = col_hi;
+        for (int ow = lo; ow < hi; ++ow) {
+            const float *restrict win = xb + ((size_t)h0 * in_w + ow * stride_w - pad_left) * CNN_CB;
+            cnn_vb m = cnn_bload(win);
+            for (int kh = 0; kh < kh_n; ++kh)
+                for (int kw = 0; kw < kw_n; ++kw)
+                    if (kh || kw)
+                        m = cnn_bmax_nan(m, cnn_bload(win + ((size_t)kh * dil_h * in_w + kw * dil_w) * CNN_CB));
+            cnn_bstore(yr + (size_t)ow * CNN_CB, cnn_bact(m, act));
+        }
+    }
+    for (int ow = 0; ow < out_w; ++ow) {
+        if (ow == lo)
+            ow = hi;
+        if (ow == out_w)
+            break;
+        const int w0 = ow * stride_w - pad_left;
+        const int kw0 = cnn_tap_lo(w0, dil_w), kw1 = cnn_tap_hi(w0, dil_w, in_w, kw_n);
+        cnn_vb m = cnn_bset(-INFINITY);
+        for (int kh = kh0; kh < kh1; ++kh) {
+            const float *restrict row = xb + (size_t)(h0 + kh * dil_h) * in_w * CNN_CB;
+            for (int kw = kw0; kw < kw1; ++kw)
+                m = cnn_bmax_nan(m, cnn_bload(row + (size_t)(w0 + kw * dil_w) * CNN_CB));
+        }
+        cnn_bstore(yr + (size_t)ow * CNN_CB, cnn_bact(m, act));
+    }
+}
+
+/* A row of n pixels of block b (row: n x 16) into the planes of y, whose rows start at
+ * y + c * plane for channel c: the block's real channels only. */
+static inline __attribute__((always_inline)) void
+cnn_block_row_to_planes(const float *restrict row, int n, int channels, int plane,
+                        float *restrict y, int b)
+{
+    cnn_pixels_to_planes(row, n, cnn_min(CNN_CB, channels - b * CNN_CB),
+                         y + (size_t)b * CNN_CB * plane, (size_t)plane);
+}
+
+/* Block b of a blocked input into the zero-padded planes a planes kernel reads (Winograd's
+ * input transform): the block's real channels, hq x wq pixels each, input pixel (ih, iw) at
+ * (ih + pad_top, iw + pad_left), zero around it. Rows go 16 pixels at a time through the
+ * 16 x 16 transpose. */
+static inline __attribute__((always_inline)) void
+cnn_planes_from_blocks(const float *restrict x, int channels, int in_h, int in_w, int pad_top,
+                       int pad_left, int hq, int wq, float *restrict xp, int b)
+{
+    const int real = cnn_min(CNN_CB, channels - b * CNN_CB);
+    const size_t plane = (size_t)hq * wq;
+    const float *restrict xb = x + (size_t)b * in_h * in_w * CNN_CB;
+    float *restrict pb = xp + (size_t)b * CNN_CB * plane;
+    for (int l = 0; l < real; ++l) { /* the padding around the image */
+        float *restrict pl = pb + l * plane;
+        memset(pl, 0, sizeof(float) * (size_t)pad_top * wq);
+        for (int r = pad_top; r < pad_top + in_h; ++r) {
+            memset(pl + (size_t)r * wq, 0, sizeof(float) * (size_t)pad_left);
+            memset(pl + (size_t)r * wq + pad_left + in_w, 0,
+                   sizeof(float) * (size_t)(wq - pad_left - in_w));
+        }
+        memset(pl + (size_t)(pad_top + in_h) * wq, 0,
+               sizeof(float) * (size_t)(hq - pad_top - in_h) * wq);
+    }
+    for (int ih = 0; ih < in_h; ++ih)
+        cnn_pixels_to_planes(xb + (size_t)ih * in_w * CNN_CB, in_w, real,
+                             pb + (size_t)(ih + pad_top) * wq + pad_left, plane);
 }
 
 /* Block b of a global average pool: y[c] = (sum of channel c's plane pixels) / divisor, for

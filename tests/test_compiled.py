@@ -130,7 +130,7 @@ def test_summary_and_profile(simplecnn):
     text = simplecnn.summary()
     for piece in ("conv1", "conv2d", "(1, 32, 32, 32)", "896", "1,769,472", "relu",
                   "Total params: 82,826", f"workspace {simplecnn.workspace_bytes:,} bytes",
-                  "shifted_gemm", "simplecnn_forward"):
+                  "shifted_nchwc", "simplecnn_forward"):
         assert piece in text, piece
     stats = simplecnn.profile(random_input((1, 3, 32, 32)), repeat=5, warmup=1)
     assert stats["median_ms"] > 0 and stats["batch"] == 1
@@ -196,7 +196,7 @@ def test_profile_per_layer(simplecnn):
     assert [row[0] for row in stats["layers"]] == ["conv1", "pool", "fc1"]
     assert all(ms >= 0 for _, _, ms, _ in stats["layers"])
     table = simplecnn.profile_table(random_input((1, 3, 32, 32)), repeat=3)
-    assert "shifted_gemm" in table and table.splitlines()[-1].startswith("total")
+    assert "shifted_nchwc" in table and table.splitlines()[-1].startswith("total")
 
 
 def test_batch_runs_samples_in_parallel_with_their_own_workspace():

@@ -40,10 +40,53 @@ def separable(nn, F, channels=24, mid=40, stride=2, kernel=3, dilation=1, bias=T
     return Separable()
 
 
-def pair(**kwargs):
+def pooled(nn, F, channels=32, out=20, pool=(2, 2, 0, 1, False), stride=1, act=True):
+    """stem -> max pool (kernel, stride, padding, dilation, ceil_mode) -> 3x3 conv (ReLU)
+    -> 2x2 max pool: the stem writes blocks, the first pool and the conv run on them, the
+    last pool reads them and writes the output's planes."""
+    k, s, p, d, ceil = pool
+
+    class Pooled(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Conv2d(3, channels, 3, padding=1)
+            self.pool = nn.MaxPool2d(k, s, p, d, ceil_mode=ceil)
+            self.conv = nn.Conv2d(channels, out, 3, stride=stride, padding=1)
+            self.pool2 = nn.MaxPool2d(2, ceil_mode=True)
+
+        def forward(self, x):
+            x = self.pool(F.relu(self.stem(x)) if act else self.stem(x))
+            return self.pool2(F.relu(self.conv(x)))
+    return Pooled()
+
+
+def residual(nn, F, channels=64):
+    """stem -> 3x3 stride 2 (direct_nchwc) -> two 3x3 stride-1 layers (Winograd on blocks),
+    the second adding the stride-2 layer's output -> global average pooling."""
+    class Residual(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Conv2d(3, channels, 3, padding=1)
+            self.down = nn.Conv2d(channels, channels, 3, stride=2, padding=1)
+            self.conv = nn.Conv2d(channels, channels, 3, padding=1)
+            self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+            self.pool = nn.AdaptiveAvgPool2d(1)
+
+        def forward(self, x):
+            y = F.relu(self.down(F.relu(self.stem(x))))
+            z = F.relu(self.conv2(F.relu(self.conv(y))) + y)
+            return self.pool(z)
+    return Residual()
+
+
+def twins(build, **kwargs):
     cnncompile.manual_seed(0)
-    model = separable(cnn, cnn.functional, **kwargs).eval()
-    return model, torch_twin(model, separable(torch.nn, torch.nn.functional, **kwargs))
+    model = build(cnn, cnn.functional, **kwargs).eval()
+    return model, torch_twin(model, build(torch.nn, torch.nn.functional, **kwargs))
+
+
+def pair(**kwargs):
+    return twins(separable, **kwargs)
 
 
 @pytest.mark.parametrize("shape,kwargs,stem", [
@@ -67,19 +110,93 @@ def test_blocked_runs_match_the_reference_and_torch(shape, kwargs, stem):
     assert g.node("pool").meta.get("reads") == "blocks"
 
 
+@pytest.mark.parametrize("shape,kwargs", [
+    ((1, 3, 16, 16), {}),
+    ((1, 3, 13, 11), dict(channels=16, out=33, pool=(3, 2, 1, 1, False), act=False)),
+    ((1, 3, 9, 14), dict(channels=48, out=16, pool=(3, 1, 1, 2, False), stride=2)),
+    ((1, 3, 7, 5), dict(channels=40, out=1, pool=(2, 2, 0, 1, True))),
+    ((1, 3, 2, 2), dict(channels=16, out=17, pool=(3, 3, 1, 1, True))),
+    ((1, 3, 21, 19), dict(channels=64, out=64, pool=(3, 2, 1, 1, True), stride=2)),
+])
+def test_pooled_convolutions_on_blocks_match_the_reference_and_torch(shape, kwargs):
+    """direct_nchwc on awkward shapes, and max pools inside a run and at its end: 1 to 64
+    channels, 2x2 to 21x19 images, pooling with padding, dilation and ceil_mode."""
+    model, twin = twins(pooled, **kwargs)
+    compiled = check_against_reference(model, shape, batches=(1, 3), torch_model=twin)
+    g = compiled.graph
+    assert [g.node(n).meta["kernel"] for n in ("stem", "conv")] == ["shifted_nchwc",
+                                                                     "direct_nchwc"]
+    assert g.node("pool").meta["layout"] == "blocks"
+    assert g.node("pool2").meta.get("reads") == "blocks" and "layout" not in g.node("pool2").meta
+    assert not any(n.op == "reorder" for n in g.nodes())
+    assert_memory_plan_safe(g)
+
+
+@pytest.mark.parametrize("shape,channels,winograd", [
+    ((1, 3, 32, 32), 64, "winograd_f4x4_3x3"),
+    ((1, 3, 17, 15), 80, "winograd_f2x2_3x3"),  # 9 x 8 after the stride: partial tiles
+])
+def test_winograd_layers_run_on_blocks_inside_a_run(shape, channels, winograd):
+    model, twin = twins(residual, channels=channels)
+    compiled = check_against_reference(model, shape, batches=(1, 2), torch_model=twin)
+    g = compiled.graph
+    assert g.node("down").meta["kernel"] == "direct_nchwc"
+    for name in ("conv", "conv2"):
+        assert g.node(name).meta["kernel"] == winograd and g.node(name).meta["layout"] == "blocks"
+    assert g.input_names("conv2")[1:] == ["down"]  # the residual, blocked
+    assert not any(n.op == "reorder" for n in g.nodes())
+    # four layers, each value read by the next or the one after: nothing left to reuse
+    # beside the transforms' scratch
+    assert_memory_plan_safe(g, reused=False)
+
+
+def test_max_pools_on_blocks_let_nan_win_and_never_padding():
+    """Negative values under padded windows (no ReLU), NaN in one input pixel: every output
+    its window reaches is NaN, as in torch."""
+    model, twin = twins(pooled, channels=16, out=16, pool=(3, 2, 1, 1, False), act=False)
+    compiled = cnncompile.compile(model, (1, 3, 12, 12), werror=True)
+    assert compiled.graph.node("pool").meta["layout"] == "blocks"
+    x = random_input((2, 3, 12, 12)) - 0.5
+    x[1, 0, 5, 6] = np.nan
+    y, expected = compiled(x), run_torch(twin, x)
+    assert np.isnan(y[1]).sum() == np.isnan(expected[1]).sum() > 0
+    assert not np.isnan(y[0]).any()
+    np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-5, equal_nan=True)
+
+
+def test_direct_convolutions_join_runs_when_their_channels_fill_blocks():
+    """A 3x3 layer joins a run on blocks when its input channels fill their blocks to 4/5 (40
+    of 48 do, 20 of 32 do not); the pooling that ends a run reads blocks only on rows of up
+    to 256 pixels; without a run, a stem writes blocks for its pooling only when its output
+    channels fill their blocks."""
+    g = build_graph(twins(pooled, channels=40)[0], (1, 3, 10, 10))
+    assert g.node("conv").meta["kernel"] == "direct_nchwc"
+    g = build_graph(twins(pooled, channels=20)[0], (1, 3, 10, 10))
+    assert g.node("conv").meta["kernel"] == "shifted_gemm"
+    assert g.node("stem").meta["kernel"] == "shifted_gemm"  # 20 channels: not worth it
+    assert not any("layout" in n.meta or "reads" in n.meta for n in g.nodes())
+    g = build_graph(twins(pooled, channels=32, pool=(1, 1, 0, 1, False))[0], (1, 3, 4, 514))
+    assert g.node("pool2").meta["shape"][3] == 257
+    assert "reads" not in g.node("pool2").meta and g.node("pool2").meta["layout"] == "blocks"
+    assert g.outputs == ["pool2.to_planes"]
+
+
 def test_reorders_sit_at_the_edges_of_a_run():
     model, _ = pair()
     g = build_graph(model, (1, 3, 17, 13))
     reorders = {n.name: (g.input_names(n.name), n.attrs["to"]) for n in g.nodes()
                 if n.op == "reorder"}
-    # the stem writes blocks; back to planes once, for the two readers on planes
-    assert reorders == {"dw3.to_planes": (["dw3"], "planes")}
+    # the stem writes blocks; back to planes once, for the reader on planes; the 3x3 head
+    # joins the run (direct_nchwc) and goes back to planes after it
+    assert reorders == {"dw3.to_planes": (["dw3"], "planes"),
+                        "head.to_planes": (["head"], "planes")}
     assert g.node("stem").meta["kernel"] == "shifted_nchwc"
+    assert g.node("head").meta["kernel"] == "direct_nchwc"
     assert g.input_names("dw") == ["stem"]
     assert g.input_names("pw2") == ["dw2", "pw"]  # the residuals stay blocked
     assert g.input_names("dw3") == ["pw2", "pw2"]
     assert g.input_names("pool") == ["dw3"]       # global average pooling reads blocks
-    assert set(g.users("dw3.to_planes")) == {"head", "sigmoid"}
+    assert g.users("dw3.to_planes") == ["sigmoid"]
     assert g.node("pw").meta["layout"] == "blocks"
     # a stem kept on planes gets a reorder into blocks, shared by both its readers
     g = build_graph(model, (1, 3, 17, 13), kernels={"stem": "shifted_gemm"})
@@ -135,9 +252,11 @@ def test_blocked_buffers_hold_whole_blocks():
 @pytest.mark.parametrize("flags", [PORTABLE_FLAGS, PORTABLE_FLAGS + ["-DCNN_NO_VECTOR_EXTENSIONS"]],
                          ids=["portable", "no-vector-extensions"])
 def test_blocked_kernels_in_portable_c(flags, tmp_path):
-    model, twin = pair(channels=20, mid=36)
-    compiled = cnncompile.compile(model, (1, 3, 11, 10), flags=flags, werror=True,
-                                  cache_dir=tmp_path)
-    x = random_input((2, 3, 11, 10), seed=5)
-    assert_close(compiled(x), run_torch(twin, x))
-    assert np.isfinite(compiled(x)).all()
+    for (model, twin), shape in ((pair(channels=20, mid=36), (1, 3, 11, 10)),
+                                 (twins(pooled, out=33, pool=(3, 2, 1, 1, True)), (1, 3, 9, 13)),
+                                 (twins(residual, channels=80), (1, 3, 17, 15))):
+        compiled = cnncompile.compile(model, shape, flags=flags, werror=True,
+                                      cache_dir=tmp_path)
+        x = random_input((2,) + shape[1:], seed=5)
+        assert_close(compiled(x), run_torch(twin, x))
+        assert np.isfinite(compiled(x)).all()

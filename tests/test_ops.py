@@ -287,6 +287,7 @@ def test_registry_and_templates_agree():
     used = {op.template for op in ops.REGISTRY.values() if op.template}
     used |= {t for op in ops.REGISTRY.values() for t in op.kernels.values()}
     used |= {op.blocked_template for op in ops.REGISTRY.values() if op.blocked_template}
+    used |= {op.blocks_template for op in ops.REGISTRY.values() if op.blocks_template}
     present = {p.name for p in Path(templates_dir(), "ops").glob("*.j2")}
     assert used == present
     for name, op in ops.REGISTRY.items():

@@ -29,6 +29,7 @@ class Op:
     alias = False        # output shares its input's memory (no code is emitted)
     inplace = False      # may write its output over its input
     blocked_template = None  # the template used when the layer reads channel blocks
+    blocks_template = None   # ... when it reads and writes them, inside a blocked run
 
     def check_attrs(self, node):
         """Reject options cnncompile does not support (UnsupportedError). Needs no input
@@ -60,11 +61,18 @@ class Op:
     def template_for(self, node):
         if node.meta.get("reads") == "blocks":
             return self.blocked_template
+        if node.meta.get("layout") == "blocks" and self.blocks_template:
+            return self.blocks_template
         return self.kernels.get(node.meta.get("kernel"), self.template)
 
     def reads_blocks(self, node, ins):
         """Whether the layer can read its input in channel blocks (ops/blocked.py) and write
         planes, with blocked_template: passes/select_layout.py then needs no reorder."""
+        return False
+
+    def runs_on_blocks(self, node):
+        """Whether the layer can read and write channel blocks (blocks_template), and so be
+        part of a blocked run (passes/select_layout.py) without reorders around it."""
         return False
 
     def group_layout(self, node, ins, out_shape, samples):

@@ -187,6 +187,13 @@ def _strided(node):
     return any(s != 1 for s in node.attrs["stride"])
 
 
+def _winograd_on_blocks(node):
+    """A Winograd layer inside a blocked run (passes/select_layout.py): its input copied from
+    blocks into the padded planes the input transform reads, its output tiles stored as
+    16-channel vectors."""
+    return node.meta.get("kernel") in winograd.VARIANTS and node.meta.get("layout") == "blocks"
+
+
 class ConvNd(Op):
     arity = None  # the input, and a residual when passes/fuse_residual.py gave it one
     template = "conv.c.j2"
@@ -197,7 +204,8 @@ class ConvNd(Op):
                "im2row_gemm": "conv_im2row.c.j2", "depthwise_planes": "conv_depthwise_planes.c.j2",
                "taps": "conv_taps.c.j2", "pointwise_nchwc": "conv_pointwise_nchwc.c.j2",
                "depthwise_nchwc": "conv_depthwise_nchwc.c.j2",
-               "shifted_nchwc": "conv_shifted_nchwc.c.j2"}
+               "shifted_nchwc": "conv_shifted_nchwc.c.j2",
+               "direct_nchwc": "conv_direct_nchwc.c.j2"}
     epilogue = True
     rank = 2
 
@@ -255,8 +263,11 @@ class ConvNd(Op):
         if node.meta.get("kernel") in blocked.ALL:
             return blocked.pack(node)
         if node.meta.get("kernel") in winograd.VARIANTS:
+            bias = blocked.padded_bias(node, node.params["weight"].shape[0]) \
+                if _winograd_on_blocks(node) else {}
             return dict(node.params, weight=winograd.transform_weights(node.params["weight"],
-                                                                        node.meta["kernel"]))
+                                                                        node.meta["kernel"]),
+                        **bias)
         if node.meta.get("kernel") == "im2row_gemm":
             w = node.params["weight"]
             return dict(node.params, weight=pack_columns(w.reshape(w.shape[0], -1).T))
@@ -276,7 +287,10 @@ class ConvNd(Op):
         shapes["im2col_gemm"] = shapes["shifted_gemm"] = shapes["gemm_1x1"]
         if kernel not in shapes:
             return super().packed_shapes(node)
-        return dict({n: a.shape for n, a in node.params.items()}, weight=shapes[kernel])
+        packed = dict({n: a.shape for n, a in node.params.items()}, weight=shapes[kernel])
+        if _winograd_on_blocks(node) and "bias" in packed:
+            packed["bias"] = (blocked.blocks(k) * blocked.BLOCK,)
+        return packed
 
     def group_layout(self, node, ins, out_shape, samples):
         """im2row_gemm: the patches of all the samples stacked, one product, the weights (the
@@ -303,6 +317,8 @@ class ConvNd(Op):
             return shifted_layout(node, ins[0].shape, out_shape)["c_offset"]
         if kernel in winograd.VARIANTS:
             return winograd.layout(node, ins, out_shape, kernel)["scratch"]
+        if kernel == "direct_nchwc":  # the padded input
+            return blocked.padded_input(node, ins)["floats"]
         if kernel == "im2row_gemm":
             return im2row_layout(node, ins, out_shape)["scratch"]
         return 0
@@ -428,6 +444,9 @@ class ConvNd(Op):
             gemm["dw_taps"] = [dict(k=i, off=off) for i, off in enumerate(gemm["shifted"]["offsets"])]
         if kernel_name in winograd.VARIANTS:
             gemm["wino"] = winograd.layout(node, ins, out_shape, kernel_name)
+        gemm["on_blocks"] = _winograd_on_blocks(node)
+        if gemm["on_blocks"]:
+            gemm.update(blocked.lower(node, ins))
         if kernel_name == "im2row_gemm":
             gemm["im2row"] = im2row_layout(node, ins, out_shape)
         if kernel_name in blocked.ALL:

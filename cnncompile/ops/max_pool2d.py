@@ -4,8 +4,13 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from ..errors import ShapeError, UnsupportedError
 from ..ir import layer_error
-from . import Op, register
+from . import Op, blocked, conv, register
 from .common import describe_source, out_size, parallel_worth_it
+
+
+# output rows of at most this many pixels are pooled from blocks into planes: one row of
+# vectors, 16 KiB, sits on the stack of each thread
+BLOCKED_ROW_MAX = 256
 
 
 def pool_out_size(size, k, s, p, d, ceil_mode):
@@ -22,7 +27,16 @@ def pool_out_size(size, k, s, p, d, ceil_mode):
 class MaxPool2d(Op):
     name = "max_pool2d"
     template = "max_pool2d.c.j2"
+    blocks_template = "max_pool2d_blocks.c.j2"
+    blocked_template = "max_pool2d_from_blocks.c.j2"
     epilogue = True
+
+    def runs_on_blocks(self, node):
+        return node.meta.get("activation", {}).get("fn") in conv.GEMM_ACTIVATIONS
+
+    def reads_blocks(self, node, ins):
+        """A row of output vectors at a time, on the stack, transposed into the planes."""
+        return self.runs_on_blocks(node) and node.meta["shape"][3] <= BLOCKED_ROW_MAX
 
     def check_attrs(self, node):
         if node.attrs["return_indices"]:
@@ -86,7 +100,9 @@ class MaxPool2d(Op):
         # a window's taps, relative to its top-left corner (rows in_w apart)
         taps = [kh * a["dilation"][0] * w + k * dw for kh in range(a["kernel_size"][0])
                 for k in range(kw)]
+        act = conv.GEMM_ACTIVATIONS.get(node.meta.get("activation", {}).get("fn"))
         return dict(inner_lo=min(first, ow), inner_hi=last, parallel=int(parallel_worth_it(node)),
+                    blocks=blocked.blocks(c), blocked_act=act,
                     taps=taps,
                     channels=c, in_h=h, in_w=w, in_plane=h * w, out_h=oh, out_w=ow,
                     out_plane=oh * ow, kh=a["kernel_size"][0], kw=a["kernel_size"][1],

@@ -1,17 +1,19 @@
 """Choose where tensors are stored in channel blocks rather than planes (ops/blocked.py).
 
-Depthwise convolutions are the layers that gain: on blocks they do one 16-channel vector
-multiply-add per pixel and tap, on planes they work along rows, short and strided ones in
-small late layers. The 1x1 convolutions around them run on blocks too, so that the layout
-persists: a reorder costs a pass over the tensor, more than a depthwise layer saves
-(runtime/cnn_nchwc.h). So the pass finds the connected runs of layers that can compute on
-blocks (1x1 stride-1 and depthwise convolutions, with ReLU/ReLU6 or nothing fused), keeps
-those that contain a depthwise layer and at least one other layer, and puts a reorder at
-each edge of a run: into blocks where a run reads a value computed on planes, back to planes
-where a layer outside the run, or the model's output, reads a value computed on blocks.
-A convolution read by runs alone, with small weights (a stem), writes blocks itself
-(shifted_nchwc) instead of a reorder after it; a layer that can read blocks itself
-(Op.reads_blocks: global average pooling) needs no reorder before it.
+Depthwise convolutions gain: on blocks they do one 16-channel vector multiply-add per pixel
+and tap, on planes they work along rows, short and strided ones in small late layers. So do
+the convolutions the shifted GEMM would run (direct_nchwc: one broadcast input value against
+the weight vectors of two output blocks, no offset table). The layers around them run on
+blocks too, so that the layout persists: a reorder costs a pass over the tensor, more than a
+layer saves (runtime/cnn_nchwc.h). So the pass finds the connected runs of layers that can
+compute on blocks (depthwise, 1x1 stride-1 and direct convolutions, Winograd layers and max
+pooling, with ReLU/ReLU6 or nothing fused), keeps those that contain a depthwise or direct
+layer and at least one other layer, and puts a reorder at each edge of a run: into blocks
+where a run reads a value computed on planes, back to planes where a layer outside the run,
+or the model's output, reads a value computed on blocks. A convolution read by runs alone,
+with small weights (a stem), writes blocks itself (shifted_nchwc) instead of a reorder after
+it; a layer that can read blocks itself (Op.reads_blocks: global average pooling, max
+pooling) needs no reorder before it, and a pooling layer that ends a run leaves it so.
 
 A kernel override to a blocked kernel makes its layer's run blocked whatever its size; an
 override to any other kernel keeps that layer on planes. node.meta["layout"] is "blocks" on
@@ -22,19 +24,29 @@ import math
 import networkx as nx
 
 from .. import ir, ops
-from ..ops import blocked
+from ..ops import blocked, winograd
+from ..ops.conv import GEMM_ACTIVATIONS
+
+# the kernels that make a run worth its reorders; the others keep the layout between them
+GAINING = ("depthwise_nchwc", "direct_nchwc")
 
 
 def _blocked_kernel(node, overridden):
-    """The blocked kernel ``node`` could run, or None."""
+    """The blocked kernel ``node`` could run ("blocks" for a layer other than a convolution
+    that runs on blocks as it is), or None."""
+    op = ops.REGISTRY[node.op]
     if node.op != "conv2d":
-        return None
+        return "blocks" if op.runs_on_blocks(node) else None
     if node.meta.get("kernel") in blocked.KERNELS:
         return node.meta["kernel"]
     if node.name in overridden:
         return None
-    op = ops.REGISTRY[node.op]
-    return next((k for k in blocked.KERNELS if op.supports(node, k)), None)
+    kernel = next((k for k in blocked.KERNELS if op.supports(node, k) and (
+        k != "direct_nchwc" or blocked.direct_gains(node))), None)
+    if kernel is None and node.meta.get("kernel") in winograd.VARIANTS and \
+            node.meta.get("activation", {}).get("fn") in GEMM_ACTIVATIONS:
+        return "blocks"  # Winograd reads and writes blocks around its transforms
+    return kernel
 
 
 def select_layout(graph):
@@ -48,13 +60,18 @@ def select_layout(graph):
     chosen = set()
     for run in nx.connected_components(runs):
         forced = any(name in overridden for name in run)
-        depthwise = any(able[name] == "depthwise_nchwc" for name in run)
-        if forced or (depthwise and len(run) > 1):
+        gains = any(able[name] in GAINING for name in run)
+        if forced or (gains and len(run) > 1):
             chosen |= run
+    # a pooling layer that ends a run reads blocks and writes planes itself: no reorder after
+    for name in list(chosen):
+        if able[name] == "blocks" and all(
+                u not in chosen for u in graph.users(name)) and _reads_blocks(graph, name):
+            chosen.discard(name)
     for node in order:
         node.meta.pop("layout", None)
         node.meta.pop("reads", None)
-        if node.name in chosen:
+        if node.name in chosen and able[node.name] != "blocks":
             node.meta["kernel"] = able[node.name]
     # a convolution that feeds only runs can write blocks itself, if its kernel is small
     runs_only = set(chosen)
@@ -89,13 +106,24 @@ def select_layout(graph):
 
 
 def _entry(graph, node, runs, overridden):
-    """Whether ``node`` should write blocks for the runs that alone read it."""
+    """Whether ``node`` should write blocks for the runs, or the layers that read blocks
+    (pooling), that alone read it. Without a run to save a reorder for, only when its output
+    channels fill their blocks (LeNet-5's 6-channel layers did 16 channels' work, 1.3x slower
+    in all with the pooling after them)."""
     users = graph.users(node.name)
     op = ops.REGISTRY[node.op]
-    return (node.op == "conv2d" and node.name not in overridden and users
-            and all(u in runs for u in users) and node.name not in graph.outputs
-            and op.supports(node, blocked.ENTRY)
-            and math.prod(node.params["weight"].shape[1:]) <= blocked.ENTRY_MAX_TAPS)
+    if not (node.op == "conv2d" and node.name not in overridden and users
+            and node.name not in graph.outputs and op.supports(node, blocked.ENTRY)
+            and math.prod(node.params["weight"].shape[1:]) <= blocked.ENTRY_MAX_TAPS):
+        return False
+    return all(u in runs for u in users) or (
+        blocked.fills_blocks(node.attrs["out_channels"])
+        and all(u in runs or _reads_blocks(graph, u) for u in users))
+
+
+def _reads_blocks(graph, name):
+    node = graph.node(name)
+    return ops.REGISTRY[node.op].reads_blocks(node, graph.input_values(name))
 
 
 def _reorder(graph, src, to):
