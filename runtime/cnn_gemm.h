@@ -78,6 +78,16 @@ static inline cnn_vf cnn_vact(cnn_vf v, int act)
     return v;
 }
 
+/* Rows of B ahead of the one being multiplied that the micro-kernel asks the cache for.
+ * Layers on small images stream their weights (B) from memory once, each row used by one or
+ * two row panels, faster than the hardware prefetcher fetches them: measured, one thread,
+ * 512 channels 3x3 on 4x4 1.14 -> 0.92 ms (im2row_gemm), on 7x7 2.24 -> 1.73 ms
+ * (Winograd F(2x2, 3x3)), 256 on 14x14 1.19 -> 1.05 ms (F(4x4, 3x3)); 64 on 56x56, whose
+ * weights stay in cache, unchanged. */
+#ifndef CNN_GEMM_PREFETCH
+#define CNN_GEMM_PREFETCH 32
+#endif
+
 /* C[MR x NR] (+)= A panel (kc x MR) * B (kc x NR). Row k of B starts at b + k * ldb, or at
  * b + off[k] when an offset table is given (B read in place from rows scattered through a
  * padded input). Callers pass off as NULL or a table, so each inlined use is specialised.
@@ -92,6 +102,11 @@ static inline void cnn_gemm_micro(int kc, const float *restrict a, const float *
             acc[i][j] = accumulate ? cnn_vload(c + i * ldc + j * CNN_VLEN) : (cnn_vf){0};
     for (int k = 0; k < kc; ++k) {
         const float *restrict row = off ? b + off[k] : b + (size_t)k * ldb;
+#if defined(__GNUC__)
+        if (!off)
+            for (int j = 0; j < CNN_NR; j += 16)
+                __builtin_prefetch(row + (size_t)CNN_GEMM_PREFETCH * ldb + j);
+#endif
         cnn_vf bv[CNN_NRV];
         for (int j = 0; j < CNN_NRV; ++j)
             bv[j] = cnn_vload(row + j * CNN_VLEN);

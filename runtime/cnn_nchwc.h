@@ -262,6 +262,13 @@ cnn_from_blocks(const float *restrict x, int channels, int plane, float *restric
                          y + (size_t)b * CNN_CB * plane, (size_t)plane);
 }
 
+/* Weight vectors ahead of the one in use that the pointwise tile asks the cache for, as
+ * the GEMM does (CNN_GEMM_PREFETCH): layers whose weights outweigh their image stream them
+ * (MobileNetV2's 960 -> 320 on 7x7: 0.41 -> 0.36 ms with the reorders around it). */
+#ifndef CNN_PW_PREFETCH
+#define CNN_PW_PREFETCH 32
+#endif
+
 /* rows (<= PW_MR) pixels x nb (<= PW_NB) output blocks of a pointwise convolution:
  * y = act(sum_k w[k] x[k] + bias (+ res)). x: the first pixel in input block 0 (pixel i of
  * input channel k at x[k / 16 * plane * 16 + i * 16 + k % 16]); w: output block 0's weights
@@ -283,8 +290,12 @@ cnn_pointwise_tile(int rows, int nb, int kb_n, int plane, const float *restrict 
         const float *restrict wb = w + (size_t)kb * CNN_CB * CNN_CB;
         for (int kk = 0; kk < CNN_CB; ++kk) {
             cnn_vb wv[CNN_PW_NB];
-            for (int j = 0; j < nb; ++j)
+            for (int j = 0; j < nb; ++j) {
+#if defined(__GNUC__)
+                __builtin_prefetch(wb + j * wstride + (CNN_PW_PREFETCH + kk) * CNN_CB);
+#endif
                 wv[j] = cnn_bload(wb + j * wstride + kk * CNN_CB);
+            }
             for (int i = 0; i < rows; ++i) {
                 const float a = xb[i * CNN_CB + kk];
                 for (int j = 0; j < nb; ++j)
