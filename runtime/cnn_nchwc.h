@@ -239,15 +239,25 @@ cnn_to_blocks(const float *restrict x, int channels, int plane, float *restrict 
 }
 
 /* n pixels of one block (src: n x 16) into the planes of its first `real` channels: pixel q
- * of channel l at dst[l * plane + q]. 16 x 16 transposes, the last pixels one by one. */
+ * of channel l at dst[l * plane + q]. 16 x 16 transposes, the last n % 16 pixels from one
+ * more of the last 16; a partial block, or fewer than 16 pixels, one by one. */
 static inline __attribute__((always_inline)) void
 cnn_pixels_to_planes(const float *restrict src, int n, int real, float *restrict dst,
                      size_t plane)
 {
     int p = 0;
-    if (real == CNN_CB)
+    if (real == CNN_CB) {
         for (; p + CNN_CB <= n; p += CNN_CB)
             cnn_transpose16(src + (size_t)p * CNN_CB, CNN_CB, dst + p, plane);
+        if (p < n && n >= CNN_CB) { /* the last 16 pixels transposed, their new ones kept */
+            float t[CNN_CB * CNN_CB];
+            cnn_transpose16(src + (size_t)(n - CNN_CB) * CNN_CB, CNN_CB, t, CNN_CB);
+            for (int l = 0; l < CNN_CB; ++l)
+                memcpy(dst + l * plane + p, t + l * CNN_CB + CNN_CB - (n - p),
+                       sizeof(float) * (size_t)(n - p));
+            return;
+        }
+    }
     for (int l = 0; l < real; ++l)
         for (int q = p; q < n; ++q)
             dst[l * plane + q] = src[(size_t)q * CNN_CB + l];
