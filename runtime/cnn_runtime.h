@@ -14,9 +14,9 @@
  * without it, the loop is compiled as written and no pragma warning is raised. */
 #define CNN_PRAGMA(x) _Pragma(#x)
 #if defined(_OPENMP) || defined(CNN_OMP_SIMD)
-#define CNN_SIMD_SUM(v) CNN_PRAGMA(omp simd reduction(+:v))
+#define CNN_SIMD_SUM(...) CNN_PRAGMA(omp simd reduction(+:__VA_ARGS__))
 #else
-#define CNN_SIMD_SUM(v)
+#define CNN_SIMD_SUM(...)
 #endif
 
 /* Threads: with OpenMP (-fopenmp), a loop marked CNN_PARALLEL_FOR(cond) is shared among the

@@ -191,6 +191,28 @@ def test_batches_go_through_group_layers_a_group_at_a_time():
             assert_close(compiled(x), expected(compiled, x), f"{threads} threads, batch {batch}")
 
 
+def test_linear_layers_compute_a_group_of_samples_at_once():
+    """Linear layers read each weight row once per group, 4 samples at a time, the rest one by
+    one: batches that leave 1 to 3 samples over, with and without bias, with activations."""
+    class Head(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(2, 4, 3)
+            self.fc1 = nn.Linear(4 * 3 * 3, 37)
+            self.fc2 = nn.Linear(37, 5, bias=False)
+
+        def forward(self, x):
+            x = nn.functional.relu(self.conv(x)).view(x.size(0), -1)
+            return nn.functional.sigmoid(self.fc2(nn.functional.relu6(self.fc1(x))))
+    for threads in (1, 2):
+        compiled = cnncompile.compile(Head().eval(), (1, 2, 5, 5), num_threads=threads,
+                                      werror=True)
+        assert "layer_fc1_group(" in compiled.c_source and "layer_fc2_group(" in compiled.c_source
+        for batch in (1, 2, 3, 4, 5, 7, 16, 19, 33):
+            x = random_input((batch, 2, 5, 5), seed=batch)
+            assert_close(compiled(x), expected(compiled, x), f"{threads} threads, batch {batch}")
+
+
 def test_profile_per_layer(simplecnn):
     stats = simplecnn.profile(random_input((1, 3, 32, 32)), repeat=3, warmup=1, layers=True)
     assert [row[0] for row in stats["layers"]] == ["conv1", "pool", "fc1"]

@@ -18,6 +18,9 @@ def _flattened_from(x):
     return f"{x.shape[1]} {describe_source(x, shape=False)}"
 
 
+GROUP_UNROLL = 4  # samples whose sums share each load of a weight vector
+
+
 @register
 class Linear(Op):
     name = "linear"
@@ -50,6 +53,12 @@ class Linear(Op):
 
     def flops(self, node, ins, out_shape):
         return 2 * node.attrs["in_features"] * node.attrs["out_features"]
+
+    def group_layout(self, node, ins, out_shape, samples):
+        """Several samples at once: each weight row read once for the group, against
+        GROUP_UNROLL samples at a time (the weights are most of a linear layer's data; per
+        sample, LeNet-5's 400 -> 120 layer read 190 KB for 96 kFLOP)."""
+        return dict(samples=samples, unroll=GROUP_UNROLL, scratch=0)
 
     def lower(self, node, ins, out_shape):
         return dict(in_features=node.attrs["in_features"],
