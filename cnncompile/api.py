@@ -33,7 +33,8 @@ def _warn_if_training(model):
 
 
 def compile(model, input_shape=None, *, name=None, cache_dir=None, flags=None, werror=False,
-            skip_passes=(), weights="auto", kernels=None, num_threads=None, verbose=False):
+            skip_passes=(), weights="auto", kernels=None, num_threads=None, batch_group=None,
+            verbose=False):
     """Compile a model into C and return a callable CompiledModel.
 
     model: a cnncompile.nn module, a torch.nn.Module (read through torch.fx), or an ONNX
@@ -57,7 +58,7 @@ def compile(model, input_shape=None, *, name=None, cache_dir=None, flags=None, w
     graph = build_graph(model, input_shape, skip_passes=skip_passes, kernels=kernels)
     t1 = time.perf_counter()
     slots = max(1, num_threads or default_threads())
-    source = codegen.generate(graph, name, weights=weights, slots=slots)
+    source = codegen.generate(graph, name, weights=weights, slots=slots, group=batch_group)
     t2 = time.perf_counter()
     if log:
         log(f"traced and optimised {len(graph)} layers in {t1 - t0:.2f}s; generated "
@@ -73,7 +74,8 @@ def compile(model, input_shape=None, *, name=None, cache_dir=None, flags=None, w
 
     def build_profiler():
         """The same model with <prefix>_profile(): (function, ffi, layer names)."""
-        src = codegen.generate(graph, name, weights=weights, profile=True, slots=slots)
+        src = codegen.generate(graph, name, weights=weights, profile=True, slots=slots,
+                               group=batch_group)
         mod = _build.load_module(_build.build(src, cache_dir=cache_dir, flags=flags))
         return getattr(mod.lib, f"{src.prefix}_profile"), mod.ffi, src.layers
 

@@ -130,7 +130,8 @@ def cmd_compile(args):
     print(f"Compiling {label} for input {shape} ...", flush=True)
     t0 = time.perf_counter()
     compiled = cnncompile.compile(model, shape, name=args.name, verbose=args.verbose,
-                                  flags=build.PORTABLE_FLAGS if args.portable else None)
+                                  flags=build.PORTABLE_FLAGS if args.portable else None,
+                                  batch_group=args.batch_group)
     seconds = time.perf_counter() - t0
     compiled.save(out_dir)
     print(compiled.summary())
@@ -204,6 +205,9 @@ def make_parser():
                    "architecture (no -march=native)")
     c.add_argument("--no-check", action="store_true", help="skip the comparison with the "
                    "numpy reference")
+    c.add_argument("--batch-group", type=int, metavar="N", help="samples of a batch that "
+                   "layers with large weights compute at once (default: chosen, up to 16; 1: "
+                   "one at a time, the smallest workspace, e.g. for small devices)")
     c.add_argument("--show-c", action="store_true", help="print the generated C")
     c.add_argument("-v", "--verbose", action="store_true", help="print build progress")
     c.set_defaults(func=cmd_compile)

@@ -47,6 +47,13 @@ def test_compile_writes_c_header_and_library(tmp_path):
     res = subprocess.run(["cc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-O2", "-c",
                           "model.c"], cwd=out, capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
+    # --batch-group 1: samples one at a time, a workspace of one sample per slot
+    res = run_cli("compile", "examples/seed_simplecnn.py", "-o", str(tmp_path / "alone"),
+                  "--batch-group", "1", "--no-check")
+    assert res.returncode == 0, res.stderr
+    alone = ctypes.CDLL(str(tmp_path / "alone" / "libmodel.so"))
+    alone.simplecnn_workspace_size.restype = ctypes.c_size_t
+    assert alone.simplecnn_workspace_size() * 16 == lib.simplecnn_workspace_size()
 
 
 MODEL_FILE = """

@@ -211,6 +211,21 @@ def test_linear_layers_compute_a_group_of_samples_at_once():
         for batch in (1, 2, 3, 4, 5, 7, 16, 19, 33):
             x = random_input((batch, 2, 5, 5), seed=batch)
             assert_close(compiled(x), expected(compiled, x), f"{threads} threads, batch {batch}")
+    # batch_group: 1 keeps every sample on its own, in a workspace of one sample per slot; a
+    # group of 3 leaves 1 or 2 samples over in the last group, and 3 is not a multiple of 4
+    alone = cnncompile.compile(Head().eval(), (1, 2, 5, 5), num_threads=2, batch_group=1)
+    assert "_group(" not in alone.c_source
+    assert alone.workspace_bytes * 16 == compiled.workspace_bytes
+    three = cnncompile.compile(Head().eval(), (1, 2, 5, 5), num_threads=2, batch_group=3,
+                               werror=True)
+    assert three.workspace_bytes == alone.workspace_bytes * 3
+    for batch in (1, 4, 5, 7, 8):
+        x = random_input((batch, 2, 5, 5), seed=batch)
+        assert_close(three(x), expected(three, x), f"groups of 3, batch {batch}")
+        assert_close(alone(x), expected(alone, x), f"no groups, batch {batch}")
+    for bad in (0, 257, 2.5, True):
+        with pytest.raises(ValueError, match="batch_group="):
+            cnncompile.compile(Head().eval(), (1, 2, 5, 5), batch_group=bad)
 
 
 def test_profile_per_layer(simplecnn):

@@ -98,14 +98,18 @@ def _pointer(buf):
 # smaller share of the traffic) keep running sample by sample.
 GROUP_MAX = 16
 GROUP_MIN = 8
+GROUP_LIMIT = 256  # the largest batch_group a user may ask for
 GROUP_WORKSPACE_BYTES = 32 << 20
 
 
-def group_size(graph):
-    """Samples per group: 1 (every layer per sample) unless some layer computes groups."""
+def group_size(graph, requested=None):
+    """Samples per group: 1 (every layer per sample) unless some layer computes groups; then
+    ``requested`` (compile's batch_group) or as many as fit the workspace budget."""
     if not any(ops.REGISTRY[n.op].group_layout(n, graph.input_values(n.name), n.meta["shape"], 2)
                for n in graph.nodes() if ops.REGISTRY[n.op].template):
         return 1
+    if requested is not None:
+        return requested
     per_sample = 4 * max(graph.meta["workspace_floats"], 1)
     group = min(GROUP_MAX, GROUP_WORKSPACE_BYTES // per_sample)
     return group if group >= GROUP_MIN else 1
@@ -119,12 +123,13 @@ def _group_pointers(buf, sizes):
     return base, f"{base} + (size_t)s * {sizes[stride]}", sizes[stride]
 
 
-def generate(graph, name=None, weights="auto", profile=False, slots=1):
+def generate(graph, name=None, weights="auto", profile=False, slots=1, group=None):
     """C source and header for a graph that has been through the whole pass pipeline.
 
     weights: "c" (literals in model.c), "blob" (weights.bin + weights.S), or "auto" (C up to
     WEIGHTS_IN_C_MAX values). profile: also emit <prefix>_profile(), which times each layer.
     slots: workspace slots, so that up to that many samples of a batch run at once.
+    group: samples per group for the layers that compute groups (None: group_size's choice).
     """
     if weights not in ("auto", "c", "blob"):
         raise ValueError(f"weights={weights!r}: use 'auto', 'c' or 'blob'")
@@ -134,7 +139,11 @@ def generate(graph, name=None, weights="auto", profile=False, slots=1):
     total = sum(int(a.size) for n in graph.nodes() for a in n.params.values())
     use_blob = weights == "blob" or (weights == "auto" and total > WEIGHTS_IN_C_MAX)
     layers, calls, weights, chunks, offset = [], [], [], [], 0
-    group = group_size(graph)
+    if group is not None and (not isinstance(group, int) or isinstance(group, bool)
+                              or not 1 <= group <= GROUP_LIMIT):
+        raise ValueError(f"batch_group={group!r}: use None (automatic) or a whole number "
+                         f"from 1 (every sample on its own) to {GROUP_LIMIT}")
+    group = group_size(graph, group)
     (inp,) = graph.inputs
     (out,) = graph.outputs
     sizes = dict(IN=int(np.prod(graph.node(inp).meta["shape"][1:])),
