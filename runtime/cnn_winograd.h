@@ -19,6 +19,44 @@
 
 #include "cnn_gemm.h"
 
+/* With GCC's shuffles on 16-float vectors, the patches of the tiles of a panel that sit side
+ * by side in a tile row are read a patch row at a time as vectors and dealt out by shuffles;
+ * otherwise (and with CNN_WINO_GATHER) float by float. */
+#if defined(CNN_VBYTES) && CNN_VBYTES == 64 && CNN_MR == 8 && !defined(__clang__) && \
+    !defined(CNN_WINO_GATHER)
+#define CNN_WINO_ROWS 1
+#else
+#define CNN_WINO_ROWS 0
+#endif
+
+/* d[r][q][l0 + j] = x[r * wq + 4 j + q] for the 8 tiles from x, of which the caller keeps
+ * those side by side in a tile row (lanes past them are written over by the next run, or
+ * zeroed): per patch row, pixels 0-31 and 4-35 as two pairs of vectors, each q one
+ * two-source shuffle, 8 lanes stored (d has room past lane 7). The reads go up to pixel 35,
+ * into the next rows of the planes or the scratch after them, never past the workspace. */
+static inline void cnn_winograd_rows(const float *restrict x, int wq, int l0,
+                                     float d[6][6][2 * CNN_MR])
+{
+#if CNN_WINO_ROWS
+    cnn_vi idx[4];
+    for (int q = 0; q < 4; ++q)
+        for (int l = 0; l < 16; ++l)
+            idx[q][l] = 4 * (l % 8) + q;
+    for (int r = 0; r < 6; ++r) {
+        const float *restrict row = x + (size_t)r * wq;
+        const cnn_vf a0 = cnn_vload(row), a1 = cnn_vload(row + 16);
+        const cnn_vf b0 = cnn_vload(row + 4), b1 = cnn_vload(row + 20);
+        for (int q = 0; q < 6; ++q) {
+            const cnn_vf v = q < 4 ? __builtin_shuffle(a0, a1, idx[q])
+                                   : __builtin_shuffle(b0, b1, idx[q - 4]);
+            memcpy(d[r][q] + l0, &v, sizeof(float) * CNN_MR);
+        }
+    }
+#else
+    (void)x, (void)wq, (void)l0, (void)d;
+#endif
+}
+
 /* V for tiles [first, first + count) from the zero-padded input planes xp (channels x hq x
  * wq, hq >= 4 tiles_h + 2 and wq >= 4 tiles_w + 2): v[xi][tile / MR][c][tile % MR], rows (a
  * multiple of MR, >= count) rows per xi, the rows past the last tile zero. One MR-tile panel
@@ -40,11 +78,20 @@ static inline void cnn_winograd_input(const float *restrict xp, int channels, in
         }
         for (int c = 0; c < channels; ++c) {
             const float *restrict xc = xp + (size_t)c * hq * wq;
-            float d[6][6][CNN_MR], cols[6][6][CNN_MR], out[36][CNN_MR];
-            for (int l = 0; l < CNN_MR; ++l) /* the MR patches, tile index innermost */
+            float d[6][6][2 * CNN_MR], cols[6][6][CNN_MR], out[36][CNN_MR];
+            if (CNN_WINO_ROWS) { /* runs of tiles side by side, the lanes past n zero */
+                for (int l = 0; l < n; l += tiles_w - (first + t0 + l) % tiles_w)
+                    cnn_winograd_rows(xc + origin[l], wq, l, d);
                 for (int r = 0; r < 6; ++r)
                     for (int q = 0; q < 6; ++q)
-                        d[r][q][l] = l < n ? xc[origin[l] + r * wq + q] : 0.0f;
+                        for (int l = n; l < CNN_MR; ++l)
+                            d[r][q][l] = 0.0f;
+            } else {
+                for (int l = 0; l < CNN_MR; ++l) /* the MR patches, tile index innermost */
+                    for (int r = 0; r < 6; ++r)
+                        for (int q = 0; q < 6; ++q)
+                            d[r][q][l] = l < n ? xc[origin[l] + r * wq + q] : 0.0f;
+            }
             for (int q = 0; q < 6; ++q) /* B^T d, vectorised across the tiles */
                 for (int l = 0; l < CNN_MR; ++l) {
                     const float d0 = d[0][q][l], d1 = d[1][q][l], d2 = d[2][q][l],
