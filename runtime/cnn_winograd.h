@@ -171,6 +171,29 @@ static inline void cnn_winograd_output(const float *restrict m, size_t stride,
         }
 }
 
+/* cnn_winograd_rows for F(2x2, 3x3)'s 4x4 patches two pixels apart: d[r][q][l0 + j] =
+ * x[r * wq + 2 j + q], pixels 0-31 of each patch row as two vectors, read up to pixel 31. */
+static inline void cnn_winograd2_rows(const float *restrict x, int wq, int l0,
+                                      float d[4][4][2 * CNN_MR])
+{
+#if CNN_WINO_ROWS
+    cnn_vi idx[4];
+    for (int q = 0; q < 4; ++q)
+        for (int l = 0; l < 16; ++l)
+            idx[q][l] = 2 * (l % 8) + q;
+    for (int r = 0; r < 4; ++r) {
+        const float *restrict row = x + (size_t)r * wq;
+        const cnn_vf a0 = cnn_vload(row), a1 = cnn_vload(row + 16);
+        for (int q = 0; q < 4; ++q) {
+            const cnn_vf v = __builtin_shuffle(a0, a1, idx[q]);
+            memcpy(d[r][q] + l0, &v, sizeof(float) * CNN_MR);
+        }
+    }
+#else
+    (void)x, (void)wq, (void)l0, (void)d;
+#endif
+}
+
 /* F(2x2, 3x3), for images too small for 4x4 tiles: 4x4 patches two pixels apart, 16
  * positions, B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], A^T = [1 1 1 0; 0 1 -1 -1].
  * The same layout as cnn_winograd_input, with 16 planes of V. The panel loop is written out
@@ -192,11 +215,20 @@ static inline void cnn_winograd2_input(const float *restrict xp, int channels, i
         }
         for (int c = 0; c < channels; ++c) {
             const float *restrict xc = xp + (size_t)c * hq * wq;
-            float d[4][4][CNN_MR], cols[4][4][CNN_MR], out[16][CNN_MR];
-            for (int l = 0; l < CNN_MR; ++l)
+            float d[4][4][2 * CNN_MR], cols[4][4][CNN_MR], out[16][CNN_MR];
+            if (CNN_WINO_ROWS) { /* as cnn_winograd_input */
+                for (int l = 0; l < n; l += tiles_w - (first + t0 + l) % tiles_w)
+                    cnn_winograd2_rows(xc + origin[l], wq, l, d);
                 for (int r = 0; r < 4; ++r)
                     for (int q = 0; q < 4; ++q)
-                        d[r][q][l] = l < n ? xc[origin[l] + r * wq + q] : 0.0f;
+                        for (int l = n; l < CNN_MR; ++l)
+                            d[r][q][l] = 0.0f;
+            } else {
+                for (int l = 0; l < CNN_MR; ++l)
+                    for (int r = 0; r < 4; ++r)
+                        for (int q = 0; q < 4; ++q)
+                            d[r][q][l] = l < n ? xc[origin[l] + r * wq + q] : 0.0f;
+            }
             for (int q = 0; q < 4; ++q)
                 for (int l = 0; l < CNN_MR; ++l) {
                     cols[0][q][l] = d[0][q][l] - d[2][q][l];

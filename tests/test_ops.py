@@ -357,16 +357,17 @@ def test_winograd_matrices_compute_a_3x3_correlation(kernel):
     np.testing.assert_allclose(y, direct, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("kernel", sorted(winograd.VARIANTS))
 @pytest.mark.parametrize("width", [4, 5, 12, 28, 33, 36, 57])
-def test_winograd_input_reads_every_tile_row_layout(width):
+def test_winograd_input_reads_every_tile_row_layout(width, kernel):
     """The input transform reads the patches of tiles side by side in a tile row as vectors:
-    tile rows of 1, 2, 3, 7, 9, 14 and 15 tiles, so that panels of 8 tiles start and end
-    anywhere in a row, span two or more rows, and the last panel is partial."""
+    tile rows of 1 to 15 (4x4 tiles) or 29 (2x2) tiles, so that panels of 8 tiles start and
+    end anywhere in a row, span two or more rows, and the last panel is partial."""
     layers = [("Conv2d", (5, 7, 3), dict(padding=1)), ("ReLU", (), {})]
     model = build(layers, "cnncompile").eval()
     compiled = check_against_reference(model, (1, 5, 9, width), batches=(1, 2),
-                                       kernels={"0": "winograd_f4x4_3x3"})
-    assert compiled.graph.node("0").meta["kernel"] == "winograd_f4x4_3x3"
+                                       kernels={"0": kernel})
+    assert compiled.graph.node("0").meta["kernel"] == kernel
 
 
 def conv_kernel_cases():
