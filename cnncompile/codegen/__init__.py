@@ -103,14 +103,19 @@ GROUP_WORKSPACE_BYTES = 32 << 20
 
 
 def group_size(graph, requested=None):
-    """Samples per group: 1 (every layer per sample) unless some layer computes groups; then
+    """Samples per group: 1 (every layer per sample) unless some layer computes groups and
+    their weights outweigh a sample's workspace (what a group saves against what it costs:
+    seed_separable's 7 KB linear head did not justify 16 copies of its 2 MB workspace); then
     ``requested`` (compile's batch_group) or as many as fit the workspace budget."""
-    if not any(ops.REGISTRY[n.op].group_layout(n, graph.input_values(n.name), n.meta["shape"], 2)
-               for n in graph.nodes() if ops.REGISTRY[n.op].template):
+    grouped = [n for n in graph.nodes() if ops.REGISTRY[n.op].template and ops.REGISTRY[
+        n.op].group_layout(n, graph.input_values(n.name), n.meta["shape"], 2)]
+    if not grouped:
         return 1
     if requested is not None:
         return requested
     per_sample = 4 * max(graph.meta["workspace_floats"], 1)
+    if 4 * sum(int(a.size) for n in grouped for a in n.params.values()) < per_sample:
+        return 1
     group = min(GROUP_MAX, GROUP_WORKSPACE_BYTES // per_sample)
     return group if group >= GROUP_MIN else 1
 
