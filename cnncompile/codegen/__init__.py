@@ -105,7 +105,7 @@ GROUP_WORKSPACE_BYTES = 32 << 20
 def group_size(graph, requested=None):
     """Samples per group: 1 (every layer per sample) unless some layer computes groups and
     their weights outweigh a sample's workspace (what a group saves against what it costs:
-    seed_separable's 7 KB linear head did not justify 16 copies of its 2 MB workspace); then
+    seed_separable's 10 KB linear head did not justify 10 copies of its 3.2 MB workspace); then
     ``requested`` (compile's batch_group) or as many as fit the workspace budget."""
     grouped = [n for n in graph.nodes() if ops.REGISTRY[n.op].template and ops.REGISTRY[
         n.op].group_layout(n, graph.input_values(n.name), n.meta["shape"], 2)]
