@@ -8,6 +8,9 @@ from . import Op, blocked, conv, register
 from .common import describe_source, out_size, parallel_worth_it
 
 
+# how many times longer pooling takes per FLOP (one max per tap) than the GEMM: seed_sequential's
+# pools, 2-6 GFLOP/s, 0.02-0.05 ms each, ran on one thread under the GEMM's FLOP threshold
+POOL_SLOWDOWN = 16
 # output rows of at most this many pixels are pooled from blocks into planes: one row of
 # vectors, 16 KiB, sits on the stack of each thread
 BLOCKED_ROW_MAX = 256
@@ -101,7 +104,8 @@ class MaxPool2d(Op):
         taps = [kh * a["dilation"][0] * w + k * dw for kh in range(a["kernel_size"][0])
                 for k in range(kw)]
         act = conv.GEMM_ACTIVATIONS.get(node.meta.get("activation", {}).get("fn"))
-        return dict(inner_lo=min(first, ow), inner_hi=last, parallel=int(parallel_worth_it(node)),
+        return dict(inner_lo=min(first, ow), inner_hi=last,
+                    parallel=int(parallel_worth_it(node, POOL_SLOWDOWN)),
                     blocks=blocked.blocks(c), blocked_act=act,
                     taps=taps,
                     channels=c, in_h=h, in_w=w, in_plane=h * w, out_h=oh, out_w=ow,
