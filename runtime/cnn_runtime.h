@@ -8,6 +8,7 @@
 
 #include <math.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 /* Vectorise a float sum when the build enables OpenMP SIMD (-fopenmp-simd -DCNN_OMP_SIMD);
@@ -98,9 +99,37 @@ static inline float cnn_elu(float v, float alpha)
     return v > 0.0f ? v : alpha * expm1f(v);
 }
 
+/* e^x for x in [-87, 88] without a call, so that loops over it vectorise: x = n ln 2 + r with
+ * n rounded to nearest (the 1.5 * 2^23 shifter) and ln 2 split in two (Cody and Waite), so
+ * |r| <= ln 2 / 2, then e^r by its Taylor series to degree 6 (relative error below 1.3e-7,
+ * 2 float32 ulp) times 2^n built in the exponent bits. */
+static inline float cnn_exp_bounded(float x)
+{
+    const float shifter = 12582912.0f; /* 1.5 * 2^23 */
+    const float t = x * 1.44269504088896341f + shifter;
+    const float n = t - shifter;
+    const float r = (x - n * 0.693145751953125f) - n * 1.428606765330187e-06f;
+    const float p = 1.0f + r * (1.0f + r * (0.5f + r * (1.0f / 6.0f + r * (1.0f / 24.0f +
+                    r * (1.0f / 120.0f + r * (1.0f / 720.0f))))));
+    int32_t bits;
+    memcpy(&bits, &t, sizeof bits); /* n + 0x400000 in the low bits */
+    bits = (bits - 0x4B400000 + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
+}
+
+/* 1 / (1 + e^-v): e^-v clamped to [-87, 88] (below -88, sigmoid is under 7e-39: 0 here),
+ * NaN passed through. No call, so activation loops vectorise: the autoencoder's 784-pixel
+ * sigmoid took 5 of its 8 us through expf. */
 static inline float cnn_sigmoid(float v)
 {
-    return 1.0f / (1.0f + expf(-v));
+    float m = -v;
+    m = m > 88.0f ? 88.0f : m;
+    m = m < -87.0f ? -87.0f : m;
+    m = v != v ? 0.0f : m;
+    const float s = 1.0f / (1.0f + cnn_exp_bounded(m));
+    return v != v ? v : (v < -88.0f ? 0.0f : s);
 }
 
 static inline float cnn_tanh(float v)
