@@ -29,31 +29,48 @@
 #define CNN_WINO_ROWS 0
 #endif
 
-/* d[r][q][l0 + j] = x[r * wq + 4 j + q] for the 8 tiles from x, of which the caller keeps
- * those side by side in a tile row (lanes past them are written over by the next run, or
- * zeroed): per patch row, pixels 0-31 and 4-35 as two pairs of vectors, each q one
- * two-source shuffle, 8 lanes stored (d has room past lane 7). The reads go up to pixel 35,
- * into the next rows of the planes or the scratch after them, never past the workspace. */
-static inline void cnn_winograd_rows(const float *restrict x, int wq, int l0,
-                                     float d[6][6][2 * CNN_MR])
+/* The size x size patches of a panel's MR tiles, tile index innermost: d[(r * size + q) *
+ * 2 MR + l] = xc[origin[l] + r * wq + q] for l < n, 0 for the lanes past n (d has 2 MR lanes
+ * a position). With CNN_WINO_ROWS, the tiles that sit side by side in a tile row (tile t is
+ * lane 0, tiles_w a row, origins step pixels apart) are read a patch row at a time: pixels
+ * 0-31 (and 4-35 for q >= 4) as pairs of vectors, each q one two-source shuffle, 8 lanes
+ * stored and the lanes past the run written over by the next one. The reads go at most to
+ * pixel 35 of a patch row, into the next rows of the planes or the scratch after them, never
+ * past the workspace. Otherwise float by float. */
+static inline __attribute__((always_inline)) void
+cnn_winograd_patches(const float *restrict xc, const int *restrict origin, int n, int t,
+                     int tiles_w, int wq, int size, int step, float *restrict d)
 {
+    const int ld = 2 * CNN_MR;
 #if CNN_WINO_ROWS
     cnn_vi idx[4];
     for (int q = 0; q < 4; ++q)
         for (int l = 0; l < 16; ++l)
-            idx[q][l] = 4 * (l % 8) + q;
-    for (int r = 0; r < 6; ++r) {
-        const float *restrict row = x + (size_t)r * wq;
-        const cnn_vf a0 = cnn_vload(row), a1 = cnn_vload(row + 16);
-        const cnn_vf b0 = cnn_vload(row + 4), b1 = cnn_vload(row + 20);
-        for (int q = 0; q < 6; ++q) {
-            const cnn_vf v = q < 4 ? __builtin_shuffle(a0, a1, idx[q])
-                                   : __builtin_shuffle(b0, b1, idx[q - 4]);
-            memcpy(d[r][q] + l0, &v, sizeof(float) * CNN_MR);
+            idx[q][l] = step * (l % 8) + q;
+    for (int l0 = 0; l0 < n; l0 += tiles_w - (t + l0) % tiles_w)
+        for (int r = 0; r < size; ++r) {
+            const float *restrict row = xc + origin[l0] + (size_t)r * wq;
+            const cnn_vf a0 = cnn_vload(row), a1 = cnn_vload(row + 16);
+            cnn_vf b0 = a0, b1 = a1;
+            if (size > 4) {
+                b0 = cnn_vload(row + 4);
+                b1 = cnn_vload(row + 20);
+            }
+            for (int q = 0; q < size; ++q) {
+                const cnn_vf v = q < 4 ? __builtin_shuffle(a0, a1, idx[q])
+                                       : __builtin_shuffle(b0, b1, idx[q - 4]);
+                memcpy(d + (r * size + q) * ld + l0, &v, sizeof(float) * CNN_MR);
+            }
         }
-    }
+    for (int r = 0; r < size * size; ++r)
+        for (int l = n; l < CNN_MR; ++l)
+            d[r * ld + l] = 0.0f;
 #else
-    (void)x, (void)wq, (void)l0, (void)d;
+    (void)t, (void)tiles_w, (void)step;
+    for (int l = 0; l < CNN_MR; ++l)
+        for (int r = 0; r < size; ++r)
+            for (int q = 0; q < size; ++q)
+                d[(r * size + q) * ld + l] = l < n ? xc[origin[l] + r * wq + q] : 0.0f;
 #endif
 }
 
@@ -79,19 +96,7 @@ static inline void cnn_winograd_input(const float *restrict xp, int channels, in
         for (int c = 0; c < channels; ++c) {
             const float *restrict xc = xp + (size_t)c * hq * wq;
             float d[6][6][2 * CNN_MR], cols[6][6][CNN_MR], out[36][CNN_MR];
-            if (CNN_WINO_ROWS) { /* runs of tiles side by side, the lanes past n zero */
-                for (int l = 0; l < n; l += tiles_w - (first + t0 + l) % tiles_w)
-                    cnn_winograd_rows(xc + origin[l], wq, l, d);
-                for (int r = 0; r < 6; ++r)
-                    for (int q = 0; q < 6; ++q)
-                        for (int l = n; l < CNN_MR; ++l)
-                            d[r][q][l] = 0.0f;
-            } else {
-                for (int l = 0; l < CNN_MR; ++l) /* the MR patches, tile index innermost */
-                    for (int r = 0; r < 6; ++r)
-                        for (int q = 0; q < 6; ++q)
-                            d[r][q][l] = l < n ? xc[origin[l] + r * wq + q] : 0.0f;
-            }
+            cnn_winograd_patches(xc, origin, n, first + t0, tiles_w, wq, 6, 4, &d[0][0][0]);
             for (int q = 0; q < 6; ++q) /* B^T d, vectorised across the tiles */
                 for (int l = 0; l < CNN_MR; ++l) {
                     const float d0 = d[0][q][l], d1 = d[1][q][l], d2 = d[2][q][l],
@@ -171,29 +176,6 @@ static inline void cnn_winograd_output(const float *restrict m, size_t stride,
         }
 }
 
-/* cnn_winograd_rows for F(2x2, 3x3)'s 4x4 patches two pixels apart: d[r][q][l0 + j] =
- * x[r * wq + 2 j + q], pixels 0-31 of each patch row as two vectors, read up to pixel 31. */
-static inline void cnn_winograd2_rows(const float *restrict x, int wq, int l0,
-                                      float d[4][4][2 * CNN_MR])
-{
-#if CNN_WINO_ROWS
-    cnn_vi idx[4];
-    for (int q = 0; q < 4; ++q)
-        for (int l = 0; l < 16; ++l)
-            idx[q][l] = 2 * (l % 8) + q;
-    for (int r = 0; r < 4; ++r) {
-        const float *restrict row = x + (size_t)r * wq;
-        const cnn_vf a0 = cnn_vload(row), a1 = cnn_vload(row + 16);
-        for (int q = 0; q < 4; ++q) {
-            const cnn_vf v = __builtin_shuffle(a0, a1, idx[q]);
-            memcpy(d[r][q] + l0, &v, sizeof(float) * CNN_MR);
-        }
-    }
-#else
-    (void)x, (void)wq, (void)l0, (void)d;
-#endif
-}
-
 /* F(2x2, 3x3), for images too small for 4x4 tiles: 4x4 patches two pixels apart, 16
  * positions, B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], A^T = [1 1 1 0; 0 1 -1 -1].
  * The same layout as cnn_winograd_input, with 16 planes of V. The panel loop is written out
@@ -216,19 +198,7 @@ static inline void cnn_winograd2_input(const float *restrict xp, int channels, i
         for (int c = 0; c < channels; ++c) {
             const float *restrict xc = xp + (size_t)c * hq * wq;
             float d[4][4][2 * CNN_MR], cols[4][4][CNN_MR], out[16][CNN_MR];
-            if (CNN_WINO_ROWS) { /* as cnn_winograd_input */
-                for (int l = 0; l < n; l += tiles_w - (first + t0 + l) % tiles_w)
-                    cnn_winograd2_rows(xc + origin[l], wq, l, d);
-                for (int r = 0; r < 4; ++r)
-                    for (int q = 0; q < 4; ++q)
-                        for (int l = n; l < CNN_MR; ++l)
-                            d[r][q][l] = 0.0f;
-            } else {
-                for (int l = 0; l < CNN_MR; ++l)
-                    for (int r = 0; r < 4; ++r)
-                        for (int q = 0; q < 4; ++q)
-                            d[r][q][l] = l < n ? xc[origin[l] + r * wq + q] : 0.0f;
-            }
+            cnn_winograd_patches(xc, origin, n, first + t0, tiles_w, wq, 4, 2, &d[0][0][0]);
             for (int q = 0; q < 4; ++q)
                 for (int l = 0; l < CNN_MR; ++l) {
                     cols[0][q][l] = d[0][q][l] - d[2][q][l];

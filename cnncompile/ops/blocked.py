@@ -114,7 +114,7 @@ def lower(node, ins):
     return dict(in_blocks=blocks(a["in_channels"]), out_blocks=blocks(a["out_channels"]),
                 blocked_act=act,
                 by_output=plane < a["out_channels"] and blocks(a["out_channels"]) > 2,
-                direct=padded_input(node, ins))
+                direct=padded_input(node, ins) if node.meta["kernel"] == "direct_nchwc" else None)
 
 
 def padded_input(node, ins):

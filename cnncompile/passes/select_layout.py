@@ -93,7 +93,7 @@ def select_layout(graph):
                     into[src] = _reorder(graph, src, "blocks")
                 graph.set_input(node.name, pos, into[src])
             elif not wants and src in chosen:
-                if ops.REGISTRY[node.op].reads_blocks(node, graph.input_values(node.name)):
+                if _reads_blocks(graph, node.name):
                     node.meta["reads"] = "blocks"
                     continue
                 if src not in out_of:
