@@ -239,6 +239,27 @@ def test_profile_per_layer(simplecnn):
     assert "shifted_nchwc" in table and table.splitlines()[-1].startswith("total")
 
 
+def test_profile_times_layers_on_a_cache_line_aligned_workspace(simplecnn, monkeypatch):
+    # a workspace off the 64-byte grid makes every vector load straddle two lines: the
+    # per-layer times then came out up to twice the whole call's
+    from cnncompile import compiled as compiled_module
+    given = []
+
+    def recording(size):
+        given.append(compiled_module_aligned(size))
+        return given[-1]
+
+    compiled_module_aligned = compiled_module._aligned_bytes
+    monkeypatch.setattr(compiled_module, "_aligned_bytes", recording)
+    simplecnn._local.__dict__.clear()
+    simplecnn.profile(random_input((1, 3, 32, 32)), repeat=2, warmup=1, layers=True)
+    assert len(given) == 2  # the call's workspace and the profiler's
+    for buf in given:
+        assert buf.ctypes.data % 64 == 0 and buf.nbytes == simplecnn.workspace_bytes
+    for size in range(1, 200, 7):
+        assert compiled_module_aligned(size).ctypes.data % 64 == 0
+
+
 def test_batch_runs_samples_in_parallel_with_their_own_workspace():
     ns = load_example("lenet5")
     compiled = cnncompile.compile(ns["model"].eval(), (1, 1, 28, 28), num_threads=2)
