@@ -527,17 +527,18 @@ static inline int cnn_direct_chunk(int taps)
     return n > 1 ? n : 1;
 }
 
-/* Step t of out_h * cnn_pointwise_groups(out_blocks): output row t / groups, output blocks
- * of group t % groups, each pass over a chunk of input blocks going along the row in tiles
- * of PW_MR pixels (the whole row on rows of fewer). */
+/* Output row oh of the output blocks of group g (PW_NB blocks from g * PW_NB), each pass
+ * over a chunk of input blocks going along the row in tiles of PW_MR pixels (the whole row
+ * on rows of fewer). */
 static inline __attribute__((always_inline)) void
 cnn_direct_step(int ib_n, int out_blocks, int kh_n, int kw_n, int stride_h, int stride_w,
                 int dil_h, int dil_w, int hp, int wp, int out_h, int out_w,
                 const float *restrict x, const float *restrict w, const float *restrict bias,
-                const float *restrict res, float *restrict y, int act, int t)
+                const float *restrict res, float *restrict y, int act, int oh, int g)
 {
-    const int groups = cnn_pointwise_groups(out_blocks), oh = t / groups;
-    const int ob0 = t % groups * CNN_PW_NB, nb = cnn_min(CNN_PW_NB, out_blocks - ob0);
+    /* g < groups; said again so that, inlined, a constant out_blocks bounds ob0 and nb */
+    g = out_blocks > CNN_PW_NB ? g : 0;
+    const int ob0 = g * CNN_PW_NB, nb = cnn_min(CNN_PW_NB, out_blocks - ob0);
     const int chunk = cnn_direct_chunk(kh_n * kw_n);
     const size_t in_bstride = (size_t)hp * wp * CNN_CB, out_bstride = (size_t)out_h * out_w * CNN_CB;
     const size_t per_in = (size_t)kh_n * kw_n * CNN_CB * CNN_CB, wstride = ib_n * per_in;

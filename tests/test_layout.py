@@ -150,6 +150,23 @@ def test_winograd_layers_run_on_blocks_inside_a_run(shape, channels, winograd):
     assert_memory_plan_safe(g, reused=False)
 
 
+@pytest.mark.parametrize("shape,down", [
+    ((1, 3, 12, 12), "direct_nchwc"),  # 6x6 out: rows of 5 or more pixels
+    ((1, 3, 8, 8), "im2row_gemm"),     # 4x4 out: the GEMM's 16-row tiles do better
+])
+def test_direct_replaces_im2row_on_rows_of_five_pixels_or_more(shape, down):
+    """128 channels on a small image: planes would take im2row_gemm for the stride-2 layer.
+    Its weights outweigh its input, so direct_nchwc loops over output blocks outermost."""
+    model, twin = twins(residual, channels=128)
+    compiled = check_against_reference(model, shape, batches=(1, 2), torch_model=twin)
+    g = compiled.graph
+    assert g.node("down").meta["kernel"] == down
+    assert (g.node("down").meta.get("layout") == "blocks") == (down == "direct_nchwc")
+    if down == "direct_nchwc":
+        assert "output blocks outermost, the weights outweighing the input" in compiled.c_source
+    assert_memory_plan_safe(g, reused=False)
+
+
 def test_max_pools_on_blocks_let_nan_win_and_never_padding():
     """Negative values under padded windows (no ReLU), NaN in one input pixel: every output
     its window reaches is NaN, as in torch."""

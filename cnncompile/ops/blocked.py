@@ -20,14 +20,22 @@ ALL = KERNELS + (ENTRY,)  # every kernel whose output is blocked
 # around it: 16 -> 32 channels 3x3 on 50x50 0.28 against 0.32 ms; Winograd, GEMMs on 1x1 and
 # im2row on small images stay faster than it)
 DIRECT_INSTEAD_OF = ("shifted_gemm", "gemm_1x1")  # gemm_1x1 here: strided, pointwise the rest
+# ... and im2row_gemm on output rows of this many pixels or more: 256 -> 512 channels 3x3
+# stride 2, one thread, reorders around direct_nchwc: out 7x7 1.14 against 1.39 ms, 6x6 0.95
+# against 1.03, 5x5 0.68 against 0.82; out 4x4 0.52 against 0.45 (and VGG-11's 512 -> 512 on
+# 4x4 1.09 against 0.91), the GEMM's 16-row tiles then doing better than 4-pixel ones
+DIRECT_MIN_WIDTH = 5
 
 
 def direct_gains(node):
-    """Whether direct_nchwc should replace the layer's planes kernel in a run: one it beats,
-    and input channels that fill their blocks to 4/5 or more (each padding channel costs as
+    """Whether direct_nchwc should replace the layer's planes kernel in a run: one it beats
+    (DIRECT_INSTEAD_OF; im2row_gemm on rows of DIRECT_MIN_WIDTH pixels or more), and input channels that fill their blocks to 4/5 or more (each padding channel costs as
     much as a real one; a stem on 3 channels would do 16 channels' work: shifted_nchwc
     computes it from planes instead)."""
-    return node.meta.get("kernel") in DIRECT_INSTEAD_OF and fills_blocks(node.attrs["in_channels"])
+    kernel = node.meta.get("kernel")
+    replaces = kernel in DIRECT_INSTEAD_OF or (
+        kernel == "im2row_gemm" and node.meta["shape"][3] >= DIRECT_MIN_WIDTH)
+    return replaces and fills_blocks(node.attrs["in_channels"])
 
 
 def fills_blocks(channels):
@@ -130,5 +138,9 @@ def padded_input(node, ins):
     padded = top > 0 or left > 0 or hp > in_h or wp > in_w
     if not padded:
         hp, wp = in_h, in_w
-    return dict(padded=padded, hp=hp, wp=wp,
+    # output blocks outermost when the weights outweigh the (padded) input: each group's
+    # weights then stay in L2 for every output row instead of all of them streaming from L3
+    # once per row (ResNet-18's 256 -> 512 stride-2 layer: 4.7 MB of weights, 7 rows)
+    by_output = kh * kw * BLOCK * blocks(a["out_channels"]) > hp * wp
+    return dict(padded=padded, hp=hp, wp=wp, by_output=by_output,
                 floats=blocks(a["in_channels"]) * BLOCK * hp * wp if padded else 0)
