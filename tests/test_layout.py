@@ -97,6 +97,11 @@ def pair(**kwargs):
     ((1, 3, 2, 3), dict(channels=17, mid=32, kernel=5), "shifted_nchwc"),
     ((1, 3, 12, 7), dict(channels=33, mid=17, stride=1, dilation=2, bias=False), "shifted_gemm"),
     ((1, 3, 30, 30), dict(channels=48, mid=96, stride=2), "shifted_nchwc"),
+    # 4 and 8 output blocks: the wide pointwise tile, on 63, 25 (weights outweighing the
+    # image) and 1 pixel
+    ((1, 3, 17, 13), dict(channels=32, mid=64), "shifted_nchwc"),
+    ((1, 3, 5, 5), dict(channels=16, mid=128, stride=1), "shifted_nchwc"),
+    ((1, 3, 1, 1), dict(channels=16, mid=64), "shifted_nchwc"),
 ])
 def test_blocked_runs_match_the_reference_and_torch(shape, kwargs, stem):
     model, twin = pair(**kwargs)
@@ -108,6 +113,8 @@ def test_blocked_runs_match_the_reference_and_torch(shape, kwargs, stem):
         ["depthwise_nchwc", "pointwise_nchwc", "depthwise_nchwc", "pointwise_nchwc",
          "depthwise_nchwc"]
     assert g.node("pool").meta.get("reads") == "blocks"
+    wide = "in tiles of CNN_PWW_MR pixels x CNN_PWW_NB blocks" in compiled.c_source
+    assert wide == (kwargs.get("mid", 40) % 64 == 0)
 
 
 @pytest.mark.parametrize("shape,kwargs", [

@@ -119,8 +119,13 @@ def lower(node, ins):
     a = node.attrs
     act = conv.GEMM_ACTIVATIONS[node.meta.get("activation", {}).get("fn")]
     plane = int(np.prod(node.meta["shape"][2:]))
+    # the wide pointwise tile (CNN_PWW_*: 4 output blocks a tile with AVX-512) when the
+    # output blocks come in fours, so that no group is left narrow: seed_separable 0.96x
+    # the time at one and two threads, MobileNetV2 0.98x (every 1x1 layer wide: 0.99x)
+    wide = blocks(a["out_channels"]) % 4 == 0
     return dict(in_blocks=blocks(a["in_channels"]), out_blocks=blocks(a["out_channels"]),
-                blocked_act=act,
+                blocked_act=act, pw_mr="CNN_PWW_MR" if wide else "CNN_PW_MR",
+                pw_nb="CNN_PWW_NB" if wide else "CNN_PW_NB",
                 by_output=plane < a["out_channels"] and blocks(a["out_channels"]) > 2,
                 direct=padded_input(node, ins) if node.meta["kernel"] == "direct_nchwc" else None)
 
