@@ -404,21 +404,21 @@ cnn_pointwise_step(int mr, int nb, int kb_n, int ob0, int ob1, int plane,
 /* A convolution from planes into blocks (the layer before a blocked run, e.g. a network's
  * stem): the input copied into zero-padded phase planes as for shifted_gemm
  * (cnn_pad_phases), input tap k of output pixel (oh, ow) is then xq[off[k] + oh * wq + ow],
- * and rows (<= PW_MR) consecutive pixels of one output row times the weights
+ * and rows (<= PW_MR or PWW_MR) consecutive pixels of one output row times the weights
  * w[out block][k][16] give their 16-channel output vectors directly. */
 static inline __attribute__((always_inline)) void
 cnn_shifted_tile(int rows, int nb, int kdim, const float *restrict xq, const int *restrict off,
                  const float *restrict w, const float *restrict bias, float *restrict y,
                  size_t bstride, int act)
 {
-    cnn_vb acc[CNN_PW_MR][CNN_PW_NB];
+    cnn_vb acc[CNN_PW_MR > CNN_PWW_MR ? CNN_PW_MR : CNN_PWW_MR][4];
     const size_t wstride = (size_t)kdim * CNN_CB;
     for (int i = 0; i < rows; ++i)
         for (int j = 0; j < nb; ++j)
             acc[i][j] = cnn_bzero();
     for (int k = 0; k < kdim; ++k) {
         const float *restrict xk = xq + off[k];
-        cnn_vb wv[CNN_PW_NB];
+        cnn_vb wv[4];
         for (int j = 0; j < nb; ++j)
             wv[j] = cnn_bload(w + j * wstride + (size_t)k * CNN_CB);
         for (int i = 0; i < rows; ++i) {
@@ -434,52 +434,59 @@ cnn_shifted_tile(int rows, int nb, int kdim, const float *restrict xq, const int
     }
 }
 
-/* Pixels [ow, ow + rows) of output row oh, every output block. */
+/* Pixels [ow, ow + rows) of output row oh, every output block, nb blocks a tile (the last 1
+ * to nb - 1 as one narrower tile). */
 static inline __attribute__((always_inline)) void
-cnn_shifted_pixels(int rows, int kdim, int out_blocks, int out_h, int out_w, int wq,
+cnn_shifted_pixels(int rows, int nb, int kdim, int out_blocks, int out_h, int out_w, int wq,
                    const float *restrict xq, const int *restrict off, const float *restrict w,
                    const float *restrict bias, float *restrict y, int act, int oh, int ow)
 {
     const size_t bstride = (size_t)out_h * out_w * CNN_CB, wstride = (size_t)kdim * CNN_CB;
     const float *restrict xp = xq + (size_t)oh * wq + ow;
     float *restrict yp = y + ((size_t)oh * out_w + ow) * CNN_CB;
-    int ob = 0;
-    for (; ob + CNN_PW_NB <= out_blocks; ob += CNN_PW_NB)
-        cnn_shifted_tile(rows, CNN_PW_NB, kdim, xp, off, w + ob * wstride,
-                         bias ? bias + ob * CNN_CB : NULL, yp + ob * bstride, bstride, act);
-    for (; ob < out_blocks; ++ob)
-        cnn_shifted_tile(rows, 1, kdim, xp, off, w + ob * wstride,
-                         bias ? bias + ob * CNN_CB : NULL, yp + ob * bstride, bstride, act);
+    for (int ob = 0; ob < out_blocks; ob += nb) {
+        const float *restrict wo = w + ob * wstride;
+        const float *restrict bo = bias ? bias + ob * CNN_CB : NULL;
+        float *restrict yo = yp + ob * bstride;
+        switch (out_blocks - ob < nb ? out_blocks - ob : nb) { /* each case a constant width */
+        case 4: cnn_shifted_tile(rows, 4, kdim, xp, off, wo, bo, yo, bstride, act); break;
+        case 3: cnn_shifted_tile(rows, 3, kdim, xp, off, wo, bo, yo, bstride, act); break;
+        case 2: cnn_shifted_tile(rows, 2, kdim, xp, off, wo, bo, yo, bstride, act); break;
+        default: cnn_shifted_tile(rows, 1, kdim, xp, off, wo, bo, yo, bstride, act); break;
+        }
+    }
 }
 
-/* Steps [0, cnn_shifted_steps(out_h, out_w)): PW_MR pixels of a row each (one pixel on rows
- * of fewer); a row's last partial tile is done as the full tile ending at its last pixel, in
- * the same step as the tile before it. */
-static inline int cnn_shifted_row_steps(int out_w)
+/* Steps [0, cnn_shifted_steps(out_h, out_w, mr)): mr pixels of a row each (one pixel on
+ * rows of fewer), in tiles of mr pixels x nb blocks as for the pointwise kernel; a row's last
+ * partial tile is done as the full tile ending at its last pixel, in the same step as the
+ * tile before it. */
+static inline int cnn_shifted_row_steps(int out_w, int mr)
 {
-    return out_w < CNN_PW_MR ? out_w : out_w / CNN_PW_MR;
+    return out_w < mr ? out_w : out_w / mr;
 }
 
-static inline int cnn_shifted_steps(int out_h, int out_w)
+static inline int cnn_shifted_steps(int out_h, int out_w, int mr)
 {
-    return out_h * cnn_shifted_row_steps(out_w);
+    return out_h * cnn_shifted_row_steps(out_w, mr);
 }
 
 static inline __attribute__((always_inline)) void
-cnn_shifted_step(int kdim, int out_blocks, int out_h, int out_w, int wq,
+cnn_shifted_step(int mr, int nb, int kdim, int out_blocks, int out_h, int out_w, int wq,
                  const float *restrict xq, const int *restrict off, const float *restrict w,
                  const float *restrict bias, float *restrict y, int act, int t)
 {
-    const int per_row = cnn_shifted_row_steps(out_w), oh = t / per_row, s = t % per_row;
-    if (out_w < CNN_PW_MR) {
-        cnn_shifted_pixels(1, kdim, out_blocks, out_h, out_w, wq, xq, off, w, bias, y, act, oh, s);
+    const int per_row = cnn_shifted_row_steps(out_w, mr), oh = t / per_row, s = t % per_row;
+    if (out_w < mr) {
+        cnn_shifted_pixels(1, nb, kdim, out_blocks, out_h, out_w, wq, xq, off, w, bias, y, act,
+                           oh, s);
         return;
     }
-    cnn_shifted_pixels(CNN_PW_MR, kdim, out_blocks, out_h, out_w, wq, xq, off, w, bias, y, act,
-                       oh, s * CNN_PW_MR);
-    if (s == per_row - 1 && out_w % CNN_PW_MR)
-        cnn_shifted_pixels(CNN_PW_MR, kdim, out_blocks, out_h, out_w, wq, xq, off, w, bias, y,
-                           act, oh, out_w - CNN_PW_MR);
+    cnn_shifted_pixels(mr, nb, kdim, out_blocks, out_h, out_w, wq, xq, off, w, bias, y, act,
+                       oh, s * mr);
+    if (s == per_row - 1 && out_w % mr)
+        cnn_shifted_pixels(mr, nb, kdim, out_blocks, out_h, out_w, wq, xq, off, w, bias, y,
+                           act, oh, out_w - mr);
 }
 
 /* A convolution with blocks in and out, any kernel size, stride and dilation, as ONNX

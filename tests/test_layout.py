@@ -102,6 +102,7 @@ def pair(**kwargs):
     ((1, 3, 17, 13), dict(channels=32, mid=64), "shifted_nchwc"),
     ((1, 3, 5, 5), dict(channels=16, mid=128, stride=1), "shifted_nchwc"),
     ((1, 3, 1, 1), dict(channels=16, mid=64), "shifted_nchwc"),
+    ((1, 3, 4, 5), dict(channels=64, mid=64, stride=1), "shifted_nchwc"),  # a wide stem
 ])
 def test_blocked_runs_match_the_reference_and_torch(shape, kwargs, stem):
     model, twin = pair(**kwargs)
@@ -115,6 +116,9 @@ def test_blocked_runs_match_the_reference_and_torch(shape, kwargs, stem):
     assert g.node("pool").meta.get("reads") == "blocks"
     wide = "in tiles of CNN_PWW_MR pixels x CNN_PWW_NB blocks" in compiled.c_source
     assert wide == (kwargs.get("mid", 40) % 64 == 0)
+    wide_stem = "tiles of CNN_PWW_MR pixels x CNN_PWW_NB blocks along each output row"
+    assert (wide_stem in compiled.c_source) == (stem == "shifted_nchwc" and
+                                                kwargs.get("channels", 24) % 64 == 0)
 
 
 @pytest.mark.parametrize("shape,kwargs", [
