@@ -53,6 +53,11 @@ static inline cnn_vb cnn_badd(cnn_vb a, cnn_vb b)
     return a + b;
 }
 
+static inline cnn_vb cnn_bsub(cnn_vb a, cnn_vb b)
+{
+    return a - b;
+}
+
 /* acc + a * b */
 static inline cnn_vb cnn_bfma(cnn_vb acc, cnn_vb a, cnn_vb b)
 {
@@ -118,6 +123,13 @@ static inline cnn_vb cnn_badd(cnn_vb a, cnn_vb b)
 {
     for (int l = 0; l < CNN_CB; ++l)
         a.v[l] += b.v[l];
+    return a;
+}
+
+static inline cnn_vb cnn_bsub(cnn_vb a, cnn_vb b)
+{
+    for (int l = 0; l < CNN_CB; ++l)
+        a.v[l] -= b.v[l];
     return a;
 }
 
@@ -761,32 +773,115 @@ cnn_block_row_to_planes(const float *restrict row, int n, int channels, int plan
                          y + (size_t)b * CNN_CB * plane, (size_t)plane);
 }
 
-/* Block b of a blocked input into the zero-padded planes a planes kernel reads (Winograd's
- * input transform): the block's real channels, hq x wq pixels each, input pixel (ih, iw) at
- * (ih + pad_top, iw + pad_left), zero around it. Rows go 16 pixels at a time through the
- * 16 x 16 transpose. */
+/* The 8 x 16 transpose that turns the transformed 16-channel vectors of a Winograd panel's
+ * MR = 8 tiles, t[tile][channel], into the GEMM's panel rows, dst[channel * 8 + tile], for
+ * the block's first `real` channels. With GCC's shuffles: three rounds, each exchanging one
+ * bit of the tile index (the vector) with one bit of the channel (the lane) between pairs of
+ * vectors, the last one also moving the lanes into place; vector j then holds channels 2j
+ * and 2j + 1. */
 static inline __attribute__((always_inline)) void
-cnn_planes_from_blocks(const float *restrict x, int channels, int in_h, int in_w, int pad_top,
-                       int pad_left, int hq, int wq, float *restrict xp, int b)
+cnn_panel_from_vectors(const cnn_vb t[8], int real, float *restrict dst)
 {
-    const int real = cnn_min(CNN_CB, channels - b * CNN_CB);
-    const size_t plane = (size_t)hq * wq;
-    const float *restrict xb = x + (size_t)b * in_h * in_w * CNN_CB;
-    float *restrict pb = xp + (size_t)b * CNN_CB * plane;
-    for (int l = 0; l < real; ++l) { /* the padding around the image */
-        float *restrict pl = pb + l * plane;
-        memset(pl, 0, sizeof(float) * (size_t)pad_top * wq);
-        for (int r = pad_top; r < pad_top + in_h; ++r) {
-            memset(pl + (size_t)r * wq, 0, sizeof(float) * (size_t)pad_left);
-            memset(pl + (size_t)r * wq + pad_left + in_w, 0,
-                   sizeof(float) * (size_t)(wq - pad_left - in_w));
+#if defined(__GNUC__) && !defined(__clang__) && !defined(CNN_NO_VECTOR_EXTENSIONS)
+    cnn_vb r[8];
+    for (int i = 0; i < 8; ++i)
+        r[i] = t[i];
+    for (int round = 0; round < 3; ++round) {
+        /* vector bit a = 2 - round (tile bits 2, 1, 0) <-> lane bit b = 3 - round */
+        const int a = 1 << (2 - round), b = 1 << (3 - round);
+        cnn_vbi lo, hi;
+        for (int l = 0; l < CNN_CB; ++l) {
+            /* the last round's lanes (tile 2, 1, 0, channel bit 0) go to (channel bit 0,
+             * tile 2, 1, 0): lane l of the result takes the element at lane pre[l] */
+            const int at = round == 2 ? ((l & 7) << 1) | (l >> 3) : l;
+            lo[l] = at & b ? CNN_CB + (at ^ b) : at;
+            hi[l] = at & b ? CNN_CB + at : at | b;
         }
-        memset(pl + (size_t)(pad_top + in_h) * wq, 0,
-               sizeof(float) * (size_t)(hq - pad_top - in_h) * wq);
+        for (int i = 0; i < 8; ++i)
+            if (!(i & a)) {
+                const cnn_vb x = r[i], y = r[i + a];
+                r[i] = __builtin_shuffle(x, y, lo);
+                r[i + a] = __builtin_shuffle(x, y, hi);
+            }
     }
-    for (int ih = 0; ih < in_h; ++ih)
-        cnn_pixels_to_planes(xb + (size_t)ih * in_w * CNN_CB, in_w, real,
-                             pb + (size_t)(ih + pad_top) * wq + pad_left, plane);
+    for (int j = 0; j < 8; ++j) {
+        if (2 * j + 1 < real)
+            cnn_bstore(dst + j * CNN_CB, r[j]);
+        else if (2 * j < real)
+            memcpy(dst + j * CNN_CB, &r[j], sizeof(float) * 8);
+    }
+#else
+    float v[8][CNN_CB];
+    for (int i = 0; i < 8; ++i)
+        cnn_bstore(v[i], t[i]);
+    for (int c = 0; c < real; ++c)
+        for (int i = 0; i < 8; ++i)
+            dst[c * 8 + i] = v[i][c];
+#endif
+}
+
+/* One row of B^T d for Winograd's input transform, on 16-channel vectors: F(4x4, 3x3)
+ * (size 6, the rows of cnn_winograd_input) or F(2x2, 3x3) (size 4). */
+static inline __attribute__((always_inline)) void
+cnn_winograd_bt(int size, const cnn_vb *d, int ds, cnn_vb *o, int os)
+{
+    if (size == 6) {
+        const cnn_vb d0 = d[0], d1 = d[ds], d2 = d[2 * ds], d3 = d[3 * ds], d4 = d[4 * ds],
+                     d5 = d[5 * ds];
+        o[0] = cnn_bfmas(cnn_bfmas(d4, 4.0f, d0), -5.0f, d2);
+        o[os] = cnn_bfmas(cnn_badd(d3, d4), -4.0f, cnn_badd(d1, d2));
+        o[2 * os] = cnn_bfmas(cnn_bsub(d4, d3), 4.0f, cnn_bsub(d1, d2));
+        o[3 * os] = cnn_bfmas(cnn_bsub(d4, d2), 2.0f, cnn_bsub(d3, d1));
+        o[4 * os] = cnn_bfmas(cnn_bsub(d4, d2), 2.0f, cnn_bsub(d1, d3));
+        o[5 * os] = cnn_bfmas(cnn_bfmas(d5, 4.0f, d1), -5.0f, d3);
+    } else {
+        const cnn_vb d0 = d[0], d1 = d[ds], d2 = d[2 * ds], d3 = d[3 * ds];
+        o[0] = cnn_bsub(d0, d2);
+        o[os] = cnn_badd(d1, d2);
+        o[2 * os] = cnn_bsub(d2, d1);
+        o[3 * os] = cnn_bsub(d1, d3);
+    }
+}
+
+/* Panel t0 (MR tiles from tile first + t0) of V for a Winograd layer whose input is blocked,
+ * read from the blocks themselves rather than from padded planes: v[xi][tile / MR][c][tile
+ * % MR] as cnn_winograd_input writes it. size: 6 for F(4x4, 3x3), 4 for F(2x2, 3x3), tiles
+ * size - 2 pixels apart. Per input block, each tile's size x size patch of 16-channel
+ * vectors (zero outside the image and past the last tile) is transformed across its 16
+ * channels at once, then the panel's tiles are transposed into the GEMM's rows. */
+static inline __attribute__((always_inline)) void
+cnn_winograd_blocks_input(const float *restrict x, int channels, int in_h, int in_w,
+                          int pad_top, int pad_left, int size, int tiles_w, int first,
+                          int count, int rows, float *restrict v, int t0)
+{
+    const int step = size - 2, positions = size * size;
+    const int n = cnn_min(CNN_MR, count - t0);
+    const size_t xi_stride = (size_t)rows * channels;
+    for (int cb = 0; cb * CNN_CB < channels; ++cb) {
+        const float *restrict xb = x + (size_t)cb * in_h * in_w * CNN_CB;
+        cnn_vb out[36][8];
+        for (int l = 0; l < 8; ++l) {
+            cnn_vb d[6][6], cols[6][6];
+            const int t = first + t0 + l;
+            const int h0 = t / tiles_w * step - pad_top, w0 = t % tiles_w * step - pad_left;
+            const int inside = h0 >= 0 && w0 >= 0 && h0 + size <= in_h && w0 + size <= in_w;
+            for (int r = 0; r < size; ++r)
+                for (int q = 0; q < size; ++q) {
+                    const int ih = h0 + r, iw = w0 + q;
+                    d[r][q] = l < n && (inside || (ih >= 0 && ih < in_h && iw >= 0 && iw < in_w))
+                                  ? cnn_bload(xb + ((size_t)ih * in_w + iw) * CNN_CB)
+                                  : cnn_bzero();
+                }
+            for (int q = 0; q < size; ++q) /* B^T d */
+                cnn_winograd_bt(size, &d[0][q], 6, &cols[0][q], 6);
+            for (int r = 0; r < size; ++r) /* (B^T d) B */
+                cnn_winograd_bt(size, &cols[r][0], 1, &out[r * size][l], 8);
+        }
+        const int real = cnn_min(CNN_CB, channels - cb * CNN_CB);
+        float *restrict dst = v + (size_t)t0 * channels + (size_t)cb * CNN_CB * CNN_MR;
+        for (int xi = 0; xi < positions; ++xi)
+            cnn_panel_from_vectors(out[xi], real, dst + xi * xi_stride);
+    }
 }
 
 /* Block b of a global average pool: y[c] = (sum of channel c's plane pixels) / divisor, for

@@ -146,6 +146,9 @@ def test_pooled_convolutions_on_blocks_match_the_reference_and_torch(shape, kwar
 @pytest.mark.parametrize("shape,channels,winograd", [
     ((1, 3, 32, 32), 64, "winograd_f4x4_3x3"),
     ((1, 3, 17, 15), 80, "winograd_f2x2_3x3"),  # 9 x 8 after the stride: partial tiles
+    ((1, 3, 32, 32), 77, "winograd_f4x4_3x3"),  # 13 channels in the last block
+    ((1, 3, 17, 15), 88, "winograd_f2x2_3x3"),  # 8 channels in the last block
+    ((1, 3, 72, 72), 64, "winograd_f4x4_3x3"),  # 81 tiles: two tile blocks
 ])
 def test_winograd_layers_run_on_blocks_inside_a_run(shape, channels, winograd):
     model, twin = twins(residual, channels=channels)

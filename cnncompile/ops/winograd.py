@@ -64,7 +64,8 @@ def tiles(out_shape, tile):
 
 def layout(node, ins, out_shape, kernel):
     """The kernel's geometry and where its three buffers sit in scratch (floats, 64-byte
-    aligned): the zero-padded input, V (36 x block x C) and M (36 x block x K).
+    aligned): the zero-padded input (none for a layer on blocks), V (36 x block x C) and M
+    (36 x block x K).
 
     Tiles go through in blocks. When the 36 weight matrices are small enough to stay in L2
     across blocks, a block is sized so that its V and M stay in L2 too between the
@@ -88,10 +89,13 @@ def layout(node, ins, out_shape, kernel):
 
     def aligned(n):
         return -(-n // 16) * 16
-    v_offset = aligned(c * hq * wq)
+    # on blocks, the input transform reads the blocks themselves: no padded copy
+    on_blocks = node.meta.get("layout") == "blocks"
+    v_offset = 0 if on_blocks else aligned(c * hq * wq)
     m_offset = v_offset + aligned(n * block * c)
     return dict(tiles_h=th, tiles_w=tw, tiles=t, block=block, kpad=kpad, hq=hq, wq=wq,
                 v_offset=v_offset, m_offset=m_offset, tile=tile, tile_pixels=tile * tile,
+                patch=tile + 2,
                 positions=n, input_fn=variant["input_fn"],
                 output_fn=variant["output_fn"], scratch=m_offset + n * block * kpad)
 
