@@ -19,6 +19,9 @@ def _flattened_from(x):
 
 
 GROUP_UNROLL = 4  # samples whose sums share each load of a weight vector
+# output rows whose sums share each load of x: independent chains of vector sums instead of
+# one (seed_simplecnn's 8192 -> 10 layer: 0.018 -> 0.008 ms; the model 0.79x the time)
+ROW_UNROLL = 4
 
 
 @register
@@ -61,6 +64,7 @@ class Linear(Op):
         return dict(samples=samples, unroll=GROUP_UNROLL, scratch=0)
 
     def lower(self, node, ins, out_shape):
-        return dict(in_features=node.attrs["in_features"],
-                    out_features=node.attrs["out_features"],
+        fout = node.attrs["out_features"]
+        return dict(in_features=node.attrs["in_features"], out_features=fout,
+                    rows=dict(unroll=ROW_UNROLL, blocks=-(-fout // ROW_UNROLL)),
                     parallel=int(parallel_worth_it(node)))
