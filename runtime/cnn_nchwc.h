@@ -529,7 +529,7 @@ cnn_direct_tile(int rows, int nb, int ib_n, int kh_n, int kw_n, int stride_w, in
                 const float *restrict w, const float *restrict bias, const float *restrict res,
                 float *restrict y, size_t out_bstride, int act, int first, int last)
 {
-    cnn_vb acc[CNN_PW_MR][CNN_PW_NB];
+    cnn_vb acc[CNN_PW_MR > CNN_PWW_MR ? CNN_PW_MR : CNN_PWW_MR][4];
     for (int i = 0; i < rows; ++i)
         for (int j = 0; j < nb; ++j)
             acc[i][j] = first ? cnn_bzero() : cnn_bload(y + j * out_bstride + i * CNN_CB);
@@ -541,7 +541,7 @@ cnn_direct_tile(int rows, int nb, int ib_n, int kh_n, int kw_n, int stride_w, in
                 const float *restrict wk =
                     w + (((size_t)ib * kh_n + kh) * kw_n + kw) * CNN_CB * CNN_CB;
                 for (int kk = 0; kk < CNN_CB; ++kk) {
-                    cnn_vb wv[CNN_PW_NB];
+                    cnn_vb wv[4];
                     for (int j = 0; j < nb; ++j)
                         wv[j] = cnn_bload(wk + j * wstride + kk * CNN_CB);
                     for (int i = 0; i < rows; ++i) {
@@ -567,25 +567,26 @@ cnn_direct_tile(int rows, int nb, int ib_n, int kh_n, int kw_n, int stride_w, in
 /* Input blocks a pass: their weights for PW_NB output blocks in 16 KiB, read from L1 by
  * every tile of an output row (ONNX Runtime's NCHWc driver likewise adds one input block at
  * a time into the output). */
-static inline int cnn_direct_chunk(int taps)
+static inline int cnn_direct_chunk(int taps, int nb)
 {
-    const int n = 4096 / (taps * CNN_CB * CNN_CB * CNN_PW_NB);
+    const int n = 4096 / (taps * CNN_CB * CNN_CB * nb);
     return n > 1 ? n : 1;
 }
 
-/* Output row oh of the output blocks of group g (PW_NB blocks from g * PW_NB), each pass
- * over a chunk of input blocks going along the row in tiles of PW_MR pixels (the whole row
- * on rows of fewer). */
+/* Output row oh of the output blocks of group g (nb blocks from g * nb), each pass over a
+ * chunk of input blocks going along the row in tiles of mr pixels (the whole row on rows of
+ * fewer); (mr, nb) is (PW_MR, PW_NB) or the wide (PWW_MR, PWW_NB). A last group of fewer
+ * blocks goes one block at a time. */
 static inline __attribute__((always_inline)) void
-cnn_direct_step(int ib_n, int out_blocks, int kh_n, int kw_n, int stride_h, int stride_w,
-                int dil_h, int dil_w, int hp, int wp, int out_h, int out_w,
+cnn_direct_step(int mr, int nbw, int ib_n, int out_blocks, int kh_n, int kw_n, int stride_h,
+                int stride_w, int dil_h, int dil_w, int hp, int wp, int out_h, int out_w,
                 const float *restrict x, const float *restrict w, const float *restrict bias,
                 const float *restrict res, float *restrict y, int act, int oh, int g)
 {
     /* g < groups; said again so that, inlined, a constant out_blocks bounds ob0 and nb */
-    g = out_blocks > CNN_PW_NB ? g : 0;
-    const int ob0 = g * CNN_PW_NB, nb = cnn_min(CNN_PW_NB, out_blocks - ob0);
-    const int chunk = cnn_direct_chunk(kh_n * kw_n);
+    g = out_blocks > nbw ? g : 0;
+    const int ob0 = g * nbw, nb = cnn_min(nbw, out_blocks - ob0);
+    const int chunk = cnn_direct_chunk(kh_n * kw_n, nbw);
     const size_t in_bstride = (size_t)hp * wp * CNN_CB, out_bstride = (size_t)out_h * out_w * CNN_CB;
     const size_t per_in = (size_t)kh_n * kw_n * CNN_CB * CNN_CB, wstride = ib_n * per_in;
     const size_t o = (size_t)ob0 * out_bstride + (size_t)oh * out_w * CNN_CB;
@@ -594,7 +595,7 @@ cnn_direct_step(int ib_n, int out_blocks, int kh_n, int kw_n, int stride_h, int 
     const float *restrict bg = bias ? bias + ob0 * CNN_CB : NULL;
     const float *restrict rg = res ? res + o : NULL;
     /* whole tiles, then the rem pixels left as one tile of its own (out_w is a constant) */
-    const int tile = out_w < CNN_PW_MR ? out_w : CNN_PW_MR, rem = out_w % tile;
+    const int tile = out_w < mr ? out_w : mr, rem = out_w % tile;
     for (int ib = 0; ib < ib_n; ib += chunk) {
         const int n = cnn_min(chunk, ib_n - ib), first = ib == 0, last = ib + n == ib_n;
         const float *restrict xb = xr + ib * in_bstride;
@@ -603,22 +604,28 @@ cnn_direct_step(int ib_n, int out_blocks, int kh_n, int kw_n, int stride_h, int 
             const int rows = ow + tile <= out_w ? tile : rem;
             const float *restrict xt = xb + (size_t)ow * stride_w * CNN_CB;
             const size_t oc = (size_t)ow * CNN_CB;
-            if (rows == tile && nb == CNN_PW_NB)
-                cnn_direct_tile(tile, CNN_PW_NB, n, kh_n, kw_n, stride_w, dil_h, dil_w, wp,
+            if (rows == tile && nb == nbw)
+                cnn_direct_tile(tile, nbw, n, kh_n, kw_n, stride_w, dil_h, dil_w, wp,
                                 in_bstride, wstride, xt, wb, bg, rg ? rg + oc : NULL,
                                 y + o + oc, out_bstride, act, first, last);
-            else if (rows == tile)
-                cnn_direct_tile(tile, 1, n, kh_n, kw_n, stride_w, dil_h, dil_w, wp, in_bstride,
-                                wstride, xt, wb, bg, rg ? rg + oc : NULL, y + o + oc,
-                                out_bstride, act, first, last);
-            else if (nb == CNN_PW_NB)
-                cnn_direct_tile(rem, CNN_PW_NB, n, kh_n, kw_n, stride_w, dil_h, dil_w, wp,
+            else if (nb == nbw)
+                cnn_direct_tile(rem, nbw, n, kh_n, kw_n, stride_w, dil_h, dil_w, wp,
                                 in_bstride, wstride, xt, wb, bg, rg ? rg + oc : NULL,
                                 y + o + oc, out_bstride, act, first, last);
             else
-                cnn_direct_tile(rem, 1, n, kh_n, kw_n, stride_w, dil_h, dil_w, wp, in_bstride,
-                                wstride, xt, wb, bg, rg ? rg + oc : NULL, y + o + oc,
-                                out_bstride, act, first, last);
+                for (int j = 0; j < nb; ++j) {
+                    const size_t oj = j * out_bstride + oc;
+                    if (rows == tile)
+                        cnn_direct_tile(tile, 1, n, kh_n, kw_n, stride_w, dil_h, dil_w, wp,
+                                        in_bstride, wstride, xt, wb + j * wstride,
+                                        bg ? bg + j * CNN_CB : NULL, rg ? rg + oj : NULL,
+                                        y + o + oj, out_bstride, act, first, last);
+                    else
+                        cnn_direct_tile(rem, 1, n, kh_n, kw_n, stride_w, dil_h, dil_w, wp,
+                                        in_bstride, wstride, xt, wb + j * wstride,
+                                        bg ? bg + j * CNN_CB : NULL, rg ? rg + oj : NULL,
+                                        y + o + oj, out_bstride, act, first, last);
+                }
         }
     }
 }
