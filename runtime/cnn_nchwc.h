@@ -798,6 +798,9 @@ cnn_block_row_to_planes(const float *restrict row, int n, int channels, int plan
  * bit of the tile index (the vector) with one bit of the channel (the lane) between pairs of
  * vectors, the last one also moving the lanes into place; vector j then holds channels 2j
  * and 2j + 1. */
+#if CNN_MR != 8
+#error "cnn_panel_from_vectors and cnn_winograd_blocks_input take panels of 8 tiles"
+#endif
 static inline __attribute__((always_inline)) void
 cnn_panel_from_vectors(const cnn_vb t[8], int real, float *restrict dst)
 {

@@ -29,9 +29,10 @@ DIRECT_MIN_WIDTH = 5
 
 def direct_gains(node):
     """Whether direct_nchwc should replace the layer's planes kernel in a run: one it beats
-    (DIRECT_INSTEAD_OF; im2row_gemm on rows of DIRECT_MIN_WIDTH pixels or more), and input channels that fill their blocks to 4/5 or more (each padding channel costs as
-    much as a real one; a stem on 3 channels would do 16 channels' work: shifted_nchwc
-    computes it from planes instead)."""
+    (DIRECT_INSTEAD_OF; im2row_gemm on rows of DIRECT_MIN_WIDTH pixels or more), and input
+    channels that fill their blocks to 4/5 or more (each padding channel costs as much as a
+    real one; a stem on 3 channels would do 16 channels' work: shifted_nchwc computes it
+    from planes instead)."""
     kernel = node.meta.get("kernel")
     replaces = kernel in DIRECT_INSTEAD_OF or (
         kernel == "im2row_gemm" and node.meta["shape"][3] >= DIRECT_MIN_WIDTH)
@@ -119,9 +120,10 @@ def lower(node, ins):
     a = node.attrs
     act = conv.GEMM_ACTIVATIONS[node.meta.get("activation", {}).get("fn")]
     plane = int(np.prod(node.meta["shape"][2:]))
-    # the wide pointwise tile (CNN_PWW_*: 4 output blocks a tile with AVX-512) when the
-    # output blocks come in fours, so that no group is left narrow: seed_separable 0.96x
-    # the time at one and two threads, MobileNetV2 0.98x (every 1x1 layer wide: 0.99x)
+    # the wide tile (CNN_PWW_*: 6 pixels x 4 output blocks with AVX-512) for the pointwise,
+    # stem and direct kernels when the output blocks come in fours, so that no group is left
+    # narrow: seed_separable 0.96x the time at one and two threads, MobileNetV2 0.98x (every
+    # 1x1 layer wide: 0.99x), ResNet-18's stem 2.10 -> 1.95 ms
     wide = blocks(a["out_channels"]) % 4 == 0
     return dict(in_blocks=blocks(a["in_channels"]), out_blocks=blocks(a["out_channels"]),
                 blocked_act=act, pw_mr="CNN_PWW_MR" if wide else "CNN_PW_MR",
