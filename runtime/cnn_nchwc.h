@@ -205,10 +205,10 @@ cnn_block_epilogue(cnn_vb v, cnn_vb bias, const float *restrict r, float *restri
 #define CNN_PW_MR 2
 #define CNN_PW_NB 1
 #endif
-/* ... and the wide pointwise tile, for layers whose output blocks come in fours: with
- * AVX-512, 6 pixels x 4 blocks, 24 accumulators (MLAS's NCHWc pointwise kernel likewise
- * takes up to 4 filter blocks at once); 128 -> 256 channels on 32x32, one thread: 0.58 ->
- * 0.53 ms. Elsewhere it is the PW_MR x PW_NB tile. */
+/* ... and the wide tile of the pointwise, stem and direct kernels, for layers whose output
+ * blocks come in fours: with AVX-512, 6 pixels x 4 blocks, 24 accumulators (MLAS's NCHWc
+ * pointwise kernel likewise takes up to 4 filter blocks at once); 128 -> 256 channels on
+ * 32x32, one thread: 0.58 -> 0.53 ms. Elsewhere it is the PW_MR x PW_NB tile. */
 #if defined(CNN_PWW_MR)
 #elif defined(__AVX512F__)
 #define CNN_PWW_MR 6
@@ -217,6 +217,8 @@ cnn_block_epilogue(cnn_vb v, cnn_vb bias, const float *restrict r, float *restri
 #define CNN_PWW_MR CNN_PW_MR
 #define CNN_PWW_NB CNN_PW_NB
 #endif
+/* accumulator arrays hold either tile (nb <= 4 in both) */
+#define CNN_TILE_MR_MAX (CNN_PW_MR > CNN_PWW_MR ? CNN_PW_MR : CNN_PWW_MR)
 
 /* dst (16 rows dst_stride apart) = the transpose of src (16 rows src_stride apart). With
  * GCC's vector shuffles the 16 rows are transposed in registers, in four rounds that each
@@ -326,7 +328,7 @@ cnn_pointwise_tile(int rows, int nb, int kb_n, int plane, const float *restrict 
                    const float *restrict w, const float *restrict bias,
                    const float *restrict res, float *restrict y, int act)
 {
-    cnn_vb acc[CNN_PW_MR > CNN_PWW_MR ? CNN_PW_MR : CNN_PWW_MR][4];
+    cnn_vb acc[CNN_TILE_MR_MAX][4];
     const size_t bstride = (size_t)plane * CNN_CB, wstride = (size_t)kb_n * CNN_CB * CNN_CB;
     for (int i = 0; i < rows; ++i)
         for (int j = 0; j < nb; ++j)
@@ -358,7 +360,7 @@ cnn_pointwise_tile(int rows, int nb, int kb_n, int plane, const float *restrict 
 }
 
 /* Output blocks [ob0, ob1) of pixels [p, p + rows), rows mr or 1: nb blocks a tile, the
- * last 1 to nb - 1 blocks as one narrower tile. */
+ * blocks of a last partial group one at a time. */
 static inline __attribute__((always_inline)) void
 cnn_pointwise_pixels(int rows, int nb, int kb_n, int ob0, int ob1, int plane,
                      const float *restrict x, const float *restrict w,
@@ -367,18 +369,17 @@ cnn_pointwise_pixels(int rows, int nb, int kb_n, int ob0, int ob1, int plane,
 {
     const size_t wstride = (size_t)kb_n * CNN_CB * CNN_CB, bstride = (size_t)plane * CNN_CB;
     const float *restrict xp = x + (size_t)p * CNN_CB;
-    for (int ob = ob0; ob < ob1; ob += nb) {
-        const float *restrict wo = w + ob * wstride;
-        const float *restrict bo = bias ? bias + ob * CNN_CB : NULL;
-        const float *restrict ro = res ? res + ob * bstride + (size_t)p * CNN_CB : NULL;
-        float *restrict yo = y + ob * bstride + (size_t)p * CNN_CB;
-        switch (ob1 - ob < nb ? ob1 - ob : nb) { /* each case a constant width */
-        case 4: cnn_pointwise_tile(rows, 4, kb_n, plane, xp, wo, bo, ro, yo, act); break;
-        case 3: cnn_pointwise_tile(rows, 3, kb_n, plane, xp, wo, bo, ro, yo, act); break;
-        case 2: cnn_pointwise_tile(rows, 2, kb_n, plane, xp, wo, bo, ro, yo, act); break;
-        default: cnn_pointwise_tile(rows, 1, kb_n, plane, xp, wo, bo, ro, yo, act); break;
-        }
-    }
+    int ob = ob0;
+    for (; ob + nb <= ob1; ob += nb)
+        cnn_pointwise_tile(rows, nb, kb_n, plane, xp, w + ob * wstride,
+                           bias ? bias + ob * CNN_CB : NULL,
+                           res ? res + ob * bstride + (size_t)p * CNN_CB : NULL,
+                           y + ob * bstride + (size_t)p * CNN_CB, act);
+    for (; ob < ob1; ++ob)
+        cnn_pointwise_tile(rows, 1, kb_n, plane, xp, w + ob * wstride,
+                           bias ? bias + ob * CNN_CB : NULL,
+                           res ? res + ob * bstride + (size_t)p * CNN_CB : NULL,
+                           y + ob * bstride + (size_t)p * CNN_CB, act);
 }
 
 /* A 1x1 convolution, stride 1, blocks in and out: kb_n input blocks, weights
@@ -435,7 +436,7 @@ cnn_shifted_tile(int rows, int nb, int kdim, const float *restrict xq, const int
                  const float *restrict w, const float *restrict bias, float *restrict y,
                  size_t bstride, int act)
 {
-    cnn_vb acc[CNN_PW_MR > CNN_PWW_MR ? CNN_PW_MR : CNN_PWW_MR][4];
+    cnn_vb acc[CNN_TILE_MR_MAX][4];
     const size_t wstride = (size_t)kdim * CNN_CB;
     for (int i = 0; i < rows; ++i)
         for (int j = 0; j < nb; ++j)
@@ -458,8 +459,8 @@ cnn_shifted_tile(int rows, int nb, int kdim, const float *restrict xq, const int
     }
 }
 
-/* Pixels [ow, ow + rows) of output row oh, every output block, nb blocks a tile (the last 1
- * to nb - 1 as one narrower tile). */
+/* Pixels [ow, ow + rows) of output row oh, every output block, nb blocks a tile (the blocks
+ * of a last partial group one at a time). */
 static inline __attribute__((always_inline)) void
 cnn_shifted_pixels(int rows, int nb, int kdim, int out_blocks, int out_h, int out_w, int wq,
                    const float *restrict xq, const int *restrict off, const float *restrict w,
@@ -468,17 +469,13 @@ cnn_shifted_pixels(int rows, int nb, int kdim, int out_blocks, int out_h, int ou
     const size_t bstride = (size_t)out_h * out_w * CNN_CB, wstride = (size_t)kdim * CNN_CB;
     const float *restrict xp = xq + (size_t)oh * wq + ow;
     float *restrict yp = y + ((size_t)oh * out_w + ow) * CNN_CB;
-    for (int ob = 0; ob < out_blocks; ob += nb) {
-        const float *restrict wo = w + ob * wstride;
-        const float *restrict bo = bias ? bias + ob * CNN_CB : NULL;
-        float *restrict yo = yp + ob * bstride;
-        switch (out_blocks - ob < nb ? out_blocks - ob : nb) { /* each case a constant width */
-        case 4: cnn_shifted_tile(rows, 4, kdim, xp, off, wo, bo, yo, bstride, act); break;
-        case 3: cnn_shifted_tile(rows, 3, kdim, xp, off, wo, bo, yo, bstride, act); break;
-        case 2: cnn_shifted_tile(rows, 2, kdim, xp, off, wo, bo, yo, bstride, act); break;
-        default: cnn_shifted_tile(rows, 1, kdim, xp, off, wo, bo, yo, bstride, act); break;
-        }
-    }
+    int ob = 0;
+    for (; ob + nb <= out_blocks; ob += nb)
+        cnn_shifted_tile(rows, nb, kdim, xp, off, w + ob * wstride,
+                         bias ? bias + ob * CNN_CB : NULL, yp + ob * bstride, bstride, act);
+    for (; ob < out_blocks; ++ob)
+        cnn_shifted_tile(rows, 1, kdim, xp, off, w + ob * wstride,
+                         bias ? bias + ob * CNN_CB : NULL, yp + ob * bstride, bstride, act);
 }
 
 /* Steps [0, cnn_shifted_steps(out_h, out_w, mr)): mr pixels of a row each (one pixel on
@@ -529,7 +526,7 @@ cnn_direct_tile(int rows, int nb, int ib_n, int kh_n, int kw_n, int stride_w, in
                 const float *restrict w, const float *restrict bias, const float *restrict res,
                 float *restrict y, size_t out_bstride, int act, int first, int last)
 {
-    cnn_vb acc[CNN_PW_MR > CNN_PWW_MR ? CNN_PW_MR : CNN_PWW_MR][4];
+    cnn_vb acc[CNN_TILE_MR_MAX][4];
     for (int i = 0; i < rows; ++i)
         for (int j = 0; j < nb; ++j)
             acc[i][j] = first ? cnn_bzero() : cnn_bload(y + j * out_bstride + i * CNN_CB);
@@ -564,7 +561,7 @@ cnn_direct_tile(int rows, int nb, int ib_n, int kh_n, int kw_n, int stride_w, in
     }
 }
 
-/* Input blocks a pass: their weights for PW_NB output blocks in 16 KiB, read from L1 by
+/* Input blocks a pass: their weights for nb output blocks in 16 KiB, read from L1 by
  * every tile of an output row (ONNX Runtime's NCHWc driver likewise adds one input block at
  * a time into the output). */
 static inline int cnn_direct_chunk(int taps, int nb)
