@@ -136,6 +136,11 @@ CASES = {
                                               stride=(2, 1)))], (1, 2, 5, 4)),
         ([("ConvTranspose2d", (2, 2, 1), {}), ("Sigmoid", (), {})], (1, 2, 1, 1)),
         ([("ConvTranspose2d", (3, 2, 4), dict(stride=3, padding=3))], (1, 3, 3, 3)),
+        # kernel == stride (gemm_interleave): groups, an activation, a 1-pixel input
+        ([("ConvTranspose2d", (4, 6, (2, 3)), dict(stride=(2, 3), groups=2)), ("ReLU", (), {})],
+         (1, 4, 3, 5)),
+        ([("ConvTranspose2d", (5, 3, 3), dict(stride=3, bias=False)), ("Sigmoid", (), {})],
+         (1, 5, 1, 1)),
     ],
     "unfold": [
         ([("Unfold", (3,), {})], (1, 2, 5, 5)),
