@@ -262,6 +262,40 @@ def test_a_lone_depthwise_layer_and_overrides_stay_on_planes():
     assert g.input_names("dw") == ["conv.to_planes"]
 
 
+def strided(nn, F, stem_in=1, stem=16, out=32):
+    """stem (stride 2) -> 3x3 stride-2 conv -> 2x2 stride-2 transposed conv (sigmoid): the
+    autoencoder's shape of encoder and decoder."""
+    class Strided(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Conv2d(stem_in, stem, 3, stride=2, padding=1)
+            self.conv = nn.Conv2d(stem, out, 3, stride=2, padding=1)
+            self.up = nn.ConvTranspose2d(out, 3, 2, stride=2)
+
+        def forward(self, x):
+            return F.sigmoid(self.up(F.relu(self.conv(F.relu(self.stem(x))))))
+    return Strided()
+
+
+def test_a_lone_direct_layer_runs_on_blocks_when_its_stem_writes_them():
+    """One gaining layer makes a run when every input comes from a convolution that writes
+    blocks for it: no reorder in, one out. 16 -> 32 channels on 13x15 -> 7x8 -> 4x4."""
+    model, twin = twins(strided)
+    compiled = check_against_reference(model, (1, 1, 13, 15), batches=(1, 2),
+                                       torch_model=twin)
+    g = compiled.graph
+    assert [(n.name, n.meta.get("kernel")) for n in g.nodes()] == [
+        ("input", None), ("stem", "shifted_nchwc"), ("conv", "direct_nchwc"),
+        ("conv.to_planes", None), ("up", "gemm_interleave")]
+    assert_memory_plan_safe(g)
+    # a first layer too large to write blocks (36 input channels x 9 taps), and too sparse
+    # on blocks to run on them (36 of 48 channels), keeps the lone layer on planes
+    g = build_graph(twins(strided, stem_in=36)[0], (1, 36, 13, 15))
+    assert g.node("stem").meta["kernel"] != "shifted_nchwc"
+    assert g.node("conv").meta["kernel"] == "shifted_gemm"
+    assert not any(n.op == "reorder" for n in g.nodes())
+
+
 def test_blocked_kernels_refuse_what_they_cannot_compute():
     model, _ = pair()
     with pytest.raises(ValueError, match="kernel 'pointwise_nchwc' cannot compute"):
