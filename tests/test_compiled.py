@@ -61,6 +61,8 @@ def test_any_float_layout_is_converted(simplecnn):
         "negative strides": base[::-1].copy()[::-1],
         "strided": np.repeat(base, 2, axis=0)[::2],
         "list": base.tolist(),
+        "big-endian": base.astype(">f4"),
+        "ndarray subclass": base.view(type("Sub", (np.ndarray,), {})),
     }
     readonly = base.copy()
     readonly.flags.writeable = False
