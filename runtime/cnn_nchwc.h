@@ -570,15 +570,16 @@ static inline int cnn_direct_chunk(int taps, int nb)
     return n > 1 ? n : 1;
 }
 
-/* Output row oh of the output blocks of group g (nb blocks from g * nb), each pass over a
- * chunk of input blocks going along the row in tiles of mr pixels (the whole row on rows of
- * fewer); (mr, nb) is (PW_MR, PW_NB) or the wide (PWW_MR, PWW_NB). A last group of fewer
- * blocks goes one block at a time. */
+/* Output rows [oh0, oh0 + oh_n) of the output blocks of group g (nb blocks from g * nb),
+ * each pass over a chunk of input blocks going along each row in tiles of mr pixels (the
+ * whole row on rows of fewer); (mr, nb) is (PW_MR, PW_NB) or the wide (PWW_MR, PWW_NB). A
+ * chunk's weights are read from L1 by every tile of the rows, the partial sums stored in y
+ * between chunks. A last group of fewer blocks goes one block at a time. */
 static inline __attribute__((always_inline)) void
 cnn_direct_step(int mr, int nbw, int ib_n, int out_blocks, int kh_n, int kw_n, int stride_h,
                 int stride_w, int dil_h, int dil_w, int hp, int wp, int out_h, int out_w,
                 const float *restrict x, const float *restrict w, const float *restrict bias,
-                const float *restrict res, float *restrict y, int act, int oh, int g)
+                const float *restrict res, float *restrict y, int act, int oh0, int oh_n, int g)
 {
     /* g < groups; said again so that, inlined, a constant out_blocks bounds ob0 and nb */
     g = out_blocks > nbw ? g : 0;
@@ -586,43 +587,44 @@ cnn_direct_step(int mr, int nbw, int ib_n, int out_blocks, int kh_n, int kw_n, i
     const int chunk = cnn_direct_chunk(kh_n * kw_n, nbw);
     const size_t in_bstride = (size_t)hp * wp * CNN_CB, out_bstride = (size_t)out_h * out_w * CNN_CB;
     const size_t per_in = (size_t)kh_n * kw_n * CNN_CB * CNN_CB, wstride = ib_n * per_in;
-    const size_t o = (size_t)ob0 * out_bstride + (size_t)oh * out_w * CNN_CB;
-    const float *restrict xr = x + (size_t)oh * stride_h * wp * CNN_CB;
     const float *restrict wg = w + ob0 * wstride;
     const float *restrict bg = bias ? bias + ob0 * CNN_CB : NULL;
-    const float *restrict rg = res ? res + o : NULL;
     /* whole tiles, then the rem pixels left as one tile of its own (out_w is a constant) */
     const int tile = out_w < mr ? out_w : mr, rem = out_w % tile;
     for (int ib = 0; ib < ib_n; ib += chunk) {
         const int n = cnn_min(chunk, ib_n - ib), first = ib == 0, last = ib + n == ib_n;
-        const float *restrict xb = xr + ib * in_bstride;
         const float *restrict wb = wg + ib * per_in;
-        for (int ow = 0; ow < out_w; ow += tile) {
-            const int rows = ow + tile <= out_w ? tile : rem;
-            const float *restrict xt = xb + (size_t)ow * stride_w * CNN_CB;
-            const size_t oc = (size_t)ow * CNN_CB;
-            if (rows == tile && nb == nbw)
-                cnn_direct_tile(tile, nbw, n, kh_n, kw_n, stride_w, dil_h, dil_w, wp,
-                                in_bstride, wstride, xt, wb, bg, rg ? rg + oc : NULL,
-                                y + o + oc, out_bstride, act, first, last);
-            else if (nb == nbw)
-                cnn_direct_tile(rem, nbw, n, kh_n, kw_n, stride_w, dil_h, dil_w, wp,
-                                in_bstride, wstride, xt, wb, bg, rg ? rg + oc : NULL,
-                                y + o + oc, out_bstride, act, first, last);
-            else
-                for (int j = 0; j < nb; ++j) {
-                    const size_t oj = j * out_bstride + oc;
-                    if (rows == tile)
-                        cnn_direct_tile(tile, 1, n, kh_n, kw_n, stride_w, dil_h, dil_w, wp,
-                                        in_bstride, wstride, xt, wb + j * wstride,
-                                        bg ? bg + j * CNN_CB : NULL, rg ? rg + oj : NULL,
-                                        y + o + oj, out_bstride, act, first, last);
-                    else
-                        cnn_direct_tile(rem, 1, n, kh_n, kw_n, stride_w, dil_h, dil_w, wp,
-                                        in_bstride, wstride, xt, wb + j * wstride,
-                                        bg ? bg + j * CNN_CB : NULL, rg ? rg + oj : NULL,
-                                        y + o + oj, out_bstride, act, first, last);
-                }
+        for (int oh = oh0; oh < oh0 + oh_n; ++oh) {
+            const size_t o = (size_t)ob0 * out_bstride + (size_t)oh * out_w * CNN_CB;
+            const float *restrict xb = x + (size_t)oh * stride_h * wp * CNN_CB + ib * in_bstride;
+            const float *restrict rg = res ? res + o : NULL;
+            for (int ow = 0; ow < out_w; ow += tile) {
+                const int rows = ow + tile <= out_w ? tile : rem;
+                const float *restrict xt = xb + (size_t)ow * stride_w * CNN_CB;
+                const size_t oc = (size_t)ow * CNN_CB;
+                if (rows == tile && nb == nbw)
+                    cnn_direct_tile(tile, nbw, n, kh_n, kw_n, stride_w, dil_h, dil_w, wp,
+                                    in_bstride, wstride, xt, wb, bg, rg ? rg + oc : NULL,
+                                    y + o + oc, out_bstride, act, first, last);
+                else if (nb == nbw)
+                    cnn_direct_tile(rem, nbw, n, kh_n, kw_n, stride_w, dil_h, dil_w, wp,
+                                    in_bstride, wstride, xt, wb, bg, rg ? rg + oc : NULL,
+                                    y + o + oc, out_bstride, act, first, last);
+                else
+                    for (int j = 0; j < nb; ++j) {
+                        const size_t oj = j * out_bstride + oc;
+                        if (rows == tile)
+                            cnn_direct_tile(tile, 1, n, kh_n, kw_n, stride_w, dil_h, dil_w, wp,
+                                            in_bstride, wstride, xt, wb + j * wstride,
+                                            bg ? bg + j * CNN_CB : NULL, rg ? rg + oj : NULL,
+                                            y + o + oj, out_bstride, act, first, last);
+                        else
+                            cnn_direct_tile(rem, 1, n, kh_n, kw_n, stride_w, dil_h, dil_w, wp,
+                                            in_bstride, wstride, xt, wb + j * wstride,
+                                            bg ? bg + j * CNN_CB : NULL, rg ? rg + oj : NULL,
+                                            y + o + oj, out_bstride, act, first, last);
+                    }
+            }
         }
     }
 }

@@ -165,7 +165,8 @@ def test_winograd_layers_run_on_blocks_inside_a_run(shape, channels, winograd):
 
 
 @pytest.mark.parametrize("shape,down", [
-    ((1, 3, 12, 12), "direct_nchwc"),  # 6x6 out: rows of 5 or more pixels
+    ((1, 3, 12, 12), "direct_nchwc"),  # 6x6 out: rows of 5 or more pixels, 3 bands of 2
+    ((1, 3, 14, 14), "direct_nchwc"),  # 7x7 out: bands of 2 rows, the last of 1
     ((1, 3, 8, 8), "im2row_gemm"),     # 4x4 out: the GEMM's 16-row tiles do better
 ])
 def test_direct_replaces_im2row_on_rows_of_five_pixels_or_more(shape, down):
@@ -178,6 +179,7 @@ def test_direct_replaces_im2row_on_rows_of_five_pixels_or_more(shape, down):
     assert (g.node("down").meta.get("layout") == "blocks") == (down == "direct_nchwc")
     if down == "direct_nchwc":
         assert "output blocks outermost, the weights outweighing the input" in compiled.c_source
+        assert "a band of 2 rows of one group of output blocks" in compiled.c_source
     assert_memory_plan_safe(g, reused=False)
 
 

@@ -25,6 +25,10 @@ DIRECT_INSTEAD_OF = ("shifted_gemm", "gemm_1x1")  # gemm_1x1 here: strided, poin
 # against 1.03, 5x5 0.68 against 0.82; out 4x4 0.52 against 0.45 (and VGG-11's 512 -> 512 on
 # 4x4 1.09 against 0.91), the GEMM's 16-row tiles then doing better than 4-pixel ones
 DIRECT_MIN_WIDTH = 5
+# direct_nchwc with output blocks outermost: steps of a group of output blocks by a band of
+# output rows, at least this many steps for the threads to share (the fewest groups being
+# a quarter of the output blocks: 4 blocks a group with AVX-512, fewer elsewhere)
+DIRECT_MIN_STEPS = 8
 
 
 def direct_gains(node):
@@ -149,5 +153,10 @@ def padded_input(node, ins):
     # weights then stay in L2 for every output row instead of all of them streaming from L3
     # once per row (ResNet-18's 256 -> 512 stride-2 layer: 4.7 MB of weights, 7 rows)
     by_output = kh * kw * BLOCK * blocks(a["out_channels"]) > hp * wp
-    return dict(padded=padded, hp=hp, wp=wp, by_output=by_output,
+    # ... and then in bands of rows: each chunk of input blocks is added into every row of
+    # the band while its weights are in L1 (ResNet-18's 256 -> 512 stride-2 layer on 7x7,
+    # one thread: 1.45 -> 1.37 ms with the 7 rows in one band; the whole model 0.98-0.99x
+    # the time at one and two threads)
+    bands = min(out_h, -(-DIRECT_MIN_STEPS // -(-blocks(a["out_channels"]) // 4)))
+    return dict(padded=padded, hp=hp, wp=wp, by_output=by_output, band=-(-out_h // bands),
                 floats=blocks(a["in_channels"]) * BLOCK * hp * wp if padded else 0)
