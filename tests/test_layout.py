@@ -298,6 +298,25 @@ def test_a_lone_direct_layer_runs_on_blocks_when_its_stem_writes_them():
     assert not any(n.op == "reorder" for n in g.nodes())
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_large_global_pools_on_blocks_sum_their_pixels_in_parts(threads):
+    """64 channels on 33x33 (69,696 floats): the pool reading the blocks sums 8 parts of its
+    1,089 pixels (136 or 137 each) on the threads, then adds the parts; the same numbers on
+    one thread or two."""
+    model, twin = pair(channels=16, mid=64)
+    compiled = check_against_reference(model, (1, 3, 66, 66), batches=(1, 2), torch_model=twin,
+                                       num_threads=threads)
+    g = compiled.graph
+    assert g.node("pool").meta["reads"] == "blocks"
+    assert "the pixels in 8 parts" in compiled.c_source
+    assert_memory_plan_safe(g)
+    x = random_input((2, 3, 66, 66))
+    compiled.num_threads = 3 - threads
+    other = compiled(x)
+    compiled.num_threads = threads
+    np.testing.assert_array_equal(compiled(x), other)
+
+
 def test_blocked_kernels_refuse_what_they_cannot_compute():
     model, _ = pair()
     with pytest.raises(ValueError, match="kernel 'pointwise_nchwc' cannot compute"):

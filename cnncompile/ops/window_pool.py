@@ -36,6 +36,10 @@ def adaptive_tables(size, out):
     return starts, ends, [e - b for b, e in zip(starts, ends)]
 
 
+POOL_PARTS = 8  # pixel parts of a large global pool on blocks (WindowPool.parts) ...
+POOL_PARTS_MIN_FLOATS = 1 << 16  # ... from inputs of this many floats (256 KiB)
+
+
 class WindowPool(Op):
     template = "window_pool.c.j2"
     blocked_template = "global_pool_blocks.c.j2"
@@ -86,13 +90,27 @@ class WindowPool(Op):
         return (self.mode == "avg" and "activation" not in node.meta
                 and (list(hs), list(he), list(ws), list(we)) == ([0], [h], [0], [w]))
 
+    def parts(self, node, ins):
+        """Global pooling on blocks: the parts of the pixels its threads share. Large inputs
+        are summed in POOL_PARTS parts, as the layer before them, parallel over its pixel
+        tiles, left them in each core's cache: seed_separable's 256 channels on 32x32 at two
+        threads took 0.043 ms read by one thread, 0.035 at one thread."""
+        if node.meta.get("reads") != "blocks" or blocked.floats(ins[0].shape) < POOL_PARTS_MIN_FLOATS:
+            return 1
+        return POOL_PARTS
+
+    def scratch_floats(self, node, ins, out_shape):
+        parts = self.parts(node, ins)
+        return parts * blocked.blocks(ins[0].shape[1]) * blocked.BLOCK if parts > 1 else 0
+
     def lower(self, node, ins, out_shape):
         _, c, h, w = ins[0].shape
         (hs, he, hc), (ws, we, wc) = self.tables(node, ins[0].shape)
         div = self.divisor(node)
         if node.meta.get("reads") == "blocks":
             return dict(channels=c, plane=h * w, blocks=blocked.blocks(c),
-                        divisor=f"{float(div or h * w)!r}f")
+                        divisor=f"{float(div or h * w)!r}f", parts=self.parts(node, ins),
+                        part_floats=blocked.blocks(c) * blocked.BLOCK)
         return dict(channels=c, in_w=w, in_plane=h * w, out_h=len(hs), out_w=len(ws),
                     out_plane=len(hs) * len(ws), h_start=hs, h_end=he, w_start=ws, w_end=we,
                     h_count=[f"{n}.0f" for n in hc], w_count=[f"{n}.0f" for n in wc],
