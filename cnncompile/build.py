@@ -6,7 +6,8 @@ extension module. The compiler is run directly (no setuptools): it is faster, an
 are exactly ours.
 
 Builds are cached under a key of (generated source, weights, runtime headers, flags, compiler
-version, Python ABI), hashed with BLAKE2b. An entry is built in a temporary folder next to the cache and renamed into place,
+version, Python ABI), hashed with BLAKE2b. After each new build, the least recently used
+entries go until the cache holds at most $CNNCOMPILE_CACHE_SIZE (default 10 GiB). An entry is built in a temporary folder next to the cache and renamed into place,
 which is atomic: concurrent builds of the same model all succeed, one entry remains, and an
 interrupted build never leaves a half-written entry behind.
 """
@@ -55,6 +56,61 @@ def cache_root(cache_dir=None):
         return Path(os.environ["CNNCOMPILE_CACHE_DIR"])
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "cnncompile"
+
+
+CACHE_SIZE_DEFAULT = 10 << 30  # bytes; ResNet-18's entry takes about 190 MB
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def cache_limit():
+    """The most bytes the build cache may hold: $CNNCOMPILE_CACHE_SIZE (bytes, or with a K, M,
+    G or T suffix; 0 for no limit), else CACHE_SIZE_DEFAULT."""
+    text = os.environ.get("CNNCOMPILE_CACHE_SIZE", "").strip()
+    if not text:
+        return CACHE_SIZE_DEFAULT
+    number, unit = text.rstrip("KMGTkmgtBb"), text[len(text.rstrip("KMGTkmgtBb")):]
+    unit = unit.upper().rstrip("B")
+    try:
+        value = float(number)
+    except ValueError:
+        value = -1
+    if value < 0 or unit not in _UNITS:
+        raise BuildError(f"CNNCOMPILE_CACHE_SIZE={text!r} is not a size: give bytes, or a "
+                         f"number with K, M, G or T (e.g. 10G), or 0 for no limit")
+    return int(value * _UNITS[unit])
+
+
+def _entry_bytes(path):
+    total = 0
+    for root, _, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(root, name)).st_size
+    return total
+
+
+def prune_cache(root, limit, keep=()):
+    """Remove the least recently used entries (by modification time: a cache hit touches its
+    entry) until the cache holds at most ``limit`` bytes, never an entry in ``keep`` (the one
+    just built, and those whose modules this process has loaded). limit 0: no limit."""
+    if not limit:
+        return
+    keep = {Path(k).resolve() for k in keep}
+    entries = []
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(root):
+            if entry.is_dir(follow_symlinks=False) and not entry.name.startswith("."):
+                with contextlib.suppress(OSError):
+                    entries.append((entry.stat().st_mtime, entry.path,
+                                    _entry_bytes(entry.path)))
+    total = sum(size for _, _, size in entries)
+    for _, path, size in sorted(entries):
+        if total <= limit:
+            break
+        if Path(path).resolve() in keep:
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        total -= size
 
 
 def compiler():
@@ -112,7 +168,10 @@ def build(source, cache_dir=None, flags=None, werror=False, log=None):
     module_name = f"_cnn_{key[:16]}"
     module_file = module_name + _ext_suffix()
     if (final / module_file).exists():
+        with contextlib.suppress(OSError):  # recently used: the last to be pruned
+            os.utime(final)
         return Artifact(final, final / LIBRARY_NAME, final / module_file, module_name, True)
+    limit = cache_limit()
     try:
         root.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=root))
@@ -136,6 +195,9 @@ def build(source, cache_dir=None, flags=None, werror=False, log=None):
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+    with _lock:
+        loaded = [Path(path).parent for path in _loaded]
+    prune_cache(root, limit, keep=[final, *loaded])
     return Artifact(final, final / LIBRARY_NAME, final / module_file, module_name, False)
 
 

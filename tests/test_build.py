@@ -94,3 +94,42 @@ def test_full_disk_during_the_build_is_a_clear_error_and_leaves_no_entry(tmp_pat
     assert not compiled.build_info["cached"]
     x = np.ones((2, 1, 5, 5), np.float32)
     np.testing.assert_allclose(compiled(x), reference.run(compiled.graph, x), rtol=1e-5, atol=1e-6)
+
+
+def test_the_cache_keeps_its_size_limit_dropping_the_least_recently_used(tmp_path):
+    """Each compile in a process of its own, as over days of use: once the entries outgrow
+    CNNCOMPILE_CACHE_SIZE, a new build removes the least recently used; a cache hit counts
+    as a use."""
+    script = textwrap.dedent(f"""
+        import sys
+        import cnncompile, cnncompile.nn as nn
+        cnncompile.manual_seed(int(sys.argv[1]))
+        model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU()).eval()
+        print(cnncompile.compile(model, (1, 1, 5, 5), cache_dir={str(tmp_path)!r}).path.parent)
+    """)
+
+    def compile_seed(seed, limit=0):
+        env = dict(os.environ, PYTHONPATH=str(ROOT), CNNCOMPILE_CACHE_SIZE=str(limit))
+        out = subprocess.run([sys.executable, "-c", script, str(seed)], env=env, text=True,
+                             capture_output=True, timeout=300)
+        assert out.returncode == 0, out.stderr
+        return os.path.basename(out.stdout.strip())
+
+    def entries():
+        return {p.name for p in tmp_path.iterdir()}
+
+    a, b = compile_seed(1), compile_seed(2)
+    sizes = [sum(f.stat().st_size for f in (tmp_path / e).iterdir()) for e in (a, b)]
+    limit = sum(sizes) + min(sizes) // 2  # two entries fit, three do not
+    c = compile_seed(3, limit)
+    assert entries() == {b, c}  # a, the oldest, went
+    assert compile_seed(2, limit) == b  # a hit: b is now the most recently used
+    d = compile_seed(4, limit)
+    assert entries() == {b, d}
+    assert compile_seed(5, 0) and len(entries()) == 3  # 0: no limit
+
+
+def test_a_cache_size_that_is_not_a_size_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("CNNCOMPILE_CACHE_SIZE", "ten gigabytes")
+    with pytest.raises(BuildError, match="CNNCOMPILE_CACHE_SIZE='ten gigabytes' is not a size.*10G"):
+        cnncompile.compile(small_model(), (1, 1, 5, 5), cache_dir=tmp_path)
