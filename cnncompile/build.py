@@ -6,10 +6,11 @@ extension module. The compiler is run directly (no setuptools): it is faster, an
 are exactly ours.
 
 Builds are cached under a key of (generated source, weights, runtime headers, flags, compiler
-version, Python ABI), hashed with BLAKE2b. After each new build, the least recently used
-entries go until the cache holds at most $CNNCOMPILE_CACHE_SIZE (default 10 GiB). An entry is built in a temporary folder next to the cache and renamed into place,
-which is atomic: concurrent builds of the same model all succeed, one entry remains, and an
-interrupted build never leaves a half-written entry behind.
+version, Python ABI), hashed with BLAKE2b. An entry is built in a temporary folder next to the
+cache and renamed into place, which is atomic: concurrent builds of the same model all
+succeed, one entry remains, and an interrupted build never leaves a half-written entry
+behind. After each new build, the least recently used entries go until the cache holds at
+most $CNNCOMPILE_CACHE_SIZE (default 10 GiB).
 """
 import contextlib
 import errno

@@ -131,5 +131,6 @@ def test_the_cache_keeps_its_size_limit_dropping_the_least_recently_used(tmp_pat
 
 def test_a_cache_size_that_is_not_a_size_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("CNNCOMPILE_CACHE_SIZE", "ten gigabytes")
-    with pytest.raises(BuildError, match="CNNCOMPILE_CACHE_SIZE='ten gigabytes' is not a size.*10G"):
+    with pytest.raises(BuildError,
+                       match="CNNCOMPILE_CACHE_SIZE='ten gigabytes' is not a size.*10G"):
         cnncompile.compile(small_model(), (1, 1, 5, 5), cache_dir=tmp_path)

@@ -340,7 +340,8 @@ def test_blocked_buffers_hold_whole_blocks():
 def test_blocked_kernels_in_portable_c(flags, tmp_path):
     for (model, twin), shape in ((pair(channels=20, mid=36), (1, 3, 11, 10)),
                                  (twins(pooled, out=33, pool=(3, 2, 1, 1, True)), (1, 3, 9, 13)),
-                                 (twins(residual, channels=80), (1, 3, 17, 15))):
+                                 (twins(residual, channels=80), (1, 3, 17, 15)),
+                                 (pair(channels=16, mid=64), (1, 3, 66, 66))):  # pool parts
         compiled = cnncompile.compile(model, shape, flags=flags, werror=True,
                                       cache_dir=tmp_path)
         x = random_input((2,) + shape[1:], seed=5)

@@ -137,5 +137,5 @@ class ConvTranspose2d(Op):
                     parallel=int(parallel_worth_it(node)), out_vol=k * oh * ow,
                     groups=g, c_per_group=c // g, k_per_group=k // g, in_h=h, in_w=w,
                     in_plane=h * w, out_h=oh, out_w=ow, out_plane=oh * ow, kh=kh, kw=kw,
-                    kernel_area=kh * kw, tap_plane=kh * kw * h * w, stride_h=sh, stride_w=sw, dil_h=dh, dil_w=dw,
-                    pad_top=ph, pad_left=pw)
+                    kernel_area=kh * kw, tap_plane=kh * kw * h * w, stride_h=sh, stride_w=sw,
+                    dil_h=dh, dil_w=dw, pad_top=ph, pad_left=pw)
