@@ -69,8 +69,8 @@ def cache_limit():
     text = os.environ.get("CNNCOMPILE_CACHE_SIZE", "").strip()
     if not text:
         return CACHE_SIZE_DEFAULT
-    number, unit = text.rstrip("KMGTkmgtBb"), text[len(text.rstrip("KMGTkmgtBb")):]
-    unit = unit.upper().rstrip("B")
+    number = text.rstrip("KMGTkmgtBb")
+    unit = text[len(number):].upper().rstrip("B")
     try:
         value = float(number)
     except ValueError:

@@ -68,10 +68,8 @@ class CompiledModel:
         return "(N, " + ", ".join(map(str, self.input_shape)) + ")"
 
     def _prepare(self, x):
-        if (type(x) is np.ndarray and x.dtype == np.float32 and x.flags.c_contiguous
-                and x.shape[1:] == self.input_shape and x.ndim == len(self.input_shape) + 1
-                and x.shape[0] <= INT_MAX):
-            return x, False  # the common case, checked without conversions
+        """Any input into a contiguous float32 batch (no copy when it already is one; calls
+        check that common case first, inline), and whether it came without a batch axis."""
         if hasattr(x, "detach") and hasattr(x, "cpu") and not isinstance(x, np.ndarray):
             x = x.detach().cpu().numpy()
         x = np.asarray(x)

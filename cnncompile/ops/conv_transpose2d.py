@@ -15,6 +15,9 @@ def transposed_size(size, k, s, p, d, op):
     return (size - 1) * s - 2 * p + d * (k - 1) + op + 1
 
 
+GEMM_KERNELS = ("gemm_col2im", "gemm_interleave")  # packed weights, a columns scratch
+
+
 def tiles_output(node):
     """Whether the kernel's taps tile the output without overlap or gaps: kernel == stride,
     no padding, no dilation, no output_padding. Input pixel (i, j) then owns the output block
@@ -50,7 +53,7 @@ class ConvTranspose2d(Op):
         return "gemm_interleave" if tiles_output(node) else "gemm_col2im"
 
     def pack(self, node):
-        if node.meta.get("kernel") not in ("gemm_col2im", "gemm_interleave"):
+        if node.meta.get("kernel") not in GEMM_KERNELS:
             return node.params
         from .conv import packed_params
         w = node.params["weight"]  # (C, K/g, kH, kW) -> per group, rows (k, kh, kw), columns c
@@ -60,7 +63,7 @@ class ConvTranspose2d(Op):
         return packed_params(node, wt.reshape(g * wt.shape[1], c // g), g)
 
     def scratch_floats(self, node, ins, out_shape):
-        if node.meta.get("kernel") not in ("gemm_col2im", "gemm_interleave"):
+        if node.meta.get("kernel") not in GEMM_KERNELS:
             return 0
         a = node.attrs
         return a["out_channels"] // a["groups"] * math.prod(a["kernel_size"]) * math.prod(ins[0].shape[2:])
