@@ -363,7 +363,10 @@ cnn_pointwise_tile(int rows, int nb, int kb_n, int plane, const float *restrict 
             cnn_vb wv[4];
             for (int j = 0; j < nb; ++j) {
 #if defined(__GNUC__)
-                __builtin_prefetch(wb + j * wstride + (CNN_PW_PREFETCH + kk) * CNN_CB);
+                /* only inside block j's weights: GCC rejects (-Warray-bounds) a prefetch it
+                 * can prove to lie past a small layer's constant array */
+                if (kb * CNN_CB + kk + CNN_PW_PREFETCH < kb_n * CNN_CB)
+                    __builtin_prefetch(wb + j * wstride + (CNN_PW_PREFETCH + kk) * CNN_CB);
 #endif
                 wv[j] = cnn_bload(wb + j * wstride + kk * CNN_CB);
             }

@@ -164,6 +164,20 @@ def test_winograd_layers_run_on_blocks_inside_a_run(shape, channels, winograd):
     assert_memory_plan_safe(g, reused=False)
 
 
+def depthwise_pointwise(nn, F, channels=16, out=16):
+    return nn.Sequential(nn.Conv2d(channels, channels, 3, groups=channels, padding=1),
+                         nn.ReLU(), nn.Conv2d(channels, out, 1))
+
+
+@pytest.mark.parametrize("shape", [(1, 16, 1, 4), (1, 16, 2, 2), (1, 16, 1, 1)])
+def test_small_pointwise_layers_prefetch_only_inside_their_weights(shape):
+    """16 -> 16 channels on 1 to 4 pixels, compiled with -Werror: GCC proved the weight
+    prefetch 32 vectors ahead to lie past the layer's 256 weights (-Warray-bounds)."""
+    model, twin = twins(depthwise_pointwise)
+    compiled = check_against_reference(model, shape, batches=(1, 2), torch_model=twin)
+    assert compiled.graph.node("2").meta["kernel"] == "pointwise_nchwc"
+
+
 @pytest.mark.parametrize("shape,down", [
     ((1, 3, 12, 12), "direct_nchwc"),  # 6x6 out: rows of 5 or more pixels, 3 bands of 2
     ((1, 3, 14, 14), "direct_nchwc"),  # 7x7 out: bands of 2 rows, the last of 1
