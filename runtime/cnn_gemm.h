@@ -27,6 +27,17 @@
 #define CNN_ACT_RELU 1
 #define CNN_ACT_RELU6 2
 
+/* Rows of B ahead of the one being multiplied that the micro-kernel asks the cache for
+ * (with GCC's vectors; the plain C kernel does not prefetch).
+ * Layers on small images stream their weights (B) from memory once, each row used by one or
+ * two row panels, faster than the hardware prefetcher fetches them: measured, one thread,
+ * 512 channels 3x3 on 4x4 1.14 -> 0.92 ms (im2row_gemm), on 7x7 2.24 -> 1.73 ms
+ * (Winograd F(2x2, 3x3)), 256 on 14x14 1.19 -> 1.05 ms (F(4x4, 3x3)); 64 on 56x56, whose
+ * weights stay in cache, unchanged. */
+#ifndef CNN_GEMM_PREFETCH
+#define CNN_GEMM_PREFETCH 32
+#endif
+
 #if defined(__GNUC__) && !defined(CNN_NO_VECTOR_EXTENSIONS)
 #if defined(__AVX512F__)
 #define CNN_VBYTES 64
@@ -78,23 +89,14 @@ static inline cnn_vf cnn_vact(cnn_vf v, int act)
     return v;
 }
 
-/* Rows of B ahead of the one being multiplied that the micro-kernel asks the cache for.
- * Layers on small images stream their weights (B) from memory once, each row used by one or
- * two row panels, faster than the hardware prefetcher fetches them: measured, one thread,
- * 512 channels 3x3 on 4x4 1.14 -> 0.92 ms (im2row_gemm), on 7x7 2.24 -> 1.73 ms
- * (Winograd F(2x2, 3x3)), 256 on 14x14 1.19 -> 1.05 ms (F(4x4, 3x3)); 64 on 56x56, whose
- * weights stay in cache, unchanged. */
-#ifndef CNN_GEMM_PREFETCH
-#define CNN_GEMM_PREFETCH 32
-#endif
-
 /* C[MR x NR] (+)= A panel (kc x MR) * B (kc x NR). Row k of B starts at b + k * ldb, or at
  * b + off[k] when an offset table is given (B read in place from rows scattered through a
  * padded input). Callers pass off as NULL or a table, so each inlined use is specialised.
  * bias (MR values, or NULL) and act are the epilogue, applied before the block is stored. */
-static inline void cnn_gemm_micro(int kc, const float *restrict a, const float *restrict b,
-                                  int ldb, const int *restrict off, float *restrict c, int ldc,
-                                  int accumulate, const float *restrict bias, int act)
+static inline __attribute__((always_inline)) void
+cnn_gemm_micro_inline(int kc, const float *restrict a, const float *restrict b, int ldb,
+                      const int *restrict off, float *restrict c, int ldc, int accumulate,
+                      const float *restrict bias, int act, int prefetch)
 {
     cnn_vf acc[CNN_MR][CNN_NRV];
     for (int i = 0; i < CNN_MR; ++i)
@@ -103,9 +105,9 @@ static inline void cnn_gemm_micro(int kc, const float *restrict a, const float *
     for (int k = 0; k < kc; ++k) {
         const float *restrict row = off ? b + off[k] : b + (size_t)k * ldb;
 #if defined(__GNUC__)
-        if (!off)
+        if (!off && prefetch)
             for (int j = 0; j < CNN_NR; j += 16)
-                __builtin_prefetch(row + (size_t)CNN_GEMM_PREFETCH * ldb + j);
+                __builtin_prefetch(row + (size_t)prefetch * ldb + j);
 #endif
         cnn_vf bv[CNN_NRV];
         for (int j = 0; j < CNN_NRV; ++j)
@@ -130,11 +132,13 @@ static inline float cnn_act(float v, int act)
     return act == CNN_ACT_RELU6 ? cnn_relu6(v) : act == CNN_ACT_RELU ? cnn_relu(v) : v;
 }
 
-static inline void cnn_gemm_micro(int kc, const float *restrict a, const float *restrict b,
-                                  int ldb, const int *restrict off, float *restrict c, int ldc,
-                                  int accumulate, const float *restrict bias, int act)
+static inline __attribute__((always_inline)) void
+cnn_gemm_micro_inline(int kc, const float *restrict a, const float *restrict b, int ldb,
+                      const int *restrict off, float *restrict c, int ldc, int accumulate,
+                      const float *restrict bias, int act, int prefetch)
 {
     float acc[CNN_MR][CNN_NR];
+    (void)prefetch;
     for (int i = 0; i < CNN_MR; ++i)
         for (int j = 0; j < CNN_NR; ++j)
             acc[i][j] = accumulate ? c[i * ldc + j] : 0.0f;
@@ -149,6 +153,15 @@ static inline void cnn_gemm_micro(int kc, const float *restrict a, const float *
             c[i * ldc + j] = cnn_act(bias ? acc[i][j] + bias[i] : acc[i][j], act);
 }
 #endif
+
+/* The micro-kernel as the compiler sees fit to inline it or not (most callers: one shared
+ * copy). cnn_gemm_micro_inline is for callers whose K is a small constant worth unrolling. */
+static inline void cnn_gemm_micro(int kc, const float *restrict a, const float *restrict b,
+                                  int ldb, const int *restrict off, float *restrict c, int ldc,
+                                  int accumulate, const float *restrict bias, int act)
+{
+    cnn_gemm_micro_inline(kc, a, b, ldb, off, c, ldc, accumulate, bias, act, CNN_GEMM_PREFETCH);
+}
 
 /* The same for a block at the edge of C: only m <= MR rows and n <= NR columns are real.
  * B's columns past n must be readable (packed panels are zero-padded); for an unpacked B the

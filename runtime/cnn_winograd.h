@@ -143,6 +143,24 @@ static inline void cnn_winograd_gemm(int positions, int tiles_pad, int channels,
     }
 }
 
+/* The same for one panel of CNN_MR tiles (v: positions x channels x MR, m: positions x MR x
+ * kpad), on one thread: for layers with so few channels that V and M of a panel fit on the
+ * thread's stack (ops/winograd.py: PANEL_BYTES). The micro-kernel is inlined, its loop over
+ * the channels a constant, without prefetches: U, small, stays in cache across the panels. */
+static inline __attribute__((always_inline)) void
+cnn_winograd_panel_gemm(int positions, int channels, int kpad, const float *restrict v,
+                        const float *restrict u, float *restrict m)
+{
+    for (int xi = 0; xi < positions; ++xi)
+        for (int j = 0; j < kpad; j += CNN_NR)
+            cnn_gemm_micro_inline(channels, v + (size_t)xi * CNN_MR * channels,
+                                  u + (size_t)xi * channels * kpad +
+                                      (size_t)(j / CNN_BPANEL) * channels * CNN_BPANEL +
+                                      j % CNN_BPANEL,
+                                  CNN_BPANEL, NULL, m + (size_t)xi * CNN_MR * kpad + j, kpad, 0,
+                                  NULL, CNN_ACT_NONE, 0);
+}
+
 #define CNN_WINO_KB 16 /* output channels per output transform block: divides CNN_BPANEL */
 
 /* The 4x4 output tiles o = A^T M A of CNN_WINO_KB consecutive output channels, from their 36

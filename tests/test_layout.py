@@ -178,6 +178,27 @@ def test_small_pointwise_layers_prefetch_only_inside_their_weights(shape):
     assert compiled.graph.node("2").meta["kernel"] == "pointwise_nchwc"
 
 
+@pytest.mark.parametrize("shape,kwargs,panels", [
+    ((1, 3, 34, 30), dict(channels=16, out=32), True),   # 17x15: partial tiles, 20 of them
+    ((1, 3, 32, 32), dict(channels=32, out=20), True),   # 16 tiles; 4 channels in block 2
+    ((1, 3, 40, 36), dict(channels=48, out=48, pool=(3, 2, 1, 1, False)), True),  # 25 tiles
+    ((1, 3, 34, 34), dict(channels=64, out=48), False),  # a panel's V and M: 144 KiB
+])
+def test_small_winograd_layers_run_on_blocks_panel_by_panel(shape, kwargs, panels):
+    """A 3x3 layer with fewer than 64 output channels and 16 or more 4x4 tiles takes
+    Winograd on blocks instead of direct_nchwc; with V and M of a panel of 8 tiles in
+    128 KiB, each thread takes its panels through all three steps."""
+    model, twin = twins(pooled, **kwargs)
+    compiled = check_against_reference(model, shape, batches=(1, 3), torch_model=twin)
+    g = compiled.graph
+    assert g.node("conv").meta["kernel"] == "winograd_f4x4_3x3"
+    assert g.node("conv").meta["layout"] == "blocks"
+    assert ("a panel of CNN_MR tiles at a time" in compiled.c_source) == panels
+    # on planes (an override to the planes kernel keeps the layer there), no Winograd
+    g = build_graph(model, shape, kernels={"conv": "shifted_gemm"})
+    assert "layout" not in g.node("conv").meta
+
+
 @pytest.mark.parametrize("shape,down", [
     ((1, 3, 12, 12), "direct_nchwc"),  # 6x6 out: rows of 5 or more pixels, 3 bands of 2
     ((1, 3, 14, 14), "direct_nchwc"),  # 7x7 out: bands of 2 rows, the last of 1
@@ -355,6 +376,7 @@ def test_blocked_kernels_in_portable_c(flags, tmp_path):
     for (model, twin), shape in ((pair(channels=20, mid=36), (1, 3, 11, 10)),
                                  (twins(pooled, out=33, pool=(3, 2, 1, 1, True)), (1, 3, 9, 13)),
                                  (twins(residual, channels=80), (1, 3, 17, 15)),
+                                 (twins(pooled, channels=16, out=20), (1, 3, 34, 30)),
                                  (pair(channels=16, mid=64), (1, 3, 66, 66))):  # pool parts
         compiled = cnncompile.compile(model, shape, flags=flags, werror=True,
                                       cache_dir=tmp_path)

@@ -70,7 +70,9 @@ def layout(node, ins, out_shape, kernel):
     Tiles go through in blocks. When the 36 weight matrices are small enough to stay in L2
     across blocks, a block is sized so that its V and M stay in L2 too between the
     transforms and the products (ResNet-18's 56x56 layers: 4 blocks); otherwise one block
-    holds every tile and the weights are read once."""
+    holds every tile and the weights are read once. On blocks, when V and M of one panel of
+    MR tiles fit in PANEL_BYTES, the layer goes panel by panel instead (``panels``), V and M
+    on each thread's stack and none in scratch."""
     variant = VARIANTS[kernel]
     tile = variant["tile"]
     n = positions(kernel)
@@ -91,18 +93,29 @@ def layout(node, ins, out_shape, kernel):
         return -(-n // 16) * 16
     # on blocks, the input transform reads the blocks themselves: no padded copy
     on_blocks = node.meta.get("layout") == "blocks"
+    # few channels: each thread takes one panel of tiles through all three steps, its V and M
+    # on its stack
+    panels = on_blocks and n * conv.MR * (c + kpad) * 4 <= PANEL_BYTES
+    if panels:
+        block = conv.MR
     v_offset = 0 if on_blocks else aligned(c * hq * wq)
     m_offset = v_offset + aligned(n * block * c)
     return dict(tiles_h=th, tiles_w=tw, tiles=t, block=block, kpad=kpad, hq=hq, wq=wq,
                 v_offset=v_offset, m_offset=m_offset, tile=tile, tile_pixels=tile * tile,
-                patch=tile + 2,
-                positions=n, input_fn=variant["input_fn"],
-                output_fn=variant["output_fn"], scratch=m_offset + n * block * kpad)
+                patch=tile + 2, panels=panels, v_floats=n * block * c,
+                m_floats=n * block * kpad, positions=n, input_fn=variant["input_fn"],
+                output_fn=variant["output_fn"],
+                scratch=0 if panels else m_offset + n * block * kpad)
 
 
 # Tile blocks: weights up to 1 MiB stay in L2 across blocks; V and M of a block take 1 MiB.
 BLOCK_WEIGHT_BYTES = 1 << 20
 BLOCK_BYTES = 1 << 20
+# V and M of one panel of tiles, at most, for a layer on blocks to go panel by panel, on each
+# thread's stack (128 KiB, as depthwise_planes). Against the tile blocks, one thread: 32 -> 32
+# channels on 50x50 0.77x the time, 32 -> 48 on 32x32 0.75x, 48 -> 48 on 24x24 0.84x; 16 -> 32
+# on 50x50 the same. ResNet-18's 64 -> 64 layers (147 KiB) gained 1% and stay in blocks.
+PANEL_BYTES = 128 << 10
 
 
 def transform_weights(w, kernel):
@@ -122,14 +135,30 @@ def transform_weights(w, kernel):
 def efficient(node, ins, out_shape, kernel):
     """Worth choosing over the shifted GEMM: enough tiles for the 36 products to fill the
     micro-kernel's rows, and enough channels that the products, not the transforms, are the
-    bulk of the work. The weights grow 4x (36 values for 9), so a layer with few tiles would
-    mostly stream weights. Measured, one thread: 16 -> 32 channels on 50x50 ran at 0.7x the
+    bulk of the work (on planes; on blocks see gains_on_blocks). The weights grow 4x (36
+    values for 9), so a layer with few tiles would mostly stream weights. Measured, one
+    thread, on planes: 16 -> 32 channels on 50x50 ran at 0.7x the
     shifted GEMM, 32 -> 32 at 0.9x, 32 -> 64 on 32x32 1.6x, 64 -> 128 on 16x16 1.8x.
     F(2x2, 3x3) (16 positions, the weights 1.8x) covers images with 16-63 2x2 tiles: 512
     channels on 7x7 ran 1.3x im2row_gemm, 256 on 8x8 2x; 512 on 4x4 (4 tiles) 0.7x."""
     t = math.prod(tiles(out_shape, VARIANTS[kernel]["tile"]))
     return (t >= WINOGRAD_MIN_TILES and ins[0].shape[1] >= WINOGRAD_MIN_CHANNELS
             and out_shape[1] >= WINOGRAD_MIN_OUT_CHANNELS)
+
+
+def gains_on_blocks(node):
+    """Whether F(4x4, 3x3) on blocks should replace direct_nchwc on a layer `efficient` leaves
+    to other kernels for its few output channels: on blocks there is no padded copy and no
+    per-pixel store, and small layers go panel by panel. Measured against direct_nchwc, each
+    model a 3x3 convolution, ReLU and 2x2 max pool with the input reordered into blocks,
+    time at one / two threads (ranges over two or three runs): 16 -> 16 channels on 50x50
+    0.92-0.93 / 0.93-0.94, on 24x24 0.92-0.95 / 0.75-0.86; 16 -> 32 on 50x50 0.65-0.73 /
+    0.72-0.96, on 16x16 0.65 / 0.74; 32 -> 32 on 50x50 0.60 / 0.60; 32 -> 48 on 32x32
+    0.54 / 0.56; 48 -> 48 on 24x24 0.59 / 0.70."""
+    kernel = "winograd_f4x4_3x3"
+    return (applies(node) and node.attrs["in_channels"] >= WINOGRAD_MIN_CHANNELS
+            and math.prod(tiles(node.meta["shape"], VARIANTS[kernel]["tile"]))
+            >= WINOGRAD_MIN_TILES)
 
 
 WINOGRAD_MIN_TILES = 16

@@ -14,7 +14,9 @@ where a run reads a value computed on planes, back to planes where a layer outsi
 or the model's output, reads a value computed on blocks. A convolution read by runs alone,
 with small weights (a stem), writes blocks itself (shifted_nchwc) instead of a reorder after
 it; a layer that can read blocks itself (Op.reads_blocks: global average pooling, max
-pooling) needs no reorder before it, and a pooling layer that ends a run leaves it so.
+pooling) needs no reorder before it, and a pooling layer that ends a run leaves it so. A
+3x3 layer that would run direct_nchwc in a run takes Winograd F(4x4, 3x3) instead where that
+gains on blocks (ops/winograd.py: gains_on_blocks); outside a run it keeps its planes kernel.
 
 A kernel override to a blocked kernel makes its layer's run blocked whatever its size; an
 override to any other kernel keeps that layer on planes. node.meta["layout"] is "blocks" on
@@ -31,7 +33,11 @@ from ..ops.conv import GEMM_ACTIVATIONS
 # the kernels that make a run worth its reorders; the others keep the layout between them.
 # Winograd stores its output tiles as vectors on blocks, not pixel by pixel into planes:
 # VGG-11's stem, pools and three Winograd layers on blocks took 0.93-0.97x the time.
-GAINING = ("depthwise_nchwc", "direct_nchwc", "winograd")
+# A layer whose Winograd only pays on blocks (ops/winograd.py: gains_on_blocks) is named by
+# its kernel, which it takes when its run is blocked; it gains as a direct layer would.
+WINOGRAD_ON_BLOCKS = "winograd_f4x4_3x3"
+GAINING = ("depthwise_nchwc", "direct_nchwc", "winograd", WINOGRAD_ON_BLOCKS)
+LONE = ("direct_nchwc", WINOGRAD_ON_BLOCKS)
 
 
 def _blocked_kernel(node, overridden):
@@ -46,9 +52,11 @@ def _blocked_kernel(node, overridden):
         return None
     kernel = next((k for k in blocked.KERNELS if op.supports(node, k) and (
         k != "direct_nchwc" or blocked.direct_gains(node))), None)
-    if kernel is None and node.meta.get("kernel") in winograd.VARIANTS and \
-            node.meta.get("activation", {}).get("fn") in GEMM_ACTIVATIONS:
+    on_blocks = node.meta.get("activation", {}).get("fn") in GEMM_ACTIVATIONS
+    if kernel is None and node.meta.get("kernel") in winograd.VARIANTS and on_blocks:
         return "winograd"  # Winograd reads and writes blocks around its transforms
+    if kernel == "direct_nchwc" and on_blocks and winograd.gains_on_blocks(node):
+        return WINOGRAD_ON_BLOCKS
     return kernel
 
 
@@ -64,7 +72,7 @@ def select_layout(graph):
     for run in nx.connected_components(runs):
         forced = any(name in overridden for name in run)
         gains = any(able[name] in GAINING for name in run)
-        lone_direct = [able[name] for name in run] == ["direct_nchwc"]
+        lone_direct = len(run) == 1 and all(able[name] in LONE for name in run)
         if forced or (gains and len(run) > 1) or (
                 lone_direct and _fed_by_entries(graph, run, overridden)):
             chosen |= run
