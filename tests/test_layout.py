@@ -164,6 +164,28 @@ def test_winograd_layers_run_on_blocks_inside_a_run(shape, channels, winograd):
     assert_memory_plan_safe(g, reused=False)
 
 
+def unpadded_stem(nn, F, in_channels=3, channels=16, kernel=2, stride=2, dilation=1):
+    """An unpadded stem (shifted_nchwc reading its input in place) -> depthwise -> 1x1."""
+    return nn.Sequential(nn.Conv2d(in_channels, channels, kernel, stride=stride,
+                                   dilation=dilation), nn.ReLU(),
+                         nn.Conv2d(channels, channels, 3, padding=1, groups=channels),
+                         nn.Conv2d(channels, 24, 1))
+
+
+@pytest.mark.parametrize("shape,kwargs", [
+    ((1, 1, 38, 30), dict(in_channels=1)),                    # 19 x 15: a partial last tile
+    ((1, 3, 13, 11), dict(channels=20, kernel=3, stride=1, dilation=2)),  # rows of 7 pixels
+    ((1, 2, 5, 9), dict(in_channels=2, channels=32, kernel=(2, 3), stride=(1, 2))),
+    ((1, 3, 3, 3), dict(kernel=3, stride=1)),                 # one output pixel
+])
+def test_unpadded_stems_read_their_input_in_place(shape, kwargs):
+    model, twin = twins(unpadded_stem, **kwargs)
+    compiled = check_against_reference(model, shape, batches=(1, 3), torch_model=twin)
+    assert compiled.graph.node("0").meta["kernel"] == "shifted_nchwc"
+    assert "the unpadded input read in place" in compiled.c_source
+    assert "scratch" not in compiled.graph.node("0").meta  # no phase planes
+
+
 def depthwise_pointwise(nn, F, channels=16, out=16):
     return nn.Sequential(nn.Conv2d(channels, channels, 3, groups=channels, padding=1),
                          nn.ReLU(), nn.Conv2d(channels, out, 1))

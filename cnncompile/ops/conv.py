@@ -168,7 +168,12 @@ def shifted_layout(node, in_shape, out_shape):
     # epilogue while it is still in L2; a chunk's last column block may run up to NR_MAX - 1
     # columns past its end, hence the extra columns of C
     chunk_rows = max(1, min(out[0], SHIFTED_CHUNK_FLOATS // (m * wq)))
-    return dict(hq=hq, wq=wq, stride_h=stride[0], stride_w=stride[1], phases_h=nph, phases_w=npw,
+    # without padding, shifted_nchwc reads the input in place (tap offsets into the input,
+    # pixels stride_w and rows stride_h input rows apart) instead of copying it into phases
+    in_place = all(p == (0, 0) for p in pads)
+    in_offsets = ((c * size[0] + kh) * size[1] + kw).ravel().tolist()
+    return dict(in_place=in_place, in_offsets=in_offsets, row_step=stride[0] * size[1],
+                hq=hq, wq=wq, stride_h=stride[0], stride_w=stride[1], phases_h=nph, phases_w=npw,
                 pad_top=pads[0][0],
                 pad_left=pads[1][0], ldc=-(-grid // NR_MAX) * NR_MAX + NR_MAX, grid=grid,
                 slack=slack, offsets=offsets, chunk_rows=chunk_rows,
@@ -313,7 +318,10 @@ class ConvNd(Op):
         if kernel == "shifted_gemm":
             sh = shifted_layout(node, ins[0].shape, out_shape)
             return sh["c_offset"] + m * sh["ldc"]
-        if kernel in ("taps", blocked.ENTRY):  # the phase planes
+        if kernel == blocked.ENTRY:  # the phase planes, unless the input is read in place
+            sh = shifted_layout(node, ins[0].shape, out_shape)
+            return 0 if sh["in_place"] else sh["c_offset"]
+        if kernel == "taps":  # the phase planes
             return shifted_layout(node, ins[0].shape, out_shape)["c_offset"]
         if kernel in winograd.VARIANTS:
             return winograd.layout(node, ins, out_shape, kernel)["scratch"]
