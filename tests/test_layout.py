@@ -399,6 +399,7 @@ def test_blocked_kernels_in_portable_c(flags, tmp_path):
                                  (twins(pooled, out=33, pool=(3, 2, 1, 1, True)), (1, 3, 9, 13)),
                                  (twins(residual, channels=80), (1, 3, 17, 15)),
                                  (twins(pooled, channels=16, out=20), (1, 3, 34, 30)),
+                                 (twins(unpadded_stem, in_channels=1), (1, 1, 38, 30)),
                                  (pair(channels=16, mid=64), (1, 3, 66, 66))):  # pool parts
         compiled = cnncompile.compile(model, shape, flags=flags, werror=True,
                                       cache_dir=tmp_path)

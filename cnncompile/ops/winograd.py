@@ -113,8 +113,8 @@ BLOCK_WEIGHT_BYTES = 1 << 20
 BLOCK_BYTES = 1 << 20
 # V and M of one panel of tiles, at most, for a layer on blocks to go panel by panel, on each
 # thread's stack (128 KiB, as depthwise_planes). Against the tile blocks, one thread: 32 -> 32
-# channels on 50x50 0.77x the time, 32 -> 48 on 32x32 0.75x, 48 -> 48 on 24x24 0.84x; 16 -> 32
-# on 50x50 the same. ResNet-18's 64 -> 64 layers (147 KiB) gained 1% and stay in blocks.
+# channels on 50x50 0.77x the time, 32 -> 48 on 32x32 0.75x, 48 -> 48 on 24x24 0.84x.
+# ResNet-18's 64 -> 64 layers (147 KiB) gained 1% and stay in blocks.
 PANEL_BYTES = 128 << 10
 
 
@@ -155,10 +155,12 @@ def gains_on_blocks(node):
     0.92-0.93 / 0.93-0.94, on 24x24 0.92-0.95 / 0.75-0.86; 16 -> 32 on 50x50 0.65-0.73 /
     0.72-0.96, on 16x16 0.65 / 0.74; 32 -> 32 on 50x50 0.60 / 0.60; 32 -> 48 on 32x32
     0.54 / 0.56; 48 -> 48 on 24x24 0.59 / 0.70."""
-    kernel = "winograd_f4x4_3x3"
     return (applies(node) and node.attrs["in_channels"] >= WINOGRAD_MIN_CHANNELS
-            and math.prod(tiles(node.meta["shape"], VARIANTS[kernel]["tile"]))
+            and math.prod(tiles(node.meta["shape"], VARIANTS[ON_BLOCKS]["tile"]))
             >= WINOGRAD_MIN_TILES)
+
+
+ON_BLOCKS = "winograd_f4x4_3x3"  # the variant gains_on_blocks gives
 
 
 WINOGRAD_MIN_TILES = 16

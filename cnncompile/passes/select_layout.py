@@ -34,10 +34,10 @@ from ..ops.conv import GEMM_ACTIVATIONS
 # Winograd stores its output tiles as vectors on blocks, not pixel by pixel into planes:
 # VGG-11's stem, pools and three Winograd layers on blocks took 0.93-0.97x the time.
 # A layer whose Winograd only pays on blocks (ops/winograd.py: gains_on_blocks) is named by
-# its kernel, which it takes when its run is blocked; it gains as a direct layer would.
-WINOGRAD_ON_BLOCKS = "winograd_f4x4_3x3"
-GAINING = ("depthwise_nchwc", "direct_nchwc", "winograd", WINOGRAD_ON_BLOCKS)
-LONE = ("direct_nchwc", WINOGRAD_ON_BLOCKS)
+# its kernel, which it takes when its run is blocked; it gains as a direct layer would, and
+# may run alone on blocks as one.
+GAINING = ("depthwise_nchwc", "direct_nchwc", "winograd", winograd.ON_BLOCKS)
+LONE = ("direct_nchwc", winograd.ON_BLOCKS)
 
 
 def _blocked_kernel(node, overridden):
@@ -56,7 +56,7 @@ def _blocked_kernel(node, overridden):
     if kernel is None and node.meta.get("kernel") in winograd.VARIANTS and on_blocks:
         return "winograd"  # Winograd reads and writes blocks around its transforms
     if kernel == "direct_nchwc" and on_blocks and winograd.gains_on_blocks(node):
-        return WINOGRAD_ON_BLOCKS
+        return winograd.ON_BLOCKS
     return kernel
 
 
@@ -72,9 +72,9 @@ def select_layout(graph):
     for run in nx.connected_components(runs):
         forced = any(name in overridden for name in run)
         gains = any(able[name] in GAINING for name in run)
-        lone_direct = len(run) == 1 and all(able[name] in LONE for name in run)
+        lone = len(run) == 1 and all(able[name] in LONE for name in run)
         if forced or (gains and len(run) > 1) or (
-                lone_direct and _fed_by_entries(graph, run, overridden)):
+                lone and _fed_by_entries(graph, run, overridden)):
             chosen |= run
     # a pooling layer that ends a run reads blocks and writes planes itself: no reorder after
     for name in list(chosen):
