@@ -625,7 +625,8 @@ cnn_direct_step(int mr, int nbw, int ib_n, int out_blocks, int kh_n, int kw_n, i
         const float *restrict wb = wg + ib * per_in;
         for (int oh = oh0; oh < oh0 + oh_n; ++oh) {
             const size_t o = (size_t)ob0 * out_bstride + (size_t)oh * out_w * CNN_CB;
-            const float *restrict xb = x + (size_t)oh * stride_h * wp * CNN_CB + ib * in_bstride;
+            const float *restrict xb =
+                x + (size_t)oh * stride_h * wp * CNN_CB + ib * in_bstride;
             const float *restrict rg = res ? res + o : NULL;
             for (int ow = 0; ow < out_w; ow += tile) {
                 const int rows = ow + tile <= out_w ? tile : rem;
@@ -830,18 +831,13 @@ cnn_block_row_to_planes(const float *restrict row, int n, int channels, int plan
 #error "cnn_panel_from_vectors and cnn_winograd_blocks_input take panels of 8 tiles"
 #endif
 #if defined(__GNUC__) && !defined(__clang__) && !defined(CNN_NO_VECTOR_EXTENSIONS)
-/* round k exchanges vector bit 4 >> k (the tile) with lane bit 8 >> k (the channel): lane l
- * of vector i keeps its own lane where the bits agree, else takes the other vector's lane
- * l ^ (8 >> k). The last round reads lane ((l & 7) << 1) | (l >> 3) in place of l, which
- * puts (channel bit 0, tile bits 2-0) in lane order. */
-static const cnn_vbi cnn_panel_lo[3] = {
-    {0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23},
-    {0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27},
-    {0, 16, 4, 20, 8, 24, 12, 28, 1, 17, 5, 21, 9, 25, 13, 29}};
-static const cnn_vbi cnn_panel_hi[3] = {
-    {8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31},
-    {4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31},
-    {2, 18, 6, 22, 10, 26, 14, 30, 3, 19, 7, 23, 11, 27, 15, 31}};
+/* The last of the three rounds below: as cnn_transpose16's round h = 2 (lane bit 2), each
+ * lane read from ((l & 7) << 1) | (l >> 3) in place of l, which puts (channel bit 0, tile bits
+ * 2-0) in lane order. */
+static const cnn_vbi cnn_panel_last_lo =
+    {0, 16, 4, 20, 8, 24, 12, 28, 1, 17, 5, 21, 9, 25, 13, 29};
+static const cnn_vbi cnn_panel_last_hi =
+    {2, 18, 6, 22, 10, 26, 14, 30, 3, 19, 7, 23, 11, 27, 15, 31};
 #endif
 static inline __attribute__((always_inline)) void
 cnn_panel_from_vectors(const cnn_vb t[8], int real, float *restrict dst)
@@ -850,9 +846,11 @@ cnn_panel_from_vectors(const cnn_vb t[8], int real, float *restrict dst)
     cnn_vb r[8];
     for (int i = 0; i < 8; ++i)
         r[i] = t[i];
-    cnn_shuffle_round(r, 8, 4, &cnn_panel_lo[0], &cnn_panel_hi[0]);
-    cnn_shuffle_round(r, 8, 2, &cnn_panel_lo[1], &cnn_panel_hi[1]);
-    cnn_shuffle_round(r, 8, 1, &cnn_panel_lo[2], &cnn_panel_hi[2]);
+    /* vector bit 4 <-> lane bit 8, vector bit 2 <-> lane bit 4: cnn_transpose16's lane
+     * exchanges of its rounds h = 8 and 4, between vectors 4 and 2 apart */
+    cnn_shuffle_round(r, 8, 4, &cnn_transpose16_lo[3], &cnn_transpose16_hi[3]);
+    cnn_shuffle_round(r, 8, 2, &cnn_transpose16_lo[2], &cnn_transpose16_hi[2]);
+    cnn_shuffle_round(r, 8, 1, &cnn_panel_last_lo, &cnn_panel_last_hi);
     for (int j = 0; j < 8; ++j) {
         if (2 * j + 1 < real)
             cnn_bstore(dst + j * CNN_CB, r[j]);
