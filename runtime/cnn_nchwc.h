@@ -217,6 +217,14 @@ cnn_block_epilogue(cnn_vb v, cnn_vb bias, const float *restrict r, float *restri
 #define CNN_PWW_MR CNN_PW_MR
 #define CNN_PWW_NB CNN_PW_NB
 #endif
+/* ... and a 7-pixel variant of either, for images and rows that 7 divides (7x7 feature maps,
+ * rows of 14, 28, 56 pixels): 7 x 4 blocks is 28 accumulators beside 4 weight vectors, the
+ * pixel's value read by the FMA itself. ops/blocked.py: pixel_tile chooses. */
+#if defined(__AVX512F__)
+#define CNN_PW7_MR 7
+#else
+#define CNN_PW7_MR CNN_PW_MR
+#endif
 /* accumulator arrays hold either tile (nb <= 4 in both) */
 #define CNN_TILE_MR_MAX (CNN_PW_MR > CNN_PWW_MR ? CNN_PW_MR : CNN_PWW_MR)
 

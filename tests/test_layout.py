@@ -114,11 +114,41 @@ def test_blocked_runs_match_the_reference_and_torch(shape, kwargs, stem):
         ["depthwise_nchwc", "pointwise_nchwc", "depthwise_nchwc", "pointwise_nchwc",
          "depthwise_nchwc"]
     assert g.node("pool").meta.get("reads") == "blocks"
-    wide = "in tiles of CNN_PWW_MR pixels x CNN_PWW_NB blocks" in compiled.c_source
+    wide = "pixels x CNN_PWW_NB blocks (runtime" in compiled.c_source
     assert wide == (kwargs.get("mid", 40) % 64 == 0)
-    wide_stem = "tiles of CNN_PWW_MR pixels x CNN_PWW_NB blocks along each output row"
+    wide_stem = "pixels x CNN_PWW_NB blocks along each output row"
     assert (wide_stem in compiled.c_source) == (stem == "shifted_nchwc" and
                                                 kwargs.get("channels", 24) % 64 == 0)
+
+
+@pytest.mark.parametrize("run,wide,tile", [
+    (49, True, "CNN_PW7_MR"),    # 7x7: 7 tiles of 7 against 9 of 6
+    (49, False, "CNN_PW7_MR"),   # ... and 7 of 8
+    (7, False, "CNN_PW7_MR"),    # a row of 7: one tile, not 7 single pixels
+    (14, True, "CNN_PW7_MR"),    # rows of 14: no tile of 2 left over
+    (196, True, "CNN_PWW_MR"),   # 14x14: 198 pixels computed against 196, too few to gain
+    (196, False, "CNN_PW_MR"),
+    (12, True, "CNN_PWW_MR"),    # 6 divides it
+    (5, True, "CNN_PWW_MR"),     # fewer than a tile: one pixel at a time, as before
+    (5, False, "CNN_PW_MR"),
+])
+def test_seven_pixel_tiles_where_they_compute_fewer_pixels(run, wide, tile):
+    assert blocked.pixel_tile(run, wide) == tile
+
+
+@pytest.mark.parametrize("build,kwargs,shape,layer", [
+    (separable, dict(channels=16, mid=64, stride=1), (1, 3, 7, 7), "pw"),  # 7 tiles, 4 blocks
+    (separable, dict(channels=16, mid=32, stride=1), (1, 3, 7, 7), "pw"),  # ... 2 blocks
+    (separable, dict(channels=16, mid=48, stride=1), (1, 3, 1, 7), "pw"),  # one tile, 3 blocks
+    (residual, dict(channels=64), (1, 3, 28, 28), "down"),  # direct on rows of 14
+    (residual, dict(channels=48), (1, 3, 14, 14), "down"),  # ... of 7, 3 blocks
+    (pooled, dict(channels=16, out=16, pool=(1, 1, 0, 1, False)), (1, 3, 10, 14), "stem"),
+])
+def test_seven_pixel_tiles_match_the_reference_and_torch(build, kwargs, shape, layer):
+    model, twin = twins(build, **kwargs)
+    compiled = check_against_reference(model, shape, batches=(1, 3), torch_model=twin)
+    assert compiled.graph.node(layer).meta["kernel"] in blocked.ALL
+    assert compiled.c_source.count("tiles of CNN_PW7_MR pixels") >= 1
 
 
 @pytest.mark.parametrize("shape,kwargs", [
@@ -400,7 +430,8 @@ def test_blocked_kernels_in_portable_c(flags, tmp_path):
                                  (twins(residual, channels=80), (1, 3, 17, 15)),
                                  (twins(pooled, channels=16, out=20), (1, 3, 34, 30)),
                                  (twins(unpadded_stem, in_channels=1), (1, 1, 38, 30)),
-                                 (pair(channels=16, mid=64), (1, 3, 66, 66))):  # pool parts
+                                 (pair(channels=16, mid=64), (1, 3, 66, 66)),  # pool parts
+                                 (pair(channels=16, mid=64, stride=1), (1, 3, 7, 7))):  # 7-tiles
         compiled = cnncompile.compile(model, shape, flags=flags, werror=True,
                                       cache_dir=tmp_path)
         x = random_input((2,) + shape[1:], seed=5)
