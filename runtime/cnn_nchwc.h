@@ -217,16 +217,20 @@ cnn_block_epilogue(cnn_vb v, cnn_vb bias, const float *restrict r, float *restri
 #define CNN_PWW_MR CNN_PW_MR
 #define CNN_PWW_NB CNN_PW_NB
 #endif
-/* ... and a 7-pixel variant of either, for images and rows that 7 divides (7x7 feature maps,
- * rows of 14, 28, 56 pixels): 7 x 4 blocks is 28 accumulators beside 4 weight vectors, the
- * pixel's value read by the FMA itself. ops/blocked.py: pixel_tile chooses. */
+/* ... and a 7-pixel variant of either, for runs of pixels that tiles of 7 cover with less
+ * waste (7x7 feature maps, rows of 14, 28, 56 pixels; ops/blocked.py: pixel_tile chooses):
+ * 7 x 4 blocks is 28 accumulators beside 4 weight vectors, the pixel's value read by the FMA
+ * itself. */
 #if defined(__AVX512F__)
 #define CNN_PW7_MR 7
 #else
 #define CNN_PW7_MR CNN_PW_MR
 #endif
-/* accumulator arrays hold either tile (nb <= 4 in both) */
+/* accumulator arrays hold any of the tiles (nb <= 4 in all) */
 #define CNN_TILE_MR_MAX (CNN_PW_MR > CNN_PWW_MR ? CNN_PW_MR : CNN_PWW_MR)
+#if CNN_PW7_MR > CNN_TILE_MR_MAX
+#error "CNN_TILE_MR_MAX must hold the 7-pixel tile"
+#endif
 
 /* One round of the register transposes below: for every pair of rows i and i + h (bit h
  * clear in i), lane c of row i becomes lo's pick from the pair, lane c of row i + h hi's
