@@ -301,6 +301,40 @@ def test_direct_convolutions_join_runs_when_their_channels_fill_blocks():
     assert g.outputs == ["pool2.to_planes"]
 
 
+def conv_pool(nn, F, in_channels=3, channels=10, kernel=3, pool=4, act=False):
+    """conv -> max pool -> 3x3 conv on 20 channels: seed_quiz's shape."""
+    class ConvPool(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(in_channels, channels, kernel)
+            self.pool = nn.MaxPool2d(pool)
+            self.head = nn.Conv2d(channels, 20, 3)
+
+        def forward(self, x):
+            x = self.conv(x)
+            return self.head(self.pool(F.relu(x) if act else x))
+    return ConvPool()
+
+
+@pytest.mark.parametrize("shape,kwargs,entry", [
+    ((1, 3, 34, 30), dict(), True),                              # 10 channels: 16 either way
+    ((1, 6, 12, 13), dict(in_channels=6, channels=12, kernel=5, pool=2, act=True), True),
+    ((2, 1, 28, 28), dict(in_channels=1, channels=6, kernel=5, pool=2), False),  # 16 against 8
+    ((1, 3, 20, 20), dict(channels=20, pool=2), False),          # 32 against 24
+])
+def test_stems_write_blocks_for_their_pooling_where_the_gemm_pads_as_much(shape, kwargs, entry):
+    """Without a run, a stem writes blocks for the max pooling after it (which writes planes)
+    when its output channels fill their blocks, or when the shifted GEMM's panels of 8
+    weight rows would hold as many padding channels as the blocks."""
+    model, twin = twins(conv_pool, **kwargs)
+    compiled = check_against_reference(model, shape, batches=(1, 3), torch_model=twin)
+    g = compiled.graph
+    assert g.node("conv").meta["kernel"] == ("shifted_nchwc" if entry else "shifted_gemm")
+    assert (g.node("pool").meta.get("reads") == "blocks") == entry
+    assert not any(n.op == "reorder" for n in g.nodes())
+    assert g.node("head").meta["kernel"] != "shifted_nchwc"
+
+
 def test_reorders_sit_at_the_edges_of_a_run():
     model, _ = pair()
     g = build_graph(model, (1, 3, 17, 13))
