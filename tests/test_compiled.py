@@ -197,8 +197,10 @@ def test_batches_go_through_group_layers_a_group_at_a_time():
 
 
 def test_linear_layers_compute_a_group_of_samples_at_once():
-    """Linear layers read each weight row once per group, 4 samples at a time, the rest one by
-    one: batches that leave 1 to 3 samples over, with and without bias, with activations."""
+    """Linear layers read each weight once per group, broadcast against 16 samples at a time
+    (the lanes of a vector, the inputs transposed into the group's scratch), 8 outputs at a
+    time: output counts that leave 5 and 5 over, groups of 3, 16 and 20 samples, batches
+    that leave a partial group, with and without bias, with activations."""
     class Head(nn.Module):
         def __init__(self):
             super().__init__()
@@ -220,13 +222,17 @@ def test_linear_layers_compute_a_group_of_samples_at_once():
     # group of 3 leaves 1 or 2 samples over in the last group, and 3 is not a multiple of 4
     alone = cnncompile.compile(Head().eval(), (1, 2, 5, 5), num_threads=2, batch_group=1)
     assert "_group(" not in alone.c_source
-    assert alone.workspace_bytes * 16 == compiled.workspace_bytes
+    lanes = 2 * 4 * 37 * 16  # per slot: fc1's 37 transposed inputs of 16 samples
+    assert alone.workspace_bytes * 16 + lanes == compiled.workspace_bytes
     three = cnncompile.compile(Head().eval(), (1, 2, 5, 5), num_threads=2, batch_group=3,
                                werror=True)
-    assert three.workspace_bytes == alone.workspace_bytes * 3
-    for batch in (1, 4, 5, 7, 8):
+    assert three.workspace_bytes == alone.workspace_bytes * 3 + lanes
+    twenty = cnncompile.compile(Head().eval(), (1, 2, 5, 5), num_threads=1, batch_group=20,
+                                werror=True)  # 16 samples, then 4, in one group
+    for batch in (1, 4, 5, 7, 8, 20, 23):
         x = random_input((batch, 2, 5, 5), seed=batch)
         assert_close(three(x), expected(three, x), f"groups of 3, batch {batch}")
+        assert_close(twenty(x), expected(twenty, x), f"groups of 20, batch {batch}")
         assert_close(alone(x), expected(alone, x), f"no groups, batch {batch}")
     for bad in (0, 257, 2.5, True):
         with pytest.raises(ValueError, match="batch_group="):

@@ -18,7 +18,7 @@ def _flattened_from(x):
     return f"{x.shape[1]} {describe_source(x, shape=False)}"
 
 
-GROUP_UNROLL = 4  # samples whose sums share each load of a weight vector
+LANES = 16  # samples a vector holds in the group path: CNN_CB in runtime/cnn_nchwc.h
 # output rows whose sums share each load of x: independent chains of vector sums instead of
 # one (seed_simplecnn's 8192 -> 10 layer: 0.018 -> 0.008 ms; the model 0.79x the time)
 ROW_UNROLL = 4
@@ -58,10 +58,11 @@ class Linear(Op):
         return 2 * node.attrs["in_features"] * node.attrs["out_features"]
 
     def group_layout(self, node, ins, out_shape, samples):
-        """Several samples at once: each weight row read once for the group, against
-        GROUP_UNROLL samples at a time (the weights are most of a linear layer's data; per
-        sample, LeNet-5's 400 -> 120 layer read 190 KB for 96 kFLOP)."""
-        return dict(samples=samples, unroll=GROUP_UNROLL, scratch=0)
+        """Several samples at once: each weight read once for the group, broadcast against
+        LANES samples at a time, their inputs transposed into the scratch (the weights are
+        most of a linear layer's data; per sample, LeNet-5's 400 -> 120 layer read 190 KB for
+        96 kFLOP)."""
+        return dict(samples=samples, scratch=node.attrs["in_features"] * LANES)
 
     def lower(self, node, ins, out_shape):
         fout = node.attrs["out_features"]
