@@ -253,14 +253,11 @@ static inline void cnn_gemm(int m, int kdim, int n, const float *restrict a,
 {
     const int overlap = ldb && n > CNN_NR && n % CNN_NR;
     const int blocks = overlap ? n / CNN_NR : (n + CNN_NR - 1) / CNN_NR;
-    (void)parallel; /* read by the OpenMP pragma only */
-    CNN_PARALLEL_FOR(parallel)
-    for (int jb = 0; jb < blocks; ++jb) {
+    CNN_FOR_THREADS(parallel, jb, 0, blocks, 1,
         cnn_gemm_block(m, kdim, a, b, ldb, c, ldc, bias, act, jb * CNN_NR,
                        cnn_min(CNN_NR, n - jb * CNN_NR));
         if (overlap && jb == blocks - 1)
-            cnn_gemm_block(m, kdim, a, b, ldb, c, ldc, bias, act, n - CNN_NR, CNN_NR);
-    }
+            cnn_gemm_block(m, kdim, a, b, ldb, c, ldc, bias, act, n - CNN_NR, CNN_NR));
 }
 
 /* C[m x n] = A * B with row k of B at b + off[k] (cnn_gemm_micro with an offset table); C has ldc >= n
@@ -303,19 +300,17 @@ static inline void cnn_gemm_rows(int m, int kdim, int n, const float *restrict a
     few = few || (parallel && blocks < 2 * omp_get_max_threads());
 #endif
     if (few) {
-        CNN_PARALLEL_FOR(parallel)
-        for (int i = 0; i < m; i += CNN_MR)
+        CNN_FOR_THREADS(parallel, i, 0, m, CNN_MR,
             for (int k0 = 0; k0 < kdim; k0 += CNN_GEMM_KC)
                 for (int j = 0; j < blocks; ++j)
                     cnn_gemm_rows_block(m, kdim, a, b + j * CNN_NR, off, c + j * CNN_NR, ldc,
-                                        i, k0);
+                                        i, k0));
         return;
     }
-    CNN_PARALLEL_FOR(parallel)
-    for (int j = 0; j < blocks; ++j)
+    CNN_FOR_THREADS(parallel, j, 0, blocks, 1,
         for (int k0 = 0; k0 < kdim; k0 += CNN_GEMM_KC)
             for (int i = 0; i < m; i += CNN_MR)
-                cnn_gemm_rows_block(m, kdim, a, b + j * CNN_NR, off, c + j * CNN_NR, ldc, i, k0);
+                cnn_gemm_rows_block(m, kdim, a, b + j * CNN_NR, off, c + j * CNN_NR, ldc, i, k0));
 }
 
 #define CNN_BPANEL 32 /* columns of B packed at compile time: ops/conv.py's NR_MAX */
@@ -353,7 +348,7 @@ static inline void cnn_im2row_panels(const float *restrict x, size_t xs, int sam
     const int rows = channels * kh_n * kw_n, total = samples * n;
     const int panels = (total + CNN_MR - 1) / CNN_MR;
     (void)parallel;
-    CNN_PARALLEL_FOR(parallel)
+    CNN_PARALLEL_FOR_IF(parallel)
     for (int p = 0; p < panels; ++p) {
         int h0[CNN_MR], w0[CNN_MR];
         size_t so[CNN_MR];
@@ -477,7 +472,7 @@ static inline void cnn_im2col_panels(const float *restrict x, int channels, int 
             w0[j] = 0;
         }
     }
-    CNN_PARALLEL_FOR(parallel)
+    CNN_PARALLEL_FOR_IF(parallel)
     for (int r = 0; r < rows; ++r) {
         const int c = r / (kh_n * kw_n), dh = r / kw_n % kh_n * dil_h, dw = r % kw_n * dil_w;
         const float *restrict xc = x + (size_t)c * in_h * in_w;

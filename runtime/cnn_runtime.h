@@ -20,15 +20,41 @@
 #define CNN_SIMD_SUM(...)
 #endif
 
-/* Threads: with OpenMP (-fopenmp), a loop marked CNN_PARALLEL_FOR(cond) is shared among the
- * calling thread's OpenMP threads when cond holds (cnncompile sets it for layers with enough
- * work to repay starting them). Without OpenMP it is an ordinary loop. */
+/* Threads: with OpenMP (-fopenmp), a loop marked CNN_PARALLEL_FOR(1) is shared among the
+ * calling thread's OpenMP threads; CNN_PARALLEL_FOR(0) leaves an ordinary loop, with no
+ * OpenMP region at all. cnncompile writes the flag as a literal 0 or 1 into each layer's
+ * code, 1 for layers with enough work to repay starting threads. A region that runs on one
+ * thread (if(0)) still calls into libgomp and moves the loop into a separate function that
+ * sees its variables through a pointer: without such regions LeNet-5, seed_network and the
+ * autoencoder took 0.71-0.73x the time at one thread. The runtime's own loops get their
+ * flag as an argument: CNN_FOR_THREADS (below) writes the loop twice, in a region and not,
+ * and the flag, a constant once inlined, picks one; CNN_PARALLEL_FOR_IF(cond), a region
+ * with if(cond), remains on the transforms of large Winograd and im2row layers, which are
+ * parallel. Without OpenMP all are ordinary loops. */
+#define CNN_CAT_(a, b) a##b
+#define CNN_CAT(a, b) CNN_CAT_(a, b)
+#define CNN_PARALLEL_FOR(flag) CNN_CAT(CNN_PARALLEL_FOR_, flag)
+#define CNN_PARALLEL_FOR_0
 #if defined(_OPENMP)
 #include <omp.h>
-#define CNN_PARALLEL_FOR(cond) CNN_PRAGMA(omp parallel for schedule(static) if(cond))
+#define CNN_PARALLEL_FOR_1 CNN_PRAGMA(omp parallel for schedule(static))
+#define CNN_PARALLEL_FOR_IF(cond) CNN_PRAGMA(omp parallel for schedule(static) if(cond))
 #else
-#define CNN_PARALLEL_FOR(cond)
+#define CNN_PARALLEL_FOR_1
+#define CNN_PARALLEL_FOR_IF(cond)
 #endif
+/* for (int i = start; i < end; i += step) body, shared among the threads when cond holds,
+ * else an ordinary loop without a region: for the runtime's small loops, whose cond is a
+ * constant once they are inlined */
+#define CNN_FOR_THREADS(cond, i, start, end, step, ...)                                        \
+    do {                                                                                       \
+        if (cond) {                                                                            \
+            CNN_PARALLEL_FOR(1)                                                                \
+            for (int i = (start); i < (end); i += (step)) { __VA_ARGS__; }                     \
+        } else {                                                                               \
+            for (int i = (start); i < (end); i += (step)) { __VA_ARGS__; }                     \
+        }                                                                                      \
+    } while (0)
 
 /* Sliding windows. An output index o reads input index o * stride + offset - pad, where
  * offset is the kernel tap's position (k * dilation). These give the range of o for which

@@ -85,7 +85,7 @@ static inline void cnn_winograd_input(const float *restrict xp, int channels, in
 {
     const size_t xi_stride = (size_t)rows * channels;
     (void)parallel;
-    CNN_PARALLEL_FOR(parallel)
+    CNN_PARALLEL_FOR_IF(parallel)
     for (int t0 = 0; t0 < rows; t0 += CNN_MR) {
         int origin[CNN_MR];
         const int n = cnn_min(CNN_MR, count - t0);
@@ -133,14 +133,11 @@ static inline void cnn_winograd_gemm(int positions, int tiles_pad, int channels,
                                      float *restrict m, int parallel)
 {
     const int blocks = kpad / CNN_NR;
-    (void)parallel;
-    CNN_PARALLEL_FOR(parallel)
-    for (int task = 0; task < positions * blocks; ++task) {
+    CNN_FOR_THREADS(parallel, task, 0, positions * blocks, 1,
         const int xi = task / blocks;
         cnn_gemm_bpacked_block(tiles_pad, channels, v + (size_t)xi * tiles_pad * channels,
                                u + (size_t)xi * channels * kpad, task % blocks * CNN_NR,
-                               m + (size_t)xi * tiles_pad * kpad, kpad);
-    }
+                               m + (size_t)xi * tiles_pad * kpad, kpad));
 }
 
 /* The same for one panel of CNN_MR tiles (v: positions x channels x MR, m: positions x MR x
@@ -205,7 +202,7 @@ static inline void cnn_winograd2_input(const float *restrict xp, int channels, i
 {
     const size_t xi_stride = (size_t)rows * channels;
     (void)parallel;
-    CNN_PARALLEL_FOR(parallel)
+    CNN_PARALLEL_FOR_IF(parallel)
     for (int t0 = 0; t0 < rows; t0 += CNN_MR) {
         int origin[CNN_MR];
         const int n = cnn_min(CNN_MR, count - t0);
