@@ -33,6 +33,7 @@ def test_compile_writes_c_header_and_library(tmp_path):
     # a plain C ABI: loadable without cffi, same numbers as the reference
     from cnncompile import reference
     from cnncompile.api import build_graph
+    from cnncompile.compiled import default_threads
     lib = ctypes.CDLL(str(out / "libmodel.so"))
     lib.simplecnn_workspace_size.restype = ctypes.c_size_t
     ws = ctypes.create_string_buffer(lib.simplecnn_workspace_size())
@@ -53,7 +54,10 @@ def test_compile_writes_c_header_and_library(tmp_path):
     assert res.returncode == 0, res.stderr
     alone = ctypes.CDLL(str(tmp_path / "alone" / "libmodel.so"))
     alone.simplecnn_workspace_size.restype = ctypes.c_size_t
-    assert alone.simplecnn_workspace_size() * 16 == lib.simplecnn_workspace_size()
+    # groups of 16: a workspace per sample, and fc1's 8192 inputs of 16 samples transposed,
+    # in each slot (one per thread)
+    lanes = default_threads() * 4 * 8192 * 16
+    assert alone.simplecnn_workspace_size() * 16 + lanes == lib.simplecnn_workspace_size()
 
 
 MODEL_FILE = """
