@@ -293,7 +293,6 @@ static inline void cnn_gemm_rows(int m, int kdim, int n, const float *restrict a
                                  const float *restrict b, const int *restrict off,
                                  float *restrict c, int ldc, int parallel)
 {
-    (void)parallel;
     const int blocks = (n + CNN_NR - 1) / CNN_NR;
     int few = blocks <= CNN_GEMM_FEW_BLOCKS;
 #if defined(_OPENMP)
@@ -333,6 +332,46 @@ static inline void cnn_gemm_bpacked_block(int rows_pad, int kdim, const float *r
     }
 }
 
+/* Panel p of cnn_im2row_panels (below). */
+static inline __attribute__((always_inline)) void
+cnn_im2row_panel(const float *restrict x, size_t xs, int channels, int in_h, int in_w,
+                 int kh_n, int kw_n, int stride_h, int stride_w, int pad_top, int pad_left,
+                 int dil_h, int dil_w, int out_w, int n, int rows, int total,
+                 float *restrict a, int p)
+{
+    int h0[CNN_MR], w0[CNN_MR];
+    size_t so[CNN_MR];
+    for (int l = 0; l < CNN_MR; ++l) {
+        const int pix = p * CNN_MR + l, q = pix % n;
+        h0[l] = pix < total ? q / out_w * stride_h - pad_top : -in_h - kh_n * dil_h;
+        w0[l] = pix < total ? q % out_w * stride_w - pad_left : 0;
+        so[l] = pix < total ? (size_t)(pix / n) * xs : 0;
+    }
+    float *restrict dst = a + (size_t)p * rows * CNN_MR;
+    if (kh_n == 1 && kw_n == 1 && stride_h == 1 && stride_w == 1 && pad_top == 0 &&
+        pad_left == 0 && p * CNN_MR + CNN_MR <= total &&
+        (p * CNN_MR) / n == (p * CNN_MR + CNN_MR - 1) / n) {
+        /* a 1x1 convolution's full panel within one image: a transpose of 8 pixels */
+        const float *restrict xp = x + so[0] + (p * CNN_MR) % n;
+        for (int c = 0; c < channels; ++c, dst += CNN_MR)
+            for (int l = 0; l < CNN_MR; ++l)
+                dst[l] = xp[(size_t)c * in_h * in_w + l];
+        return;
+    }
+    for (int c = 0; c < channels; ++c) {
+        const float *restrict xc = x + (size_t)c * in_h * in_w;
+        for (int kh = 0; kh < kh_n; ++kh)
+            for (int kw = 0; kw < kw_n; ++kw, dst += CNN_MR)
+                for (int l = 0; l < CNN_MR; ++l) {
+                    const int ih = h0[l] + kh * dil_h, iw = w0[l] + kw * dil_w;
+                    const int inside = (unsigned)ih < (unsigned)in_h &&
+                                       (unsigned)iw < (unsigned)in_w;
+                    const float v = xc[inside ? so[l] + (size_t)(ih * in_w + iw) : 0];
+                    dst[l] = inside ? v : 0.0f;
+                }
+    }
+}
+
 /* im2row: the patches of output pixels [0, n) of each of `samples` images (sample s at
  * x + s * xs) as MR-row panels a[pixel / MR][r][pixel % MR], pixels numbered across the
  * samples (pixel s * n + q is sample s's pixel q), row r = (c * KH + kh) * KW + kw, the
@@ -347,41 +386,9 @@ static inline void cnn_im2row_panels(const float *restrict x, size_t xs, int sam
 {
     const int rows = channels * kh_n * kw_n, total = samples * n;
     const int panels = (total + CNN_MR - 1) / CNN_MR;
-    (void)parallel;
-    CNN_PARALLEL_FOR_IF(parallel)
-    for (int p = 0; p < panels; ++p) {
-        int h0[CNN_MR], w0[CNN_MR];
-        size_t so[CNN_MR];
-        for (int l = 0; l < CNN_MR; ++l) {
-            const int pix = p * CNN_MR + l, q = pix % n;
-            h0[l] = pix < total ? q / out_w * stride_h - pad_top : -in_h - kh_n * dil_h;
-            w0[l] = pix < total ? q % out_w * stride_w - pad_left : 0;
-            so[l] = pix < total ? (size_t)(pix / n) * xs : 0;
-        }
-        float *restrict dst = a + (size_t)p * rows * CNN_MR;
-        if (kh_n == 1 && kw_n == 1 && stride_h == 1 && stride_w == 1 && pad_top == 0 &&
-            pad_left == 0 && p * CNN_MR + CNN_MR <= total &&
-            (p * CNN_MR) / n == (p * CNN_MR + CNN_MR - 1) / n) {
-            /* a 1x1 convolution's full panel within one image: a transpose of 8 pixels */
-            const float *restrict xp = x + so[0] + (p * CNN_MR) % n;
-            for (int c = 0; c < channels; ++c, dst += CNN_MR)
-                for (int l = 0; l < CNN_MR; ++l)
-                    dst[l] = xp[(size_t)c * in_h * in_w + l];
-            continue;
-        }
-        for (int c = 0; c < channels; ++c) {
-            const float *restrict xc = x + (size_t)c * in_h * in_w;
-            for (int kh = 0; kh < kh_n; ++kh)
-                for (int kw = 0; kw < kw_n; ++kw, dst += CNN_MR)
-                    for (int l = 0; l < CNN_MR; ++l) {
-                        const int ih = h0[l] + kh * dil_h, iw = w0[l] + kw * dil_w;
-                        const int inside = (unsigned)ih < (unsigned)in_h &&
-                                           (unsigned)iw < (unsigned)in_w;
-                        const float v = xc[inside ? so[l] + (size_t)(ih * in_w + iw) : 0];
-                        dst[l] = inside ? v : 0.0f;
-                    }
-        }
-    }
+    CNN_FOR_THREADS(parallel, p, 0, panels, 1,
+        cnn_im2row_panel(x, xs, channels, in_h, in_w, kh_n, kw_n, stride_h, stride_w, pad_top,
+                         pad_left, dil_h, dil_w, out_w, n, rows, total, a, p));
 }
 
 /* y (C x OH x OW) = x (C x H x W) at rows oh * sh and columns ow * sw: the input of a 1x1
@@ -443,6 +450,26 @@ static inline void cnn_pad_phases(const float *restrict x, int channels, int in_
     memset(plane, 0, sizeof(float) * (size_t)slack);
 }
 
+/* Row r of every panel of cnn_im2col_panels (below). */
+static inline __attribute__((always_inline)) void
+cnn_im2col_row(const float *restrict x, int in_h, int in_w, int kh_n, int kw_n,
+               int dil_h, int dil_w, int rows, int panels, const int *restrict h0,
+               const int *restrict w0, float *restrict b, int r)
+{
+    const int c = r / (kh_n * kw_n), dh = r / kw_n % kh_n * dil_h, dw = r % kw_n * dil_w;
+    const float *restrict xc = x + (size_t)c * in_h * in_w;
+    for (int panel = 0; panel < panels; ++panel) {
+        float *restrict dst = b + ((size_t)panel * rows + r) * CNN_NR;
+        const int *restrict hp = h0 + panel * CNN_NR, *restrict wp = w0 + panel * CNN_NR;
+        for (int l = 0; l < CNN_NR; ++l) {
+            const int ih = hp[l] + dh, iw = wp[l] + dw;
+            const int inside = (unsigned)ih < (unsigned)in_h && (unsigned)iw < (unsigned)in_w;
+            const float v = xc[inside ? ih * in_w + iw : 0];
+            dst[l] = inside ? v : 0.0f;
+        }
+    }
+}
+
 /* im2col into NR-column panels: columns [p0, p0 + np) of the (C * KH * KW) x (OH * OW)
  * matrix of a convolution's input patches, written as b[panel][row][NR], the last panel
  * zero-padded. Row r = (c * KH + kh) * KW + kw; column p = oh * OW + ow. coords: room for
@@ -458,7 +485,6 @@ static inline void cnn_im2col_panels(const float *restrict x, int channels, int 
     const int panels = (np + CNN_NR - 1) / CNN_NR;
     int *restrict h0 = coords, *restrict w0 = coords + panels * CNN_NR;
     int oh = p0 / out_w, ow = p0 % out_w;
-    (void)parallel;
     for (int j = 0; j < panels * CNN_NR; ++j) {
         if (j < np) {
             h0[j] = oh * stride_h - pad_top;
@@ -472,21 +498,8 @@ static inline void cnn_im2col_panels(const float *restrict x, int channels, int 
             w0[j] = 0;
         }
     }
-    CNN_PARALLEL_FOR_IF(parallel)
-    for (int r = 0; r < rows; ++r) {
-        const int c = r / (kh_n * kw_n), dh = r / kw_n % kh_n * dil_h, dw = r % kw_n * dil_w;
-        const float *restrict xc = x + (size_t)c * in_h * in_w;
-        for (int panel = 0; panel < panels; ++panel) {
-            float *restrict dst = b + ((size_t)panel * rows + r) * CNN_NR;
-            const int *restrict hp = h0 + panel * CNN_NR, *restrict wp = w0 + panel * CNN_NR;
-            for (int l = 0; l < CNN_NR; ++l) {
-                const int ih = hp[l] + dh, iw = wp[l] + dw;
-                const int inside = (unsigned)ih < (unsigned)in_h && (unsigned)iw < (unsigned)in_w;
-                const float v = xc[inside ? ih * in_w + iw : 0];
-                dst[l] = inside ? v : 0.0f;
-            }
-        }
-    }
+    CNN_FOR_THREADS(parallel, r, 0, rows, 1,
+        cnn_im2col_row(x, in_h, in_w, kh_n, kw_n, dil_h, dil_w, rows, panels, h0, w0, b, r));
 }
 
 #endif /* CNN_GEMM_H */

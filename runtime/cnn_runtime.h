@@ -28,9 +28,7 @@
  * sees its variables through a pointer: without such regions LeNet-5, seed_network and the
  * autoencoder took 0.71-0.73x the time at one thread. The runtime's own loops get their
  * flag as an argument: CNN_FOR_THREADS (below) writes the loop twice, in a region and not,
- * and the flag, a constant once inlined, picks one; CNN_PARALLEL_FOR_IF(cond), a region
- * with if(cond), remains on the transforms of large Winograd and im2row layers, which are
- * parallel. Without OpenMP all are ordinary loops. */
+ * and the flag, a constant once inlined, picks one. Without OpenMP all are ordinary loops. */
 #define CNN_CAT_(a, b) a##b
 #define CNN_CAT(a, b) CNN_CAT_(a, b)
 #define CNN_PARALLEL_FOR(flag) CNN_CAT(CNN_PARALLEL_FOR_, flag)
@@ -38,14 +36,12 @@
 #if defined(_OPENMP)
 #include <omp.h>
 #define CNN_PARALLEL_FOR_1 CNN_PRAGMA(omp parallel for schedule(static))
-#define CNN_PARALLEL_FOR_IF(cond) CNN_PRAGMA(omp parallel for schedule(static) if(cond))
 #else
 #define CNN_PARALLEL_FOR_1
-#define CNN_PARALLEL_FOR_IF(cond)
 #endif
 /* for (int i = start; i < end; i += step) body, shared among the threads when cond holds,
- * else an ordinary loop without a region: for the runtime's small loops, whose cond is a
- * constant once they are inlined */
+ * else an ordinary loop without a region: for the runtime's loops, whose cond is a constant
+ * once they are inlined (a long body goes into an always-inline function of i) */
 #define CNN_FOR_THREADS(cond, i, start, end, step, ...)                                        \
     do {                                                                                       \
         if (cond) {                                                                            \

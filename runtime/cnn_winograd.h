@@ -74,6 +74,57 @@ cnn_winograd_patches(const float *restrict xc, const int *restrict origin, int n
 #endif
 }
 
+/* The offsets in the input planes of the patches of a panel's tiles t, t + 1, ..., t + MR - 1
+ * (tiles_w a row, `step` pixels apart, wq floats a plane row); the tiles past the last of
+ * `left` read tile 0's patch, and their lanes are written as 0. Returns the real tiles. */
+static inline __attribute__((always_inline)) int
+cnn_winograd_origins(int t, int left, int tiles_w, int wq, int step, int origin[CNN_MR])
+{
+    const int n = cnn_min(CNN_MR, left);
+    for (int l = 0; l < CNN_MR; ++l)
+        origin[l] = l < n ? (t + l) / tiles_w * step * wq + (t + l) % tiles_w * step : 0;
+    return n;
+}
+
+/* The panel of tiles [first + t0, first + t0 + MR) of cnn_winograd_input (below). */
+static inline __attribute__((always_inline)) void
+cnn_winograd_input_panel(const float *restrict xp, int channels, int hq, int wq, int tiles_w,
+                         int first, int count, size_t xi_stride, float *restrict v, int t0)
+{
+    int origin[CNN_MR];
+    const int n = cnn_winograd_origins(first + t0, count - t0, tiles_w, wq, 4, origin);
+    for (int c = 0; c < channels; ++c) {
+        const float *restrict xc = xp + (size_t)c * hq * wq;
+        float d[6][6][2 * CNN_MR], cols[6][6][CNN_MR], out[36][CNN_MR];
+        cnn_winograd_patches(xc, origin, n, first + t0, tiles_w, wq, 6, 4, &d[0][0][0]);
+        for (int q = 0; q < 6; ++q) /* B^T d, vectorised across the tiles */
+            for (int l = 0; l < CNN_MR; ++l) {
+                const float d0 = d[0][q][l], d1 = d[1][q][l], d2 = d[2][q][l],
+                            d3 = d[3][q][l], d4 = d[4][q][l], d5 = d[5][q][l];
+                cols[0][q][l] = 4.0f * d0 - 5.0f * d2 + d4;
+                cols[1][q][l] = -4.0f * (d1 + d2) + d3 + d4;
+                cols[2][q][l] = 4.0f * (d1 - d2) - d3 + d4;
+                cols[3][q][l] = 2.0f * (d3 - d1) - d2 + d4;
+                cols[4][q][l] = 2.0f * (d1 - d3) - d2 + d4;
+                cols[5][q][l] = 4.0f * d1 - 5.0f * d3 + d5;
+            }
+        for (int r = 0; r < 6; ++r) /* (B^T d) B */
+            for (int l = 0; l < CNN_MR; ++l) {
+                const float d0 = cols[r][0][l], d1 = cols[r][1][l], d2 = cols[r][2][l],
+                            d3 = cols[r][3][l], d4 = cols[r][4][l], d5 = cols[r][5][l];
+                out[6 * r][l] = 4.0f * d0 - 5.0f * d2 + d4;
+                out[6 * r + 1][l] = -4.0f * (d1 + d2) + d3 + d4;
+                out[6 * r + 2][l] = 4.0f * (d1 - d2) - d3 + d4;
+                out[6 * r + 3][l] = 2.0f * (d3 - d1) - d2 + d4;
+                out[6 * r + 4][l] = 2.0f * (d1 - d3) - d2 + d4;
+                out[6 * r + 5][l] = 4.0f * d1 - 5.0f * d3 + d5;
+            }
+        float *restrict dst = v + ((size_t)t0 * channels + (size_t)c * CNN_MR);
+        for (int xi = 0; xi < 36; ++xi)
+            memcpy(dst + xi * xi_stride, out[xi], sizeof out[xi]);
+    }
+}
+
 /* V for tiles [first, first + count) from the zero-padded input planes xp (channels x hq x
  * wq, hq >= 4 tiles_h + 2 and wq >= 4 tiles_w + 2): v[xi][tile / MR][c][tile % MR], rows (a
  * multiple of MR, >= count) rows per xi, the rows past the last tile zero. One MR-tile panel
@@ -84,46 +135,8 @@ static inline void cnn_winograd_input(const float *restrict xp, int channels, in
                                       float *restrict v, int parallel)
 {
     const size_t xi_stride = (size_t)rows * channels;
-    (void)parallel;
-    CNN_PARALLEL_FOR_IF(parallel)
-    for (int t0 = 0; t0 < rows; t0 += CNN_MR) {
-        int origin[CNN_MR];
-        const int n = cnn_min(CNN_MR, count - t0);
-        for (int l = 0; l < CNN_MR; ++l) { /* past the last tile: read tile 0, written as 0 */
-            const int t = first + t0 + l;
-            origin[l] = l < n ? t / tiles_w * 4 * wq + t % tiles_w * 4 : 0;
-        }
-        for (int c = 0; c < channels; ++c) {
-            const float *restrict xc = xp + (size_t)c * hq * wq;
-            float d[6][6][2 * CNN_MR], cols[6][6][CNN_MR], out[36][CNN_MR];
-            cnn_winograd_patches(xc, origin, n, first + t0, tiles_w, wq, 6, 4, &d[0][0][0]);
-            for (int q = 0; q < 6; ++q) /* B^T d, vectorised across the tiles */
-                for (int l = 0; l < CNN_MR; ++l) {
-                    const float d0 = d[0][q][l], d1 = d[1][q][l], d2 = d[2][q][l],
-                                d3 = d[3][q][l], d4 = d[4][q][l], d5 = d[5][q][l];
-                    cols[0][q][l] = 4.0f * d0 - 5.0f * d2 + d4;
-                    cols[1][q][l] = -4.0f * (d1 + d2) + d3 + d4;
-                    cols[2][q][l] = 4.0f * (d1 - d2) - d3 + d4;
-                    cols[3][q][l] = 2.0f * (d3 - d1) - d2 + d4;
-                    cols[4][q][l] = 2.0f * (d1 - d3) - d2 + d4;
-                    cols[5][q][l] = 4.0f * d1 - 5.0f * d3 + d5;
-                }
-            for (int r = 0; r < 6; ++r) /* (B^T d) B */
-                for (int l = 0; l < CNN_MR; ++l) {
-                    const float d0 = cols[r][0][l], d1 = cols[r][1][l], d2 = cols[r][2][l],
-                                d3 = cols[r][3][l], d4 = cols[r][4][l], d5 = cols[r][5][l];
-                    out[6 * r][l] = 4.0f * d0 - 5.0f * d2 + d4;
-                    out[6 * r + 1][l] = -4.0f * (d1 + d2) + d3 + d4;
-                    out[6 * r + 2][l] = 4.0f * (d1 - d2) - d3 + d4;
-                    out[6 * r + 3][l] = 2.0f * (d3 - d1) - d2 + d4;
-                    out[6 * r + 4][l] = 2.0f * (d1 - d3) - d2 + d4;
-                    out[6 * r + 5][l] = 4.0f * d1 - 5.0f * d3 + d5;
-                }
-            float *restrict dst = v + ((size_t)t0 * channels + (size_t)c * CNN_MR);
-            for (int xi = 0; xi < 36; ++xi)
-                memcpy(dst + xi * xi_stride, out[xi], sizeof out[xi]);
-        }
-    }
+    CNN_FOR_THREADS(parallel, t0, 0, rows, CNN_MR,
+        cnn_winograd_input_panel(xp, channels, hq, wq, tiles_w, first, count, xi_stride, v, t0));
 }
 
 /* M_xi = V_xi * U_xi for the 36 (F(2x2, 3x3): 16) positions: m[xi][tile][kpad], kpad (a multiple of
@@ -191,6 +204,37 @@ static inline void cnn_winograd_output(const float *restrict m, size_t stride,
         }
 }
 
+/* The panel of tiles [first + t0, first + t0 + MR) of cnn_winograd2_input (below). */
+static inline __attribute__((always_inline)) void
+cnn_winograd2_input_panel(const float *restrict xp, int channels, int hq, int wq, int tiles_w,
+                          int first, int count, size_t xi_stride, float *restrict v, int t0)
+{
+    int origin[CNN_MR];
+    const int n = cnn_winograd_origins(first + t0, count - t0, tiles_w, wq, 2, origin);
+    for (int c = 0; c < channels; ++c) {
+        const float *restrict xc = xp + (size_t)c * hq * wq;
+        float d[4][4][2 * CNN_MR], cols[4][4][CNN_MR], out[16][CNN_MR];
+        cnn_winograd_patches(xc, origin, n, first + t0, tiles_w, wq, 4, 2, &d[0][0][0]);
+        for (int q = 0; q < 4; ++q)
+            for (int l = 0; l < CNN_MR; ++l) {
+                cols[0][q][l] = d[0][q][l] - d[2][q][l];
+                cols[1][q][l] = d[1][q][l] + d[2][q][l];
+                cols[2][q][l] = d[2][q][l] - d[1][q][l];
+                cols[3][q][l] = d[1][q][l] - d[3][q][l];
+            }
+        for (int r = 0; r < 4; ++r)
+            for (int l = 0; l < CNN_MR; ++l) {
+                out[4 * r][l] = cols[r][0][l] - cols[r][2][l];
+                out[4 * r + 1][l] = cols[r][1][l] + cols[r][2][l];
+                out[4 * r + 2][l] = cols[r][2][l] - cols[r][1][l];
+                out[4 * r + 3][l] = cols[r][1][l] - cols[r][3][l];
+            }
+        float *restrict dst = v + ((size_t)t0 * channels + (size_t)c * CNN_MR);
+        for (int xi = 0; xi < 16; ++xi)
+            memcpy(dst + xi * xi_stride, out[xi], sizeof out[xi]);
+    }
+}
+
 /* F(2x2, 3x3), for images too small for 4x4 tiles: 4x4 patches two pixels apart, 16
  * positions, B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], A^T = [1 1 1 0; 0 1 -1 -1].
  * The same layout as cnn_winograd_input, with 16 planes of V. The panel loop is written out
@@ -201,38 +245,8 @@ static inline void cnn_winograd2_input(const float *restrict xp, int channels, i
                                        float *restrict v, int parallel)
 {
     const size_t xi_stride = (size_t)rows * channels;
-    (void)parallel;
-    CNN_PARALLEL_FOR_IF(parallel)
-    for (int t0 = 0; t0 < rows; t0 += CNN_MR) {
-        int origin[CNN_MR];
-        const int n = cnn_min(CNN_MR, count - t0);
-        for (int l = 0; l < CNN_MR; ++l) {
-            const int t = first + t0 + l;
-            origin[l] = l < n ? t / tiles_w * 2 * wq + t % tiles_w * 2 : 0;
-        }
-        for (int c = 0; c < channels; ++c) {
-            const float *restrict xc = xp + (size_t)c * hq * wq;
-            float d[4][4][2 * CNN_MR], cols[4][4][CNN_MR], out[16][CNN_MR];
-            cnn_winograd_patches(xc, origin, n, first + t0, tiles_w, wq, 4, 2, &d[0][0][0]);
-            for (int q = 0; q < 4; ++q)
-                for (int l = 0; l < CNN_MR; ++l) {
-                    cols[0][q][l] = d[0][q][l] - d[2][q][l];
-                    cols[1][q][l] = d[1][q][l] + d[2][q][l];
-                    cols[2][q][l] = d[2][q][l] - d[1][q][l];
-                    cols[3][q][l] = d[1][q][l] - d[3][q][l];
-                }
-            for (int r = 0; r < 4; ++r)
-                for (int l = 0; l < CNN_MR; ++l) {
-                    out[4 * r][l] = cols[r][0][l] - cols[r][2][l];
-                    out[4 * r + 1][l] = cols[r][1][l] + cols[r][2][l];
-                    out[4 * r + 2][l] = cols[r][2][l] - cols[r][1][l];
-                    out[4 * r + 3][l] = cols[r][1][l] - cols[r][3][l];
-                }
-            float *restrict dst = v + ((size_t)t0 * channels + (size_t)c * CNN_MR);
-            for (int xi = 0; xi < 16; ++xi)
-                memcpy(dst + xi * xi_stride, out[xi], sizeof out[xi]);
-        }
-    }
+    CNN_FOR_THREADS(parallel, t0, 0, rows, CNN_MR,
+        cnn_winograd2_input_panel(xp, channels, hq, wq, tiles_w, first, count, xi_stride, v, t0));
 }
 
 /* The 2x2 output tiles of CNN_WINO_KB output channels from their 16 values m[xi * stride + k]:
