@@ -352,6 +352,13 @@ cnn_from_blocks(const float *restrict x, int channels, int plane, float *restric
 #define CNN_PW_PREFETCH 32
 #endif
 
+/* Floats of one output block's pointwise weights, w[k][16] for k_n input channels rounded up
+ * to whole blocks. */
+static inline size_t cnn_pointwise_wstride(int k_n)
+{
+    return (size_t)(k_n + CNN_CB - 1) / CNN_CB * CNN_CB * CNN_CB;
+}
+
 /* Input channel kk of input block kb into the pointwise tile's accumulators (below). */
 static inline __attribute__((always_inline)) void
 cnn_pointwise_channel(int rows, int nb, int kb_n, int kb, int kk, size_t wstride,
@@ -378,18 +385,19 @@ cnn_pointwise_channel(int rows, int nb, int kb_n, int kb, int kk, size_t wstride
 /* rows (<= PW_MR or PWW_MR) pixels x nb (<= 4) output blocks of a pointwise convolution:
  * y = act(sum_k w[k] x[k] + bias (+ res)) over the k_n input channels. x: the first pixel in
  * input block 0 (pixel i of input channel k at x[k / 16 * plane * 16 + i * 16 + k % 16]); w:
- * output block 0's weights w[k][16] for kb_n * 16 input channels, block j's at w + j * kb_n
- * * 256; bias: 16 per block; y and res: the first pixel in output block 0, block j at + j *
+ * output block 0's weights w[k][16] (cnn_pointwise_wstride floats), block j's at w + j *
+ * that; bias: 16 per block; y and res: the first pixel in output block 0, block j at + j *
  * plane * 16. The padding channels of a last partial input block (k >= k_n, zero weights)
  * are skipped: MobileNetV2's 24 -> 144 layers do 24 channels' work, not 32. Called with
  * constant rows, nb and k_n, it is specialised when inlined. */
 static inline __attribute__((always_inline)) void
-cnn_pointwise_tile(int rows, int nb, int kb_n, int k_n, int plane, const float *restrict x,
+cnn_pointwise_tile(int rows, int nb, int k_n, int plane, const float *restrict x,
                    const float *restrict w, const float *restrict bias,
                    const float *restrict res, float *restrict y, int act)
 {
     cnn_vb acc[CNN_TILE_MR_MAX][4];
-    const size_t bstride = (size_t)plane * CNN_CB, wstride = (size_t)kb_n * CNN_CB * CNN_CB;
+    const size_t bstride = (size_t)plane * CNN_CB, wstride = cnn_pointwise_wstride(k_n);
+    const int kb_n = (int)(wstride / (CNN_CB * CNN_CB));
     const int full = k_n / CNN_CB;
     for (int i = 0; i < rows; ++i)
         for (int j = 0; j < nb; ++j)
@@ -412,28 +420,28 @@ cnn_pointwise_tile(int rows, int nb, int kb_n, int k_n, int plane, const float *
 /* Output blocks [ob0, ob1) of pixels [p, p + rows), rows mr or 1: nb blocks a tile, the
  * blocks of a last partial group one at a time. */
 static inline __attribute__((always_inline)) void
-cnn_pointwise_pixels(int rows, int nb, int kb_n, int k_n, int ob0, int ob1, int plane,
+cnn_pointwise_pixels(int rows, int nb, int k_n, int ob0, int ob1, int plane,
                      const float *restrict x, const float *restrict w,
                      const float *restrict bias, const float *restrict res, float *restrict y,
                      int act, int p)
 {
-    const size_t wstride = (size_t)kb_n * CNN_CB * CNN_CB, bstride = (size_t)plane * CNN_CB;
+    const size_t wstride = cnn_pointwise_wstride(k_n), bstride = (size_t)plane * CNN_CB;
     const float *restrict xp = x + (size_t)p * CNN_CB;
     int ob = ob0;
     for (; ob + nb <= ob1; ob += nb)
-        cnn_pointwise_tile(rows, nb, kb_n, k_n, plane, xp, w + ob * wstride,
+        cnn_pointwise_tile(rows, nb, k_n, plane, xp, w + ob * wstride,
                            bias ? bias + ob * CNN_CB : NULL,
                            res ? res + ob * bstride + (size_t)p * CNN_CB : NULL,
                            y + ob * bstride + (size_t)p * CNN_CB, act);
     for (; ob < ob1; ++ob)
-        cnn_pointwise_tile(rows, 1, kb_n, k_n, plane, xp, w + ob * wstride,
+        cnn_pointwise_tile(rows, 1, k_n, plane, xp, w + ob * wstride,
                            bias ? bias + ob * CNN_CB : NULL,
                            res ? res + ob * bstride + (size_t)p * CNN_CB : NULL,
                            y + ob * bstride + (size_t)p * CNN_CB, act);
 }
 
-/* A 1x1 convolution, stride 1, blocks in and out: k_n input channels in kb_n blocks, weights
- * w[out block][k][16] (k < kb_n * 16), in tiles of mr pixels x nb output blocks, (PW_MR,
+/* A 1x1 convolution, stride 1, blocks in and out: k_n input channels, weights
+ * w[out block][k][16] (k < k_n rounded up to whole blocks), in tiles of mr pixels x nb output blocks, (PW_MR,
  * PW_NB) or (PWW_MR, PWW_NB). The caller runs the pixel steps [0, cnn_pointwise_steps(plane,
  * mr)), each mr pixels (one pixel on images of fewer), for output blocks [ob0, ob1). A last
  * partial tile is done as the full tile ending at the last pixel, in the same step as the
@@ -461,18 +469,18 @@ static inline int cnn_pointwise_chunk(int kb_n, int mr)
 }
 
 static inline __attribute__((always_inline)) void
-cnn_pointwise_step(int mr, int nb, int kb_n, int k_n, int ob0, int ob1, int plane,
+cnn_pointwise_step(int mr, int nb, int k_n, int ob0, int ob1, int plane,
                    const float *restrict x, const float *restrict w,
                    const float *restrict bias, const float *restrict res, float *restrict y,
                    int act, int t)
 {
     if (plane < mr) {
-        cnn_pointwise_pixels(1, nb, kb_n, k_n, ob0, ob1, plane, x, w, bias, res, y, act, t);
+        cnn_pointwise_pixels(1, nb, k_n, ob0, ob1, plane, x, w, bias, res, y, act, t);
         return;
     }
-    cnn_pointwise_pixels(mr, nb, kb_n, k_n, ob0, ob1, plane, x, w, bias, res, y, act, t * mr);
+    cnn_pointwise_pixels(mr, nb, k_n, ob0, ob1, plane, x, w, bias, res, y, act, t * mr);
     if (t == plane / mr - 1 && plane % mr)
-        cnn_pointwise_pixels(mr, nb, kb_n, k_n, ob0, ob1, plane, x, w, bias, res, y, act,
+        cnn_pointwise_pixels(mr, nb, k_n, ob0, ob1, plane, x, w, bias, res, y, act,
                              plane - mr);
 }
 
