@@ -171,6 +171,10 @@ class CompiledModel:
             node = self.graph.node(name)
             ms = s / repeat * 1e3
             flops = node.meta.get("flops", 0) * x.shape[0]
+            if "pipelined_from" in node.meta:  # its call computes the 1x1 layer too
+                producer = node.meta["pipelined_from"]
+                flops += self.graph.node(producer).meta.get("flops", 0) * x.shape[0]
+                name = f"{name} (+ {producer})"
             rows.append((name, node.meta.get("kernel", node.op), ms,
                          flops / (ms * 1e6) if ms > 0 else 0.0))
         return rows

@@ -391,12 +391,12 @@ cnn_pointwise_channel(int rows, int nb, int kb_n, int kb, int kk, size_t wstride
  * are skipped: MobileNetV2's 24 -> 144 layers do 24 channels' work, not 32. Called with
  * constant rows, nb and k_n, it is specialised when inlined. */
 static inline __attribute__((always_inline)) void
-cnn_pointwise_tile(int rows, int nb, int k_n, int plane, const float *restrict x,
-                   const float *restrict w, const float *restrict bias,
+cnn_pointwise_tile(int rows, int nb, int k_n, size_t xstride, size_t ystride,
+                   const float *restrict x, const float *restrict w, const float *restrict bias,
                    const float *restrict res, float *restrict y, int act)
 {
     cnn_vb acc[CNN_TILE_MR_MAX][4];
-    const size_t bstride = (size_t)plane * CNN_CB, wstride = cnn_pointwise_wstride(k_n);
+    const size_t wstride = cnn_pointwise_wstride(k_n);
     const int kb_n = (int)(wstride / (CNN_CB * CNN_CB));
     const int full = k_n / CNN_CB;
     for (int i = 0; i < rows; ++i)
@@ -404,40 +404,41 @@ cnn_pointwise_tile(int rows, int nb, int k_n, int plane, const float *restrict x
             acc[i][j] = cnn_bzero();
     for (int kb = 0; kb < full; ++kb)
         for (int kk = 0; kk < CNN_CB; ++kk)
-            cnn_pointwise_channel(rows, nb, kb_n, kb, kk, wstride, x + kb * bstride,
+            cnn_pointwise_channel(rows, nb, kb_n, kb, kk, wstride, x + kb * xstride,
                                   w + (size_t)kb * CNN_CB * CNN_CB, acc);
     for (int kk = 0; kk < k_n % CNN_CB; ++kk)
-        cnn_pointwise_channel(rows, nb, kb_n, full, kk, wstride, x + full * bstride,
+        cnn_pointwise_channel(rows, nb, kb_n, full, kk, wstride, x + full * xstride,
                               w + (size_t)full * CNN_CB * CNN_CB, acc);
     for (int j = 0; j < nb; ++j) {
         const cnn_vb b = bias ? cnn_bload(bias + j * CNN_CB) : cnn_bzero();
         for (int i = 0; i < rows; ++i)
-            cnn_block_epilogue(acc[i][j], b, res ? res + j * bstride + i * CNN_CB : NULL,
-                               y + j * bstride + i * CNN_CB, act);
+            cnn_block_epilogue(acc[i][j], b, res ? res + j * ystride + i * CNN_CB : NULL,
+                               y + j * ystride + i * CNN_CB, act);
     }
 }
 
 /* Output blocks [ob0, ob1) of pixels [p, p + rows), rows mr or 1: nb blocks a tile, the
- * blocks of a last partial group one at a time. */
+ * blocks of a last partial group one at a time. xstride, ystride: floats from one block of
+ * x, and of y and res, to the next (plane * 16 for whole planes); y's block ob0 at y. */
 static inline __attribute__((always_inline)) void
-cnn_pointwise_pixels(int rows, int nb, int k_n, int ob0, int ob1, int plane,
-                     const float *restrict x, const float *restrict w,
+cnn_pointwise_pixels(int rows, int nb, int k_n, int ob0, int ob1, size_t xstride,
+                     size_t ystride, const float *restrict x, const float *restrict w,
                      const float *restrict bias, const float *restrict res, float *restrict y,
                      int act, int p)
 {
-    const size_t wstride = cnn_pointwise_wstride(k_n), bstride = (size_t)plane * CNN_CB;
+    const size_t wstride = cnn_pointwise_wstride(k_n);
     const float *restrict xp = x + (size_t)p * CNN_CB;
     int ob = ob0;
     for (; ob + nb <= ob1; ob += nb)
-        cnn_pointwise_tile(rows, nb, k_n, plane, xp, w + ob * wstride,
+        cnn_pointwise_tile(rows, nb, k_n, xstride, ystride, xp, w + ob * wstride,
                            bias ? bias + ob * CNN_CB : NULL,
-                           res ? res + ob * bstride + (size_t)p * CNN_CB : NULL,
-                           y + ob * bstride + (size_t)p * CNN_CB, act);
+                           res ? res + (ob - ob0) * ystride + (size_t)p * CNN_CB : NULL,
+                           y + (ob - ob0) * ystride + (size_t)p * CNN_CB, act);
     for (; ob < ob1; ++ob)
-        cnn_pointwise_tile(rows, 1, k_n, plane, xp, w + ob * wstride,
+        cnn_pointwise_tile(rows, 1, k_n, xstride, ystride, xp, w + ob * wstride,
                            bias ? bias + ob * CNN_CB : NULL,
-                           res ? res + ob * bstride + (size_t)p * CNN_CB : NULL,
-                           y + ob * bstride + (size_t)p * CNN_CB, act);
+                           res ? res + (ob - ob0) * ystride + (size_t)p * CNN_CB : NULL,
+                           y + (ob - ob0) * ystride + (size_t)p * CNN_CB, act);
 }
 
 /* A 1x1 convolution, stride 1, blocks in and out: k_n input channels, weights
@@ -474,14 +475,39 @@ cnn_pointwise_step(int mr, int nb, int k_n, int ob0, int ob1, int plane,
                    const float *restrict bias, const float *restrict res, float *restrict y,
                    int act, int t)
 {
+    const size_t bstride = (size_t)plane * CNN_CB;
+    const float *restrict r = res ? res + ob0 * bstride : NULL;
+    float *restrict yb = y + ob0 * bstride;
     if (plane < mr) {
-        cnn_pointwise_pixels(1, nb, k_n, ob0, ob1, plane, x, w, bias, res, y, act, t);
+        cnn_pointwise_pixels(1, nb, k_n, ob0, ob1, bstride, bstride, x, w, bias, r, yb, act, t);
         return;
     }
-    cnn_pointwise_pixels(mr, nb, k_n, ob0, ob1, plane, x, w, bias, res, y, act, t * mr);
+    cnn_pointwise_pixels(mr, nb, k_n, ob0, ob1, bstride, bstride, x, w, bias, r, yb, act, t * mr);
     if (t == plane / mr - 1 && plane % mr)
-        cnn_pointwise_pixels(mr, nb, k_n, ob0, ob1, plane, x, w, bias, res, y, act,
+        cnn_pointwise_pixels(mr, nb, k_n, ob0, ob1, bstride, bstride, x, w, bias, r, yb, act,
                              plane - mr);
+}
+
+/* Output blocks [ob0, ob1) of a run of n pixels (an image row) into y, block ob0 at y and
+ * the next ystride floats on; x: the run's first pixel in input block 0, the next block
+ * xstride floats on. Tiles of mr pixels, a last partial one done as the tile ending at the
+ * run's end; runs shorter than a tile pixel by pixel. */
+static inline __attribute__((always_inline)) void
+cnn_pointwise_run(int mr, int nb, int k_n, int ob0, int ob1, int n, size_t xstride,
+                  size_t ystride, const float *restrict x, const float *restrict w,
+                  const float *restrict bias, float *restrict y, int act)
+{
+    if (n < mr) {
+        for (int p = 0; p < n; ++p)
+            cnn_pointwise_pixels(1, nb, k_n, ob0, ob1, xstride, ystride, x, w, bias, NULL, y,
+                                 act, p);
+        return;
+    }
+    for (int p = 0; p + mr <= n; p += mr)
+        cnn_pointwise_pixels(mr, nb, k_n, ob0, ob1, xstride, ystride, x, w, bias, NULL, y, act, p);
+    if (n % mr)
+        cnn_pointwise_pixels(n % mr, nb, k_n, ob0, ob1, xstride, ystride, x, w, bias, NULL, y, act,
+                             n - n % mr);
 }
 
 /* A convolution from planes into blocks (the layer before a blocked run, e.g. a network's
@@ -710,16 +736,23 @@ cnn_pad_blocks_row(const float *restrict x, int in_h, int in_w, int pad_top, int
     memset(row + (size_t)hi * CNN_CB, 0, sizeof(float) * (size_t)(wp - hi) * CNN_CB);
 }
 
+/* Row h of an input held whole (ring 0) or in a ring of that many rows */
+static inline int cnn_ring_row(int h, int ring)
+{
+    return ring ? h % ring : h;
+}
+
 /* One output pixel of a depthwise convolution, its window at input row h0, column w0 of
  * the block xb, taps kh in [kh0, kh1) and kw in [kw0, kw1) (those inside the input); w: the
  * block's weights w[kh][kw][16]. */
 static inline __attribute__((always_inline)) cnn_vb
-cnn_depthwise_pixel(const float *restrict xb, const float *restrict w, int in_w, int kw_n,
-                    int dil_h, int dil_w, int h0, int w0, int kh0, int kh1, int kw0, int kw1)
+cnn_depthwise_pixel(const float *restrict xb, const float *restrict w, int in_w, int ring,
+                    int kw_n, int dil_h, int dil_w, int h0, int w0, int kh0, int kh1, int kw0,
+                    int kw1)
 {
     cnn_vb acc = cnn_bzero();
     for (int kh = kh0; kh < kh1; ++kh) {
-        const float *restrict row = xb + (size_t)(h0 + kh * dil_h) * in_w * CNN_CB;
+        const float *restrict row = xb + (size_t)cnn_ring_row(h0 + kh * dil_h, ring) * in_w * CNN_CB;
         for (int kw = kw0; kw < kw1; ++kw)
             acc = cnn_bfma(acc, cnn_bload(w + (kh * kw_n + kw) * CNN_CB),
                            cnn_bload(row + (size_t)(w0 + kw * dil_w) * CNN_CB));
@@ -733,14 +766,15 @@ cnn_depthwise_pixel(const float *restrict xb, const float *restrict w, int in_w,
 #define CNN_DW_TILE 4
 
 static inline __attribute__((always_inline)) void
-cnn_depthwise_tile(const float *restrict xb, const float *restrict w, int in_w, int kh_n,
-                   int kw_n, int stride_w, int dil_h, int dil_w, int h0, int w0,
+cnn_depthwise_tile(const float *restrict xb, const float *restrict w, int in_w, int ring,
+                   int kh_n, int kw_n, int stride_w, int dil_h, int dil_w, int h0, int w0,
                    cnn_vb acc[CNN_DW_TILE])
 {
     for (int t = 0; t < CNN_DW_TILE; ++t)
         acc[t] = cnn_bzero();
     for (int kh = 0; kh < kh_n; ++kh) {
-        const float *restrict row = xb + ((size_t)(h0 + kh * dil_h) * in_w + w0) * CNN_CB;
+        const float *restrict row =
+            xb + ((size_t)cnn_ring_row(h0 + kh * dil_h, ring) * in_w + w0) * CNN_CB;
         for (int kw = 0; kw < kw_n; ++kw) {
             const cnn_vb wv = cnn_bload(w + (kh * kw_n + kw) * CNN_CB);
             for (int t = 0; t < CNN_DW_TILE; ++t)
@@ -750,21 +784,22 @@ cnn_depthwise_tile(const float *restrict xb, const float *restrict w, int in_w, 
     }
 }
 
-/* Block b of a depthwise convolution (one input channel per output channel), blocks in and
- * out, any kernel size, stride, padding and dilation. Output columns [col_lo, col_hi) have
- * every column tap inside the input; on rows with every row tap inside too, they go
- * CNN_DW_TILE at a time. Other pixels clip their taps. */
+/* Output rows [oh0, oh1) of block b of a depthwise convolution (one input channel per
+ * output channel), blocks in and out, any kernel size, stride, padding and dilation. xb:
+ * block b of the input, its rows in_w pixels apart; ring 0 for a whole plane, or the rows a
+ * ring holds, input row h then at row h % ring. Output columns [col_lo, col_hi) have every
+ * column tap inside the input; on rows with every row tap inside too, they go CNN_DW_TILE
+ * at a time. Other pixels clip their taps. */
 static inline __attribute__((always_inline)) void
 cnn_depthwise_block(int in_h, int in_w, int out_h, int out_w, int kh_n, int kw_n, int stride_h,
                     int stride_w, int pad_top, int pad_left, int dil_h, int dil_w, int col_lo,
-                    int col_hi, const float *restrict x, const float *restrict w,
+                    int col_hi, const float *restrict xb, int ring, const float *restrict w,
                     const float *restrict bias, const float *restrict res, float *restrict y,
-                    int act, int b)
+                    int act, int b, int oh0, int oh1)
 {
-    const float *restrict xb = x + (size_t)b * in_h * in_w * CNN_CB;
     const float *restrict wb = w + (size_t)b * kh_n * kw_n * CNN_CB;
     const cnn_vb bv = bias ? cnn_bload(bias + b * CNN_CB) : cnn_bzero();
-    for (int oh = 0; oh < out_h; ++oh) {
+    for (int oh = oh0; oh < oh1; ++oh) {
         const int h0 = oh * stride_h - pad_top;
         const int kh0 = cnn_tap_lo(h0, dil_h), kh1 = cnn_tap_hi(h0, dil_h, in_h, kh_n);
         const size_t o = ((size_t)b * out_h + oh) * out_w * CNN_CB;
@@ -775,7 +810,7 @@ cnn_depthwise_block(int in_h, int in_w, int out_h, int out_w, int kh_n, int kw_n
             t1 = col_lo + (col_hi - col_lo) / CNN_DW_TILE * CNN_DW_TILE;
         for (int ow = t0; ow < t1; ow += CNN_DW_TILE) {
             cnn_vb acc[CNN_DW_TILE];
-            cnn_depthwise_tile(xb, wb, in_w, kh_n, kw_n, stride_w, dil_h, dil_w, h0,
+            cnn_depthwise_tile(xb, wb, in_w, ring, kh_n, kw_n, stride_w, dil_h, dil_w, h0,
                                ow * stride_w - pad_left, acc);
             for (int t = 0; t < CNN_DW_TILE; ++t)
                 cnn_block_epilogue(acc[t], bv, r ? r + (size_t)(ow + t) * CNN_CB : NULL,
@@ -789,15 +824,35 @@ cnn_depthwise_block(int in_h, int in_w, int out_h, int out_w, int kh_n, int kw_n
             const int w0 = ow * stride_w - pad_left;
             cnn_vb v;
             if (ow >= col_lo && ow < col_hi)
-                v = cnn_depthwise_pixel(xb, wb, in_w, kw_n, dil_h, dil_w, h0, w0, kh0, kh1, 0,
-                                        kw_n);
+                v = cnn_depthwise_pixel(xb, wb, in_w, ring, kw_n, dil_h, dil_w, h0, w0, kh0, kh1,
+                                        0, kw_n);
             else
-                v = cnn_depthwise_pixel(xb, wb, in_w, kw_n, dil_h, dil_w, h0, w0, kh0, kh1,
+                v = cnn_depthwise_pixel(xb, wb, in_w, ring, kw_n, dil_h, dil_w, h0, w0, kh0, kh1,
                                         cnn_tap_lo(w0, dil_w), cnn_tap_hi(w0, dil_w, in_w, kw_n));
             cnn_block_epilogue(v, bv, r ? r + (size_t)ow * CNN_CB : NULL,
                                y + o + (size_t)ow * CNN_CB, act);
         }
     }
+}
+
+/* Pipelined 1x1 -> depthwise pairs (passes/pipeline_depthwise.py): the depthwise layer
+ * computes its input, the 1x1 layer's output, a few rows ahead of the rows it reads, so that
+ * each row is read back from L2 rather than from L3 or memory. The input rows [0, n) that
+ * output rows [0, oh] of a depthwise layer read: */
+static inline int cnn_depthwise_rows_read(int oh, int in_h, int kh_n, int stride_h, int pad_top,
+                                          int dil_h)
+{
+    const int end = oh * stride_h - pad_top + (kh_n - 1) * dil_h + 1;
+    return end < 0 ? 0 : cnn_min(in_h, end);
+}
+
+/* ... and the pointwise steps [0, n) (cnn_pointwise_step) that compute pixels [0, pixels) of
+ * a plane: the last step also does the plane's partial tile. */
+static inline int cnn_pointwise_steps_through(int plane, int mr, int pixels)
+{
+    if (plane < mr)
+        return pixels;
+    return pixels >= plane ? plane / mr : cnn_min(plane / mr, (pixels + mr - 1) / mr);
 }
 
 /* Output row oh of block b of a max pool on blocks, its out_w pixels' vectors stored at yr:

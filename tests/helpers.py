@@ -60,7 +60,12 @@ def assert_memory_plan_safe(g, reused=True):
     (reused) buffers are reused."""
     order = g.nodes()
     index = {n.name: i for i, n in enumerate(order)}
-    last_use = {n.name: max([index[u] for u in g.users(n.name)] + [index[n.name]]) for n in order}
+    # a layer pipelined into a later one (passes/pipeline_depthwise.py) reads its inputs while
+    # that one runs, and its own output is never stored
+    reads_at = {n.name: index[n.meta.get("pipelined_into", n.name)] for n in order}
+    last_use = {n.name: max([reads_at[u] for u in g.users(n.name)] + [index[n.name]])
+                for n in order}
+    order = [n for n in order if n.meta["buffer"] is not None]
 
     def extent(node):
         kind, off = node.meta["buffer"]
@@ -86,7 +91,10 @@ def assert_memory_plan_safe(g, reused=True):
             lo = node.meta["scratch"][1]
             hi = lo + ops.REGISTRY[node.op].scratch_floats(node, g.input_values(node.name), node.shape)
             assert hi <= g.meta["workspace_floats"]
-            for other in [g.node(i) for i in g.input_names(node.name)] + [node]:
+            operands = g.input_names(node.name)
+            if "pipelined_from" in node.meta:
+                operands = operands + g.input_names(node.meta["pipelined_from"])
+            for other in [g.node(i) for i in operands if g.node(i).meta["buffer"]] + [node]:
                 kind, lo2, hi2 = extent(other)
                 assert not (kind == "arena" and lo < hi2 and lo2 < hi), (node.name, other.name)
     total = sum(extent(n)[2] - extent(n)[1] for n in order if n.op not in ("input", "reshape"))

@@ -142,7 +142,9 @@ def test_large_models_read_layer_by_layer(name):
     ns = load_example(name)
     graph = build_graph(ns["model"].eval(), ns["INPUT_SHAPE"])
     src = codegen.generate(graph).c_source
-    layers = [n for n in graph.nodes() if ops.REGISTRY[n.op].template]
+    # a 1x1 layer pipelined into the depthwise layer after it has no function of its own
+    layers = [n for n in graph.nodes() if ops.REGISTRY[n.op].template
+              and "pipelined_into" not in n.meta]
     functions = re.findall(r"\*/\nstatic void (layer_\w+)\(", src)
     assert len(functions) == len(layers)
     for node, fn in zip(layers, functions):

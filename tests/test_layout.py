@@ -465,9 +465,88 @@ def test_blocked_kernels_in_portable_c(flags, tmp_path):
                                  (twins(pooled, channels=16, out=20), (1, 3, 34, 30)),
                                  (twins(unpadded_stem, in_channels=1), (1, 1, 38, 30)),
                                  (pair(channels=16, mid=64), (1, 3, 66, 66)),  # pool parts
-                                 (pair(channels=16, mid=64, stride=1), (1, 3, 7, 7))):  # 7-tiles
+                                 (pair(channels=16, mid=64, stride=1), (1, 3, 7, 7)),  # 7-tiles
+                                 (twins(pointwise_depthwise, mid=64), (1, 3, 64, 64))):  # pipelined
         compiled = cnncompile.compile(model, shape, flags=flags, werror=True,
                                       cache_dir=tmp_path)
         x = random_input((2,) + shape[1:], seed=5)
         assert_close(compiled(x), run_torch(twin, x))
         assert np.isfinite(compiled(x)).all()
+
+
+def pointwise_depthwise(nn, F, channels=8, mid=40, kernel=3, stride=1, padding=1, dilation=1,
+                        bias=True, skip=False):
+    """stem -> 1x1 (ReLU6) -> depthwise (ReLU) -> 1x1 head; skip: the depthwise layer adds a
+    projection of the stem's output (fused into its epilogue)."""
+    class PointwiseDepthwise(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Conv2d(3, channels, 3, padding=1)
+            self.proj = nn.Conv2d(channels, mid, 1, stride=stride)
+            self.pw = nn.Conv2d(channels, mid, 1)
+            self.dw = nn.Conv2d(mid, mid, kernel, stride=stride, padding=padding,
+                                dilation=dilation, groups=mid, bias=bias)
+            self.head = nn.Conv2d(mid, 8, 1)
+
+        def forward(self, x):
+            s = self.stem(x)
+            p = self.proj(s) if skip else None
+            z = self.dw(F.relu6(self.pw(s)))
+            return self.head(F.relu(z + p if skip else z))
+    return PointwiseDepthwise()
+
+
+@pytest.fixture
+def pipeline_every_pair(monkeypatch):
+    """Pipeline 1x1 -> depthwise pairs of any size, so that small images exercise it."""
+    import importlib
+    monkeypatch.setattr(importlib.import_module("cnncompile.passes.pipeline_depthwise"),
+                        "PIPELINE_MIN_BYTES", 0)
+
+
+@pytest.mark.parametrize("shape,kwargs,threads", [
+    ((1, 3, 9, 7), dict(), 1),                                       # 40 channels: 8 in a block
+    ((1, 3, 11, 10), dict(mid=64, stride=2), 2),                     # odd rows, wide tiles
+    ((1, 3, 6, 13), dict(mid=17, kernel=5, padding=2, bias=False), 3),  # 3 bands of 6 rows
+    ((1, 3, 10, 9), dict(mid=33, padding=2, dilation=2), 2),         # a ring of 5 rows
+    ((1, 3, 8, 8), dict(stride=2, padding=0), 2),                    # no padding
+    ((1, 3, 1, 1), dict(mid=16), 2),                                 # one pixel
+    ((1, 3, 5, 3), dict(mid=24), 1),                                 # rows shorter than a tile
+    ((1, 3, 12, 14), dict(mid=48, skip=True), 2),                    # a residual on the depthwise
+    ((1, 3, 13, 9), dict(mid=32, skip=True, stride=2), 4),           # ... with a stride
+])
+def test_pipelined_pointwise_depthwise_matches_the_reference_and_torch(
+        pipeline_every_pair, shape, kwargs, threads):
+    """The depthwise layer computes the 1x1 layer's rows into its rings: strides, dilation,
+    5x5 kernels, partial blocks, 1-pixel images, rows shorter than a pixel tile, a residual,
+    and bands of rows shared by 1 to 4 threads (4 bands: more threads than rows here)."""
+    model, twin = twins(pointwise_depthwise, **kwargs)
+    compiled = check_against_reference(model, shape, batches=(1, 3), torch_model=twin,
+                                       num_threads=threads)
+    g = compiled.graph
+    assert g.node("dw").meta["pipelined_from"] == "pw" and g.node("pw").meta["buffer"] is None
+    assert "static void layer_dw(" in compiled.c_source  # one function, the 1x1 layer's inside
+    assert "layer_pw" not in compiled.c_source
+    assert ("residual" in g.node("dw").meta) == kwargs.get("skip", False)
+    assert_memory_plan_safe(g, reused=False)
+
+
+def test_only_large_pointwise_outputs_read_by_a_depthwise_alone_are_pipelined():
+    """From PIPELINE_MIN_BYTES of 1x1 output (smaller ones stay in L2 between two layers), and
+    only when the depthwise layer is the output's one reader."""
+    model, twin = twins(pointwise_depthwise, mid=64)
+    g = build_graph(model, (1, 3, 64, 64))  # 64 channels x 64 x 64: 1 MiB
+    assert g.node("dw").meta["pipelined_from"] == "pw"
+    assert g.node("dw").meta["fused"][0] == {"layer": "pw", "op": "1x1 conv2d, pipelined"}
+    assert_memory_plan_safe(g)
+    x = random_input((2, 3, 64, 64))
+    compiled = cnncompile.compile(model, (1, 3, 64, 64), werror=True)
+    assert_close(compiled(x), run_torch(twin, x))
+    rows = {r[0]: r for r in compiled.profile(x[:1], repeat=1, warmup=0, layers=True)["layers"]}
+    assert rows["dw (+ pw)"][3] > 0 and "pw" not in rows  # both layers' FLOPs, one call
+    g = build_graph(model, (1, 3, 63, 64))
+    assert not any("pipelined_from" in n.meta for n in g.nodes())
+    model, _ = pair(channels=16, mid=64, stride=1)  # its 1x1 output is also the skip's
+    g = build_graph(model, (1, 3, 80, 80))
+    assert g.node("pw2").meta["kernel"] == "pointwise_nchwc" and not any(
+        "pipelined_from" in n.meta for n in g.nodes())

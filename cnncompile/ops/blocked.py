@@ -182,3 +182,19 @@ def padded_input(node, ins):
     bands = min(out_h, -(-DIRECT_MIN_STEPS // -(-blocks(a["out_channels"]) // 4)))
     return dict(padded=padded, hp=hp, wp=wp, by_output=by_output, band=-(-out_h // bands),
                 floats=blocks(a["in_channels"]) * BLOCK * hp * wp if padded else 0)
+
+
+# A depthwise layer that computes its 1x1 producer's rows (passes/pipeline_depthwise.py)
+# shares bands of its output rows among up to this many threads, each band with its own rings
+PIPELINE_BANDS = 4
+
+
+def rings(node, ins):
+    """The scratch of a pipelined depthwise layer: for each band and output block, a ring of
+    the `rows` rows of the 1x1 layer's output that one output row reads (input row h at row
+    h % rows); `block` floats a ring."""
+    a = node.attrs
+    rows = (a["kernel_size"][0] - 1) * a["dilation"][0] + 1
+    block = rows * ins[0].shape[3] * BLOCK
+    return dict(rows=rows, block=block, bands=PIPELINE_BANDS,
+                floats=PIPELINE_BANDS * blocks(a["out_channels"]) * block)

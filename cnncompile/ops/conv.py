@@ -213,6 +213,13 @@ class ConvNd(Op):
                "direct_nchwc": "conv_direct_nchwc.c.j2"}
     epilogue = True
     rank = 2
+    # a depthwise layer that computes its 1x1 producer's rows (passes/pipeline_depthwise.py)
+    pipelined_template = "conv_pointwise_depthwise_nchwc.c.j2"
+
+    def template_for(self, node):
+        if "pipelined_from" in node.meta:
+            return self.pipelined_template
+        return super().template_for(node)
 
     def supports(self, node, kernel):
         a = node.attrs
@@ -325,6 +332,8 @@ class ConvNd(Op):
             return shifted_layout(node, ins[0].shape, out_shape)["c_offset"]
         if kernel in winograd.VARIANTS:
             return winograd.layout(node, ins, out_shape, kernel)["scratch"]
+        if "pipelined_from" in node.meta:  # the rings of the 1x1 layer's rows
+            return blocked.rings(node, ins)["floats"]
         if kernel == "direct_nchwc":  # the padded input
             return blocked.padded_input(node, ins)["floats"]
         if kernel == "im2row_gemm":
@@ -459,6 +468,8 @@ class ConvNd(Op):
             gemm["im2row"] = im2row_layout(node, ins, out_shape)
         if kernel_name in blocked.ALL:
             gemm.update(blocked.lower(node, ins))
+        if "pipelined_from" in node.meta:
+            gemm["rings"] = blocked.rings(node, ins)
         slowdown = DEPTHWISE_SLOWDOWN if kernel_name in ("depthwise", "depthwise_planes") else 1
         return dict(gemm, rank3=self.rank == 3, residual="residual" in node.meta,
                     in_channels=c, out_channels=k, parallel=int(parallel_worth_it(node, slowdown)),

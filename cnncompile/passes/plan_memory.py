@@ -33,9 +33,12 @@ def plan_memory(graph):
             root[node.name] = node.name
     last_use = {}
     for node in order:
+        # a layer pipelined into a later one (passes/pipeline_depthwise.py) reads its inputs
+        # while that one runs
+        reads_at = index[node.meta.get("pipelined_into", node.name)]
         for src in graph.input_names(node.name):
             r = root[src]
-            last_use[r] = max(last_use.get(r, -1), index[node.name])
+            last_use[r] = max(last_use.get(r, -1), reads_at)
     out_roots = {root[o] for o in graph.outputs}
 
     placed = []  # (offset, size, last_use) of arena slices
@@ -64,7 +67,9 @@ def plan_memory(graph):
             node.meta.pop("scratch", None)
         if r != node.name:
             continue
-        if r in input_roots:
+        if "pipelined_into" in node.meta:  # never stored whole: rows in its reader's scratch
+            buf = None
+        elif r in input_roots:
             buf = ("input", 0)
         elif r in out_roots:
             buf = ("output", 0)
