@@ -760,19 +760,20 @@ cnn_depthwise_pixel(const float *restrict xb, const float *restrict w, int in_w,
     return acc;
 }
 
-/* CNN_DW_TILE output pixels of a row whose taps are all inside the input: each weight vector
- * is loaded once for all of them, and with stride 1 neighbouring pixels share their input
- * vectors (the constant offsets let the compiler load each once). */
+/* CNN_DW_TILE output pixels of a row whose column taps are all inside the input, row taps
+ * [kh0, kh1) (those inside it): each weight vector is loaded once for all of them, and with
+ * stride 1 neighbouring pixels share their input vectors (the constant offsets let the
+ * compiler load each once). */
 #define CNN_DW_TILE 4
 
 static inline __attribute__((always_inline)) void
 cnn_depthwise_tile(const float *restrict xb, const float *restrict w, int in_w, int ring,
-                   int kh_n, int kw_n, int stride_w, int dil_h, int dil_w, int h0, int w0,
+                   int kh0, int kh1, int kw_n, int stride_w, int dil_h, int dil_w, int h0, int w0,
                    cnn_vb acc[CNN_DW_TILE])
 {
     for (int t = 0; t < CNN_DW_TILE; ++t)
         acc[t] = cnn_bzero();
-    for (int kh = 0; kh < kh_n; ++kh) {
+    for (int kh = kh0; kh < kh1; ++kh) {
         const float *restrict row =
             xb + ((size_t)cnn_ring_row(h0 + kh * dil_h, ring) * in_w + w0) * CNN_CB;
         for (int kw = 0; kw < kw_n; ++kw) {
@@ -784,12 +785,30 @@ cnn_depthwise_tile(const float *restrict xb, const float *restrict w, int in_w, 
     }
 }
 
+/* The tile of output pixels [ow, ow + CNN_DW_TILE) of row oh, through the epilogue into yr
+ * (and rr, the residual's row) */
+static inline __attribute__((always_inline)) void
+cnn_depthwise_tile_out(const float *restrict xb, const float *restrict w, int in_w, int ring,
+                       int kh0, int kh1, int kw_n, int stride_w, int pad_left, int dil_h,
+                       int dil_w, int h0, int ow, cnn_vb bv, const float *restrict rr,
+                       float *restrict yr, int act)
+{
+    cnn_vb acc[CNN_DW_TILE];
+    cnn_depthwise_tile(xb, w, in_w, ring, kh0, kh1, kw_n, stride_w, dil_h, dil_w, h0,
+                       ow * stride_w - pad_left, acc);
+    for (int t = 0; t < CNN_DW_TILE; ++t)
+        cnn_block_epilogue(acc[t], bv, rr ? rr + (size_t)(ow + t) * CNN_CB : NULL,
+                           yr + (size_t)(ow + t) * CNN_CB, act);
+}
+
 /* Output rows [oh0, oh1) of block b of a depthwise convolution (one input channel per
  * output channel), blocks in and out, any kernel size, stride, padding and dilation. xb:
  * block b of the input, its rows in_w pixels apart; ring 0 for a whole plane, or the rows a
  * ring holds, input row h then at row h % ring. Output columns [col_lo, col_hi) have every
- * column tap inside the input; on rows with every row tap inside too, they go CNN_DW_TILE
- * at a time. Other pixels clip their taps. */
+ * column tap inside the input: they go CNN_DW_TILE at a time, on every row (the row taps
+ * clipped on the first and last rows), a remainder as the tile ending at col_hi (the same
+ * values stored again). Other pixels, and rows with fewer columns than a tile, go one by one
+ * with their taps clipped. */
 static inline __attribute__((always_inline)) void
 cnn_depthwise_block(int in_h, int in_w, int out_h, int out_w, int kh_n, int kw_n, int stride_h,
                     int stride_w, int pad_top, int pad_left, int dil_h, int dil_w, int col_lo,
@@ -799,22 +818,31 @@ cnn_depthwise_block(int in_h, int in_w, int out_h, int out_w, int kh_n, int kw_n
 {
     const float *restrict wb = w + (size_t)b * kh_n * kw_n * CNN_CB;
     const cnn_vb bv = bias ? cnn_bload(bias + b * CNN_CB) : cnn_bzero();
+    /* pixels [t0, t1) go a tile at a time, the others one by one */
+    const int tiled = col_hi - col_lo >= CNN_DW_TILE;
+    const int t0 = tiled ? col_lo : 0, t1 = tiled ? col_hi : 0;
     for (int oh = oh0; oh < oh1; ++oh) {
         const int h0 = oh * stride_h - pad_top;
         const int kh0 = cnn_tap_lo(h0, dil_h), kh1 = cnn_tap_hi(h0, dil_h, in_h, kh_n);
         const size_t o = ((size_t)b * out_h + oh) * out_w * CNN_CB;
         const float *restrict r = res ? res + o : NULL;
-        /* pixels [t0, t1) go a tile at a time, the others one by one */
-        int t0 = col_lo, t1 = col_lo;
-        if (kh0 == 0 && kh1 == kh_n)
-            t1 = col_lo + (col_hi - col_lo) / CNN_DW_TILE * CNN_DW_TILE;
-        for (int ow = t0; ow < t1; ow += CNN_DW_TILE) {
-            cnn_vb acc[CNN_DW_TILE];
-            cnn_depthwise_tile(xb, wb, in_w, ring, kh_n, kw_n, stride_w, dil_h, dil_w, h0,
-                               ow * stride_w - pad_left, acc);
-            for (int t = 0; t < CNN_DW_TILE; ++t)
-                cnn_block_epilogue(acc[t], bv, r ? r + (size_t)(ow + t) * CNN_CB : NULL,
-                                   y + o + (size_t)(ow + t) * CNN_CB, act);
+        if (tiled) {
+            int ow = t0;
+            if (kh0 == 0 && kh1 == kh_n) { /* every row tap: the constant bounds */
+                for (; ow + CNN_DW_TILE <= t1; ow += CNN_DW_TILE)
+                    cnn_depthwise_tile_out(xb, wb, in_w, ring, 0, kh_n, kw_n, stride_w, pad_left,
+                                           dil_h, dil_w, h0, ow, bv, r, y + o, act);
+                if (ow < t1)
+                    cnn_depthwise_tile_out(xb, wb, in_w, ring, 0, kh_n, kw_n, stride_w, pad_left,
+                                           dil_h, dil_w, h0, t1 - CNN_DW_TILE, bv, r, y + o, act);
+            } else {
+                for (; ow + CNN_DW_TILE <= t1; ow += CNN_DW_TILE)
+                    cnn_depthwise_tile_out(xb, wb, in_w, ring, kh0, kh1, kw_n, stride_w, pad_left,
+                                           dil_h, dil_w, h0, ow, bv, r, y + o, act);
+                if (ow < t1)
+                    cnn_depthwise_tile_out(xb, wb, in_w, ring, kh0, kh1, kw_n, stride_w, pad_left,
+                                           dil_h, dil_w, h0, t1 - CNN_DW_TILE, bv, r, y + o, act);
+            }
         }
         for (int ow = 0; ow < out_w; ++ow) {
             if (ow == t0)
