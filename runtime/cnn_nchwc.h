@@ -393,7 +393,7 @@ cnn_pointwise_channel(int rows, int nb, int kb_n, int kb, int kk, size_t wstride
 static inline __attribute__((always_inline)) void
 cnn_pointwise_tile(int rows, int nb, int k_n, size_t xstride, size_t ystride,
                    const float *restrict x, const float *restrict w, const float *restrict bias,
-                   const float *restrict res, float *restrict y, int act)
+                   const float *restrict res, float *restrict y, int act, int sum)
 {
     cnn_vb acc[CNN_TILE_MR_MAX][4];
     const size_t wstride = cnn_pointwise_wstride(k_n);
@@ -411,6 +411,13 @@ cnn_pointwise_tile(int rows, int nb, int k_n, size_t xstride, size_t ystride,
                               w + (size_t)full * CNN_CB * CNN_CB, acc);
     for (int j = 0; j < nb; ++j) {
         const cnn_vb b = bias ? cnn_bload(bias + j * CNN_CB) : cnn_bzero();
+        if (sum) { /* the pixels' outputs added into y's block j instead */
+            cnn_vb t = cnn_bload(y + j * ystride);
+            for (int i = 0; i < rows; ++i)
+                t = cnn_badd(t, cnn_bact(cnn_badd(acc[i][j], b), act));
+            cnn_bstore(y + j * ystride, t);
+            continue;
+        }
         for (int i = 0; i < rows; ++i)
             cnn_block_epilogue(acc[i][j], b, res ? res + j * ystride + i * CNN_CB : NULL,
                                y + j * ystride + i * CNN_CB, act);
@@ -424,21 +431,22 @@ static inline __attribute__((always_inline)) void
 cnn_pointwise_pixels(int rows, int nb, int k_n, int ob0, int ob1, size_t xstride,
                      size_t ystride, const float *restrict x, const float *restrict w,
                      const float *restrict bias, const float *restrict res, float *restrict y,
-                     int act, int p)
+                     int act, int p, int sum)
 {
     const size_t wstride = cnn_pointwise_wstride(k_n);
     const float *restrict xp = x + (size_t)p * CNN_CB;
+    const size_t yp = sum ? 0 : (size_t)p * CNN_CB; /* sums: one vector a block */
     int ob = ob0;
     for (; ob + nb <= ob1; ob += nb)
         cnn_pointwise_tile(rows, nb, k_n, xstride, ystride, xp, w + ob * wstride,
                            bias ? bias + ob * CNN_CB : NULL,
-                           res ? res + (ob - ob0) * ystride + (size_t)p * CNN_CB : NULL,
-                           y + (ob - ob0) * ystride + (size_t)p * CNN_CB, act);
+                           res ? res + (ob - ob0) * ystride + yp : NULL,
+                           y + (ob - ob0) * ystride + yp, act, sum);
     for (; ob < ob1; ++ob)
         cnn_pointwise_tile(rows, 1, k_n, xstride, ystride, xp, w + ob * wstride,
                            bias ? bias + ob * CNN_CB : NULL,
-                           res ? res + (ob - ob0) * ystride + (size_t)p * CNN_CB : NULL,
-                           y + (ob - ob0) * ystride + (size_t)p * CNN_CB, act);
+                           res ? res + (ob - ob0) * ystride + yp : NULL,
+                           y + (ob - ob0) * ystride + yp, act, sum);
 }
 
 /* A 1x1 convolution, stride 1, blocks in and out: k_n input channels, weights
@@ -479,35 +487,37 @@ cnn_pointwise_step(int mr, int nb, int k_n, int ob0, int ob1, int plane,
     const float *restrict r = res ? res + ob0 * bstride : NULL;
     float *restrict yb = y + ob0 * bstride;
     if (plane < mr) {
-        cnn_pointwise_pixels(1, nb, k_n, ob0, ob1, bstride, bstride, x, w, bias, r, yb, act, t);
+        cnn_pointwise_pixels(1, nb, k_n, ob0, ob1, bstride, bstride, x, w, bias, r, yb, act, t, 0);
         return;
     }
-    cnn_pointwise_pixels(mr, nb, k_n, ob0, ob1, bstride, bstride, x, w, bias, r, yb, act, t * mr);
+    cnn_pointwise_pixels(mr, nb, k_n, ob0, ob1, bstride, bstride, x, w, bias, r, yb, act, t * mr, 0);
     if (t == plane / mr - 1 && plane % mr)
         cnn_pointwise_pixels(mr, nb, k_n, ob0, ob1, bstride, bstride, x, w, bias, r, yb, act,
-                             plane - mr);
+                             plane - mr, 0);
 }
 
 /* Output blocks [ob0, ob1) of a run of n pixels (an image row) into y, block ob0 at y and
- * the next ystride floats on; x: the run's first pixel in input block 0, the next block
- * xstride floats on. Tiles of mr pixels, a last partial one done as the tile ending at the
- * run's end; runs shorter than a tile pixel by pixel. */
+ * the next ystride floats on, or with sum set, added into one vector a block there; x: the
+ * run's first pixel in input block 0, the next block xstride floats on. Tiles of mr pixels,
+ * a remainder as a narrower tile (each pixel computed once, as the sums need); runs
+ * shorter than a tile pixel by pixel. */
 static inline __attribute__((always_inline)) void
 cnn_pointwise_run(int mr, int nb, int k_n, int ob0, int ob1, int n, size_t xstride,
                   size_t ystride, const float *restrict x, const float *restrict w,
-                  const float *restrict bias, float *restrict y, int act)
+                  const float *restrict bias, float *restrict y, int act, int sum)
 {
     if (n < mr) {
         for (int p = 0; p < n; ++p)
             cnn_pointwise_pixels(1, nb, k_n, ob0, ob1, xstride, ystride, x, w, bias, NULL, y,
-                                 act, p);
+                                 act, p, sum);
         return;
     }
     for (int p = 0; p + mr <= n; p += mr)
-        cnn_pointwise_pixels(mr, nb, k_n, ob0, ob1, xstride, ystride, x, w, bias, NULL, y, act, p);
+        cnn_pointwise_pixels(mr, nb, k_n, ob0, ob1, xstride, ystride, x, w, bias, NULL, y, act,
+                             p, sum);
     if (n % mr)
-        cnn_pointwise_pixels(n % mr, nb, k_n, ob0, ob1, xstride, ystride, x, w, bias, NULL, y, act,
-                             n - n % mr);
+        cnn_pointwise_pixels(n % mr, nb, k_n, ob0, ob1, xstride, ystride, x, w, bias, NULL, y,
+                             act, n - n % mr, sum);
 }
 
 /* A convolution from planes into blocks (the layer before a blocked run, e.g. a network's
@@ -863,7 +873,7 @@ cnn_depthwise_block(int in_h, int in_w, int out_h, int out_w, int kh_n, int kw_n
     }
 }
 
-/* Pipelined 1x1 -> depthwise pairs (passes/pipeline_depthwise.py): the depthwise layer
+/* Pipelined 1x1 -> depthwise pairs (passes/pipeline_pointwise.py): the depthwise layer
  * computes its input, the 1x1 layer's output, a few rows ahead of the rows it reads, so that
  * each row is read back from L2 rather than from L3 or memory. The input rows [0, n) that
  * output rows [0, oh] of a depthwise layer read: */
@@ -1086,6 +1096,30 @@ static inline void cnn_global_sum_part(const float *restrict x, int blocks, int 
         cnn_bstore(part + b * CNN_CB, cnn_block_sum(x + (size_t)b * plane * CNN_CB, p0, p1));
 }
 
+
+/* Part q of `parts` of a global average pool that computes its input, a 1x1 convolution's
+ * output (passes/pipeline_pointwise.py): pixels [q * plane / parts, (q + 1) * plane / parts)
+ * of x (the 1x1 layer's input, k_n channels) through the 1x1 layer, each tile's outputs added
+ * into sums[block][16] as it finishes, in runs of `pixels`. */
+static inline __attribute__((always_inline)) void
+cnn_pointwise_pool_part(int mr, int nb, int k_n, int blocks, int plane, int parts, int pixels,
+                        int q, const float *restrict x, const float *restrict w,
+                        const float *restrict bias, int act, float *restrict sums)
+{
+    const int p0 = (int)((long long)q * plane / parts);
+    const int p1 = (int)((long long)(q + 1) * plane / parts);
+    const size_t xstride = (size_t)plane * CNN_CB;
+    for (int b = 0; b < blocks; ++b)
+        cnn_bstore(sums + b * CNN_CB, cnn_bzero());
+    for (int p = p0; p < p1; p += pixels) {
+        if (p1 - p >= pixels) /* a whole run: its tiles known when inlined */
+            cnn_pointwise_run(mr, nb, k_n, 0, blocks, pixels, xstride, CNN_CB,
+                              x + (size_t)p * CNN_CB, w, bias, sums, act, 1);
+        else
+            cnn_pointwise_run(mr, nb, k_n, 0, blocks, p1 - p, xstride, CNN_CB,
+                              x + (size_t)p * CNN_CB, w, bias, sums, act, 1);
+    }
+}
 
 /* A linear layer y = W x + b for `count` samples (sample s at x + s * xs, y + s * ys), 16 at
  * a time as the lanes of a 16-float vector: xt (in x 16 floats of scratch) holds their inputs

@@ -60,7 +60,7 @@ def assert_memory_plan_safe(g, reused=True):
     (reused) buffers are reused."""
     order = g.nodes()
     index = {n.name: i for i, n in enumerate(order)}
-    # a layer pipelined into a later one (passes/pipeline_depthwise.py) reads its inputs while
+    # a layer pipelined into a later one (passes/pipeline_pointwise.py) reads its inputs while
     # that one runs, and its own output is never stored
     reads_at = {n.name: index[n.meta.get("pipelined_into", n.name)] for n in order}
     last_use = {n.name: max([reads_at[u] for u in g.users(n.name)] + [index[n.name]])

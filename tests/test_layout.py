@@ -1,9 +1,13 @@
 """Channel-blocked layout (passes/select_layout.py, ops/blocked.py, runtime/cnn_nchwc.h):
 which layers run on blocks, where the reorders go, and the numbers of the blocked kernels
 against the reference and torch on awkward shapes."""
+import os
+
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 import cnncompile
 import cnncompile.nn as cnn
@@ -500,7 +504,7 @@ def pointwise_depthwise(nn, F, channels=8, mid=40, kernel=3, stride=1, padding=1
 def pipeline_every_pair(monkeypatch):
     """Pipeline 1x1 -> depthwise pairs of any size, so that small images exercise it."""
     import importlib
-    monkeypatch.setattr(importlib.import_module("cnncompile.passes.pipeline_depthwise"),
+    monkeypatch.setattr(importlib.import_module("cnncompile.passes.pipeline_pointwise"),
                         "PIPELINE_MIN_BYTES", 0)
 
 
@@ -529,6 +533,76 @@ def test_pipelined_pointwise_depthwise_matches_the_reference_and_torch(
     assert "layer_pw" not in compiled.c_source
     assert ("residual" in g.node("dw").meta) == kwargs.get("skip", False)
     assert_memory_plan_safe(g, reused=False)
+
+
+def pointwise_pool(nn, F, channels=8, mid=40, bias=True):
+    """stem -> 1x1 (ReLU) -> global average pool -> linear: seed_separable's head."""
+    class PointwisePool(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Conv2d(3, channels, 3, padding=1)
+            self.dw = nn.Conv2d(channels, channels, 3, padding=1, groups=channels)
+            self.pw = nn.Conv2d(channels, mid, 1, bias=bias)
+            self.pool = nn.AdaptiveAvgPool2d(1)
+            self.fc = nn.Linear(mid, 5)
+
+        def forward(self, x):
+            return self.fc(self.pool(F.relu(self.pw(self.dw(self.stem(x))))).flatten(1))
+    return PointwisePool()
+
+
+@pytest.mark.parametrize("shape,kwargs,threads", [
+    ((1, 3, 9, 7), dict(), 1),                         # 63 pixels: parts of 7 and 8
+    ((1, 3, 11, 10), dict(mid=64), 2),                 # wide tiles
+    ((1, 3, 1, 1), dict(mid=16), 2),                   # one pixel: one part
+    ((1, 3, 5, 5), dict(mid=17, bias=False), 3),       # a partial block, no bias
+    ((1, 3, 32, 33), dict(mid=48), 2),                 # parts of 132 pixels: runs of 24, then 12
+])
+def test_pipelined_pointwise_pool_matches_the_reference_and_torch(
+        pipeline_every_pair, shape, kwargs, threads):
+    """The global average pool computes the 1x1 layer's outputs a run of pixels at a time and
+    adds each tile into its sums: partial blocks and tiles, parts of unequal size, 1 pixel."""
+    model, twin = twins(pointwise_pool, **kwargs)
+    compiled = check_against_reference(model, shape, batches=(1, 3), torch_model=twin,
+                                       num_threads=threads)
+    g = compiled.graph
+    assert g.node("pool").meta["pipelined_from"] == "pw" and g.node("pw").meta["buffer"] is None
+    assert "static void layer_pool(" in compiled.c_source and "layer_pw" not in compiled.c_source
+    assert_memory_plan_safe(g, reused=False)
+
+
+@settings(max_examples=max(5, int(os.environ.get("CNNCOMPILE_FUZZ_EXAMPLES", "25")) // 2),
+          deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(h=st.integers(1, 19), w=st.integers(1, 19), channels=st.integers(1, 20),
+       mid=st.integers(2, 70), kernel=st.integers(1, 5), stride=st.integers(1, 3),
+       padding=st.integers(0, 2), dilation=st.integers(1, 2), bias=st.booleans(),
+       reader=st.sampled_from(["depthwise", "skip", "pool"]), threads=st.integers(1, 3))
+def test_random_pipelined_pairs_match_the_reference_and_torch(h, w, channels, mid, kernel, stride,
+                                                              padding, dilation, bias, reader,
+                                                              threads):
+    """Drawn 1x1 -> depthwise (with or without a residual) and 1x1 -> global pool pairs, every
+    one pipelined, against the reference and torch."""
+    def out(size):
+        return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+    if reader == "pool":
+        model, twin = twins(pointwise_pool, channels=channels, mid=mid, bias=bias)
+    else:
+        assume(out(h) >= 1 and out(w) >= 1)
+        # the skip is a strided 1x1 projection: the same output size as the depthwise layer
+        assume(reader != "skip" or (out(h), out(w)) == ((h - 1) // stride + 1,
+                                                          (w - 1) // stride + 1))
+        model, twin = twins(pointwise_depthwise, channels=channels, mid=mid, kernel=kernel,
+                            stride=stride, padding=padding, dilation=dilation, bias=bias,
+                            skip=reader == "skip")
+    with pytest.MonkeyPatch.context() as mp:
+        import importlib
+        mp.setattr(importlib.import_module("cnncompile.passes.pipeline_pointwise"),
+                   "PIPELINE_MIN_BYTES", 0)
+        compiled = check_against_reference(model, (1, 3, h, w), batches=(2,),
+                                           torch_model=twin, num_threads=threads)
+    reader_node = compiled.graph.node("pool" if reader == "pool" else "dw")
+    assert reader_node.meta["pipelined_from"] == "pw"
+    assert_memory_plan_safe(compiled.graph, reused=False)
 
 
 def test_only_large_pointwise_outputs_read_by_a_depthwise_alone_are_pipelined():

@@ -294,6 +294,7 @@ def test_registry_and_templates_agree():
     used |= {t for op in ops.REGISTRY.values() for t in op.kernels.values()}
     used |= {op.blocked_template for op in ops.REGISTRY.values() if op.blocked_template}
     used |= {op.blocks_template for op in ops.REGISTRY.values() if op.blocks_template}
+    used |= {op.pipelined_template for op in ops.REGISTRY.values() if op.pipelined_template}
     present = {p.name for p in Path(templates_dir(), "ops").glob("*.j2")}
     assert used == present
     for name, op in ops.REGISTRY.items():

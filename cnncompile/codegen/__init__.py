@@ -101,7 +101,7 @@ GROUP_MIN = 8
 GROUP_LIMIT = 256  # the largest batch_group a user may ask for
 # A group's workspaces within half the L3 of the machines measured (32 MB, shared by the two
 # threads' slots): MobileNetV2, whose per-sample workspace fell to 3.8 MB with its 1x1 layers
-# pipelined (passes/pipeline_depthwise.py), then took groups of 8 for its 5 MB classifier,
+# pipelined (passes/pipeline_pointwise.py), then took groups of 8 for its 5 MB classifier,
 # 31 MB a slot, and ran batch 32 at two threads in 115.7 ms against 108.5 sample by sample.
 GROUP_WORKSPACE_BYTES = 16 << 20
 

@@ -30,6 +30,7 @@ class Op:
     inplace = False      # may write its output over its input
     blocked_template = None  # the template used when the layer reads channel blocks
     blocks_template = None   # ... when it reads and writes them, inside a blocked run
+    pipelined_template = None  # ... when it computes its 1x1 producer (passes/pipeline_pointwise.py)
 
     def check_attrs(self, node):
         """Reject options cnncompile does not support (UnsupportedError). Needs no input
@@ -59,6 +60,8 @@ class Op:
         return kernel in self.kernels
 
     def template_for(self, node):
+        if "pipelined_from" in node.meta:
+            return self.pipelined_template
         if node.meta.get("reads") == "blocks":
             return self.blocked_template
         if node.meta.get("layout") == "blocks" and self.blocks_template:

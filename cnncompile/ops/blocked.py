@@ -184,7 +184,7 @@ def padded_input(node, ins):
                 floats=blocks(a["in_channels"]) * BLOCK * hp * wp if padded else 0)
 
 
-# A depthwise layer that computes its 1x1 producer's rows (passes/pipeline_depthwise.py)
+# A depthwise layer that computes its 1x1 producer's rows (passes/pipeline_pointwise.py)
 # shares bands of its output rows among up to this many threads, each band with its own rings
 PIPELINE_BANDS = 4
 
@@ -198,3 +198,19 @@ def rings(node, ins):
     block = rows * ins[0].shape[3] * BLOCK
     return dict(rows=rows, block=block, bands=PIPELINE_BANDS,
                 floats=PIPELINE_BANDS * blocks(a["out_channels"]) * block)
+
+
+# A global average pool that computes its 1x1 producer's output (passes/pipeline_pointwise.py):
+# the pixels in POOL_PARTS parts, which the threads share (the sums then added in a fixed
+# order, whatever the thread count), each part in runs of POOL_RUN pixels
+POOL_PARTS = 8
+POOL_RUN = 24  # a whole number of 6-, 8- and (twice) 4-pixel tiles
+
+
+def pool_chunks(shape):
+    """A pipelined global pool on an input of ``shape``: its parts, their runs of pixels, and
+    its scratch, each part's sums of every block (`part` floats a part)."""
+    plane = int(np.prod(shape[2:]))
+    part = blocks(shape[1]) * BLOCK
+    parts = min(POOL_PARTS, plane)
+    return dict(parts=parts, pixels=min(POOL_RUN, plane), part=part, floats=parts * part)

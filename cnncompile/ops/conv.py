@@ -213,13 +213,8 @@ class ConvNd(Op):
                "direct_nchwc": "conv_direct_nchwc.c.j2"}
     epilogue = True
     rank = 2
-    # a depthwise layer that computes its 1x1 producer's rows (passes/pipeline_depthwise.py)
+    # a depthwise layer that computes its 1x1 producer's rows (passes/pipeline_pointwise.py)
     pipelined_template = "conv_pointwise_depthwise_nchwc.c.j2"
-
-    def template_for(self, node):
-        if "pipelined_from" in node.meta:
-            return self.pipelined_template
-        return super().template_for(node)
 
     def supports(self, node, kernel):
         a = node.attrs

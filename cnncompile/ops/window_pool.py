@@ -11,7 +11,7 @@ import numpy as np
 from ..errors import ShapeError, UnsupportedError
 from ..ir import layer_error
 from . import Op, blocked, register
-from .common import describe_source
+from .common import describe_source, parallel_worth_it
 from .max_pool2d import pool_out_size
 
 
@@ -43,6 +43,8 @@ POOL_PARTS_MIN_FLOATS = 1 << 16  # ... from inputs of this many floats (256 KiB)
 class WindowPool(Op):
     template = "window_pool.c.j2"
     blocked_template = "global_pool_blocks.c.j2"
+    # ... computing its input, a 1x1 convolution's output, as it goes
+    pipelined_template = "global_pool_pointwise_blocks.c.j2"
     epilogue = True
     mode = "avg"
 
@@ -99,6 +101,8 @@ class WindowPool(Op):
         return POOL_PARTS if node.meta.get("reads") == "blocks" and large else 1
 
     def scratch_floats(self, node, ins, out_shape):
+        if "pipelined_from" in node.meta:
+            return blocked.pool_chunks(ins[0].shape)["floats"]
         parts = self.parts(node, ins)
         return parts * blocked.blocks(ins[0].shape[1]) * blocked.BLOCK if parts > 1 else 0
 
@@ -109,7 +113,9 @@ class WindowPool(Op):
         if node.meta.get("reads") == "blocks":
             return dict(channels=c, plane=h * w, blocks=blocked.blocks(c),
                         divisor=f"{float(div or h * w)!r}f", parts=self.parts(node, ins),
-                        part_floats=blocked.blocks(c) * blocked.BLOCK)
+                        part_floats=blocked.blocks(c) * blocked.BLOCK,
+                        chunks=blocked.pool_chunks(ins[0].shape),
+                        parallel=int(parallel_worth_it(node)))
         return dict(channels=c, in_w=w, in_plane=h * w, out_h=len(hs), out_w=len(ws),
                     out_plane=len(hs) * len(ws), h_start=hs, h_end=he, w_start=ws, w_end=we,
                     h_count=[f"{n}.0f" for n in hc], w_count=[f"{n}.0f" for n in wc],

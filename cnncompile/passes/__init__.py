@@ -10,7 +10,7 @@ from .fuse_activation import fuse_activation
 from .fuse_residual import fuse_residual
 from .infer_shapes import infer_shapes
 from .lower_padding_mode import lower_padding_mode
-from .pipeline_depthwise import pipeline_depthwise
+from .pipeline_pointwise import pipeline_pointwise
 from .plan_memory import plan_memory
 from .select_kernels import select_kernels
 from .select_layout import select_layout
@@ -26,7 +26,7 @@ PIPELINE = [
     infer_shapes,         # refresh after rewriting
     select_kernels,       # direct, gemm_1x1, im2col_gemm... from each layer's shapes
     select_layout,        # depthwise/1x1 runs on channel blocks, reorders at their edges
-    pipeline_depthwise,   # 1x1 -> depthwise: the 1x1 rows computed just ahead of their reader
+    pipeline_pointwise,   # 1x1 -> depthwise/global pool: the 1x1 output computed by its reader
     plan_memory,          # one static workspace, buffers reused by liveness
 ]
 

@@ -33,7 +33,7 @@ def plan_memory(graph):
             root[node.name] = node.name
     last_use = {}
     for node in order:
-        # a layer pipelined into a later one (passes/pipeline_depthwise.py) reads its inputs
+        # a layer pipelined into a later one (passes/pipeline_pointwise.py) reads its inputs
         # while that one runs
         reads_at = index[node.meta.get("pipelined_into", node.name)]
         for src in graph.input_names(node.name):
