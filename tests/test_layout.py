@@ -535,6 +535,16 @@ def test_pipelined_pointwise_depthwise_matches_the_reference_and_torch(
     assert_memory_plan_safe(g, reused=False)
 
 
+def test_a_pipelined_pointwise_layer_tiles_its_rows(pipeline_every_pair):
+    """Computed a row at a time, a 1x1 layer takes the pixel tile for its rows: rows of 14
+    are two tiles of 7, where its 84-pixel plane keeps the usual tile."""
+    model, twin = twins(pointwise_depthwise, mid=40)
+    compiled = check_against_reference(model, (1, 3, 6, 14), batches=(1, 2), torch_model=twin)
+    assert compiled.graph.node("pw").meta["reader"] == "depthwise"
+    assert "in tiles of CNN_PW7_MR pixels" in compiled.c_source
+    assert blocked.pixel_tile(6 * 14, wide=False) == "CNN_PW_MR"
+
+
 def pointwise_pool(nn, F, channels=8, mid=40, bias=True):
     """stem -> 1x1 (ReLU) -> global average pool -> linear: seed_separable's head."""
     class PointwisePool(nn.Module):

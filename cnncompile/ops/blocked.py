@@ -129,12 +129,20 @@ def lower(node, ins):
     # narrow: seed_separable 0.96x the time at one and two threads, MobileNetV2 0.98x (every
     # 1x1 layer wide: 0.99x), ResNet-18's stem 2.10 -> 1.95 ms
     wide = blocks(a["out_channels"]) % 4 == 0
-    run = plane if node.meta["kernel"] == "pointwise_nchwc" else node.meta["shape"][3]
+    # the pixels a tile's run covers: a pointwise layer's whole plane, or an output row (a
+    # pointwise layer pipelined into a depthwise one computes a row at a time)
+    whole_plane = node.meta["kernel"] == "pointwise_nchwc" and not _rows_for_depthwise(node)
+    run = plane if whole_plane else node.meta["shape"][3]
     return dict(in_blocks=blocks(a["in_channels"]), out_blocks=blocks(a["out_channels"]),
                 blocked_act=act, pw_mr=pixel_tile(run, wide),
                 pw_nb="CNN_PWW_NB" if wide else "CNN_PW_NB",
                 by_output=plane < a["out_channels"] and blocks(a["out_channels"]) > 2,
                 direct=padded_input(node, ins) if node.meta["kernel"] == "direct_nchwc" else None)
+
+
+def _rows_for_depthwise(node):
+    """Whether a 1x1 layer is computed row by row by the depthwise layer that reads it."""
+    return node.meta.get("reader") == "depthwise"
 
 
 # pixels a tile with AVX-512 (runtime/cnn_nchwc.h): the wide tile, the narrow one, and the

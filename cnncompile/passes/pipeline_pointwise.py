@@ -13,7 +13,8 @@ little at a time, just before it reads it, and the 1x1 output is never stored wh
   its outputs into the pool's sums instead of storing them.
 
 Both layers stay in the graph with their weights, so the reference interpreter runs them as
-before. The 1x1 layer gets meta["pipelined_into"], no buffer and no call of its own; the
+before. The 1x1 layer gets meta["pipelined_into"] (and meta["reader"], the kind of reader:
+its pixel tile is chosen for the runs it is computed in), no buffer and no call of its own; the
 reader gets meta["pipelined_from"], reads the 1x1 layer's input, and keeps its rings or
 sums in its scratch (ops/blocked.py: rings, pool_chunks). Memory planning keeps that input
 alive until the reader has run. Only a pair adjacent in the layer order is pipelined, so
@@ -58,6 +59,7 @@ def pipeline_pointwise(graph):
                 or "pipelined_from" in pw.meta or not worth_pipelining(pw)):
             continue
         pw.meta["pipelined_into"] = reader.name
+        pw.meta["reader"] = kind
         reader.meta["pipelined_from"] = pw.name
         reader.meta.setdefault("fused", []).insert(0, {"layer": pw.name,
                                                         "op": "1x1 conv2d, pipelined"})
