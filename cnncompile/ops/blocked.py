@@ -207,18 +207,3 @@ def rings(node, ins):
     return dict(rows=rows, block=block, bands=PIPELINE_BANDS,
                 floats=PIPELINE_BANDS * blocks(a["out_channels"]) * block)
 
-
-# A global average pool that computes its 1x1 producer's output (passes/pipeline_pointwise.py):
-# the pixels in POOL_PARTS parts, which the threads share (the sums then added in a fixed
-# order, whatever the thread count), each part in runs of POOL_RUN pixels
-POOL_PARTS = 8
-POOL_RUN = 24  # a whole number of 6-, 8- and (twice) 4-pixel tiles
-
-
-def pool_chunks(shape):
-    """A pipelined global pool on an input of ``shape``: its parts, their runs of pixels, and
-    its scratch, each part's sums of every block (`part` floats a part)."""
-    plane = int(np.prod(shape[2:]))
-    part = blocks(shape[1]) * BLOCK
-    parts = min(POOL_PARTS, plane)
-    return dict(parts=parts, pixels=min(POOL_RUN, plane), part=part, floats=parts * part)

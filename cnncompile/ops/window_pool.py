@@ -38,6 +38,19 @@ def adaptive_tables(size, out):
 
 POOL_PARTS = 8  # pixel parts of a large global pool on blocks (WindowPool.parts) ...
 POOL_PARTS_MIN_FLOATS = 1 << 16  # ... from inputs of this many floats (256 KiB)
+# A global pool that computes its 1x1 producer's output (passes/pipeline_pointwise.py) takes
+# its pixels in POOL_PARTS parts too, whatever their size, each part in runs of this many
+POOL_RUN = 24  # a whole number of 6-, 8- and (twice) 4-pixel tiles
+
+
+def pipelined_runs(shape):
+    """A pipelined global pool on an input of ``shape``: its parts (which the threads share,
+    their sums added in a fixed order whatever the thread count), their runs of pixels, and
+    its scratch, each part's sums of every block (`part` floats a part)."""
+    plane = int(np.prod(shape[2:]))
+    part = blocked.blocks(shape[1]) * blocked.BLOCK
+    parts = min(POOL_PARTS, plane)
+    return dict(parts=parts, pixels=min(POOL_RUN, plane), part=part, floats=parts * part)
 
 
 class WindowPool(Op):
@@ -102,7 +115,7 @@ class WindowPool(Op):
 
     def scratch_floats(self, node, ins, out_shape):
         if "pipelined_from" in node.meta:
-            return blocked.pool_chunks(ins[0].shape)["floats"]
+            return pipelined_runs(ins[0].shape)["floats"]
         parts = self.parts(node, ins)
         return parts * blocked.blocks(ins[0].shape[1]) * blocked.BLOCK if parts > 1 else 0
 
@@ -114,7 +127,8 @@ class WindowPool(Op):
             return dict(channels=c, plane=h * w, blocks=blocked.blocks(c),
                         divisor=f"{float(div or h * w)!r}f", parts=self.parts(node, ins),
                         part_floats=blocked.blocks(c) * blocked.BLOCK,
-                        chunks=blocked.pool_chunks(ins[0].shape),
+                        runs=pipelined_runs(ins[0].shape) if "pipelined_from" in node.meta
+                        else None,
                         parallel=int(parallel_worth_it(node)))
         return dict(channels=c, in_w=w, in_plane=h * w, out_h=len(hs), out_w=len(ws),
                     out_plane=len(hs) * len(ws), h_start=hs, h_end=he, w_start=ws, w_end=we,

@@ -16,7 +16,7 @@ Both layers stay in the graph with their weights, so the reference interpreter r
 before. The 1x1 layer gets meta["pipelined_into"] (and meta["reader"], the kind of reader:
 its pixel tile is chosen for the runs it is computed in), no buffer and no call of its own; the
 reader gets meta["pipelined_from"], reads the 1x1 layer's input, and keeps its rings or
-sums in its scratch (ops/blocked.py: rings, pool_chunks). Memory planning keeps that input
+sums in its scratch (blocked.rings, window_pool.pipelined_runs). Memory planning keeps that input
 alive until the reader has run. Only a pair adjacent in the layer order is pipelined, so
 that no layer runs between the two.
 
