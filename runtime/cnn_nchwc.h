@@ -811,6 +811,23 @@ cnn_depthwise_tile_out(const float *restrict xb, const float *restrict w, int in
                            yr + (size_t)(ow + t) * CNN_CB, act);
 }
 
+/* Output columns [t0, t1) (at least CNN_DW_TILE of them) of row oh, row taps [kh0, kh1): a
+ * tile at a time, a remainder as the tile ending at t1 (the same values stored again) */
+static inline __attribute__((always_inline)) void
+cnn_depthwise_row_tiles(const float *restrict xb, const float *restrict w, int in_w, int ring,
+                        int kh0, int kh1, int kw_n, int stride_w, int pad_left, int dil_h,
+                        int dil_w, int h0, int t0, int t1, cnn_vb bv, const float *restrict rr,
+                        float *restrict yr, int act)
+{
+    int ow = t0;
+    for (; ow + CNN_DW_TILE <= t1; ow += CNN_DW_TILE)
+        cnn_depthwise_tile_out(xb, w, in_w, ring, kh0, kh1, kw_n, stride_w, pad_left, dil_h,
+                               dil_w, h0, ow, bv, rr, yr, act);
+    if (ow < t1)
+        cnn_depthwise_tile_out(xb, w, in_w, ring, kh0, kh1, kw_n, stride_w, pad_left, dil_h,
+                               dil_w, h0, t1 - CNN_DW_TILE, bv, rr, yr, act);
+}
+
 /* Output rows [oh0, oh1) of block b of a depthwise convolution (one input channel per
  * output channel), blocks in and out, any kernel size, stride, padding and dilation. xb:
  * block b of the input, its rows in_w pixels apart; ring 0 for a whole plane, or the rows a
@@ -836,24 +853,12 @@ cnn_depthwise_block(int in_h, int in_w, int out_h, int out_w, int kh_n, int kw_n
         const int kh0 = cnn_tap_lo(h0, dil_h), kh1 = cnn_tap_hi(h0, dil_h, in_h, kh_n);
         const size_t o = ((size_t)b * out_h + oh) * out_w * CNN_CB;
         const float *restrict r = res ? res + o : NULL;
-        if (tiled) {
-            int ow = t0;
-            if (kh0 == 0 && kh1 == kh_n) { /* every row tap: the constant bounds */
-                for (; ow + CNN_DW_TILE <= t1; ow += CNN_DW_TILE)
-                    cnn_depthwise_tile_out(xb, wb, in_w, ring, 0, kh_n, kw_n, stride_w, pad_left,
-                                           dil_h, dil_w, h0, ow, bv, r, y + o, act);
-                if (ow < t1)
-                    cnn_depthwise_tile_out(xb, wb, in_w, ring, 0, kh_n, kw_n, stride_w, pad_left,
-                                           dil_h, dil_w, h0, t1 - CNN_DW_TILE, bv, r, y + o, act);
-            } else {
-                for (; ow + CNN_DW_TILE <= t1; ow += CNN_DW_TILE)
-                    cnn_depthwise_tile_out(xb, wb, in_w, ring, kh0, kh1, kw_n, stride_w, pad_left,
-                                           dil_h, dil_w, h0, ow, bv, r, y + o, act);
-                if (ow < t1)
-                    cnn_depthwise_tile_out(xb, wb, in_w, ring, kh0, kh1, kw_n, stride_w, pad_left,
-                                           dil_h, dil_w, h0, t1 - CNN_DW_TILE, bv, r, y + o, act);
-            }
-        }
+        if (tiled && kh0 == 0 && kh1 == kh_n) /* every row tap: the bounds constant when inlined */
+            cnn_depthwise_row_tiles(xb, wb, in_w, ring, 0, kh_n, kw_n, stride_w, pad_left, dil_h,
+                                    dil_w, h0, t0, t1, bv, r, y + o, act);
+        else if (tiled)
+            cnn_depthwise_row_tiles(xb, wb, in_w, ring, kh0, kh1, kw_n, stride_w, pad_left, dil_h,
+                                    dil_w, h0, t0, t1, bv, r, y + o, act);
         for (int ow = 0; ow < out_w; ++ow) {
             if (ow == t0)
                 ow = t1;
@@ -874,23 +879,13 @@ cnn_depthwise_block(int in_h, int in_w, int out_h, int out_w, int kh_n, int kw_n
 }
 
 /* Pipelined 1x1 -> depthwise pairs (passes/pipeline_pointwise.py): the depthwise layer
- * computes its input, the 1x1 layer's output, a few rows ahead of the rows it reads, so that
- * each row is read back from L2 rather than from L3 or memory. The input rows [0, n) that
- * output rows [0, oh] of a depthwise layer read: */
+ * computes its input, the 1x1 layer's output, into rings of rows just before the rows that
+ * read them. The input rows [0, n) that output rows [0, oh] of a depthwise layer read: */
 static inline int cnn_depthwise_rows_read(int oh, int in_h, int kh_n, int stride_h, int pad_top,
                                           int dil_h)
 {
     const int end = oh * stride_h - pad_top + (kh_n - 1) * dil_h + 1;
     return end < 0 ? 0 : cnn_min(in_h, end);
-}
-
-/* ... and the pointwise steps [0, n) (cnn_pointwise_step) that compute pixels [0, pixels) of
- * a plane: the last step also does the plane's partial tile. */
-static inline int cnn_pointwise_steps_through(int plane, int mr, int pixels)
-{
-    if (plane < mr)
-        return pixels;
-    return pixels >= plane ? plane / mr : cnn_min(plane / mr, (pixels + mr - 1) / mr);
 }
 
 /* Output row oh of block b of a max pool on blocks, its out_w pixels' vectors stored at yr:

@@ -39,27 +39,23 @@
 #else
 #define CNN_PARALLEL_FOR_1
 #endif
-/* A region whose threads split the work themselves (CNN_TEAM_SIZE, CNN_TEAM_MEMBER) and
- * share loops marked CNN_FOR_IN_REGION; flag 0: a plain block run by the calling thread
- * alone, with no worksharing pragma that could bind to an enclosing region (a batch's). */
+/* A region whose threads, CNN_TEAM_SIZE of them, share the loops marked CNN_FOR_IN_REGION;
+ * flag 0: a plain block run by the calling thread alone, with no worksharing pragma that
+ * could bind to an enclosing region (a batch's). */
 #define CNN_REGION(flag) CNN_CAT(CNN_REGION_, flag)
 #define CNN_FOR_IN_REGION(flag) CNN_CAT(CNN_FOR_IN_REGION_, flag)
 #define CNN_TEAM_SIZE(flag) CNN_CAT(CNN_TEAM_SIZE_, flag)
-#define CNN_TEAM_MEMBER(flag) CNN_CAT(CNN_TEAM_MEMBER_, flag)
 #define CNN_REGION_0
 #define CNN_FOR_IN_REGION_0
 #define CNN_TEAM_SIZE_0 1
-#define CNN_TEAM_MEMBER_0 0
 #if defined(_OPENMP)
 #define CNN_REGION_1 CNN_PRAGMA(omp parallel)
 #define CNN_FOR_IN_REGION_1 CNN_PRAGMA(omp for schedule(static))
 #define CNN_TEAM_SIZE_1 omp_get_num_threads()
-#define CNN_TEAM_MEMBER_1 omp_get_thread_num()
 #else
 #define CNN_REGION_1
 #define CNN_FOR_IN_REGION_1
 #define CNN_TEAM_SIZE_1 1
-#define CNN_TEAM_MEMBER_1 0
 #endif
 
 /* for (int i = start; i < end; i += step) body, shared among the threads when cond holds,

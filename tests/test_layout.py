@@ -582,16 +582,19 @@ def test_pipelined_pointwise_pool_matches_the_reference_and_torch(
 
 
 @settings(max_examples=max(5, int(os.environ.get("CNNCOMPILE_FUZZ_EXAMPLES", "25")) // 2),
-          deadline=None, suppress_health_check=[HealthCheck.too_slow])
+          deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                HealthCheck.function_scoped_fixture])
 @given(h=st.integers(1, 19), w=st.integers(1, 19), channels=st.integers(1, 20),
        mid=st.integers(2, 70), kernel=st.integers(1, 5), stride=st.integers(1, 3),
        padding=st.integers(0, 2), dilation=st.integers(1, 2), bias=st.booleans(),
        reader=st.sampled_from(["depthwise", "skip", "pool"]), threads=st.integers(1, 3))
-def test_random_pipelined_pairs_match_the_reference_and_torch(h, w, channels, mid, kernel, stride,
+def test_random_pipelined_pairs_match_the_reference_and_torch(pipeline_every_pair, h, w,
+                                                              channels, mid, kernel, stride,
                                                               padding, dilation, bias, reader,
                                                               threads):
     """Drawn 1x1 -> depthwise (with or without a residual) and 1x1 -> global pool pairs, every
-    one pipelined, against the reference and torch."""
+    one pipelined (the fixture's threshold holds for every drawn example), against the
+    reference and torch."""
     def out(size):
         return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
     if reader == "pool":
@@ -604,12 +607,8 @@ def test_random_pipelined_pairs_match_the_reference_and_torch(h, w, channels, mi
         model, twin = twins(pointwise_depthwise, channels=channels, mid=mid, kernel=kernel,
                             stride=stride, padding=padding, dilation=dilation, bias=bias,
                             skip=reader == "skip")
-    with pytest.MonkeyPatch.context() as mp:
-        import importlib
-        mp.setattr(importlib.import_module("cnncompile.passes.pipeline_pointwise"),
-                   "PIPELINE_MIN_BYTES", 0)
-        compiled = check_against_reference(model, (1, 3, h, w), batches=(2,),
-                                           torch_model=twin, num_threads=threads)
+    compiled = check_against_reference(model, (1, 3, h, w), batches=(2,), torch_model=twin,
+                                       num_threads=threads)
     reader_node = compiled.graph.node("pool" if reader == "pool" else "dw")
     assert reader_node.meta["pipelined_from"] == "pw"
     assert_memory_plan_safe(compiled.graph, reused=False)
