@@ -384,6 +384,42 @@ def conv_kernel_cases():
                 yield pytest.param(layers, shape, kernel, id=f"{op}[{i}]-{kernel}")
 
 
+LINEAR_KERNEL_CASES = CASES["linear"] + [
+    # 16 outputs exactly, one block over, fewer than a group of blocks, and a partial last
+    # group; inputs not a multiple of 16; every fused activation path
+    ([("Linear", (33, 16), {}), ("ReLU6", (), {})], (1, 33)),
+    ([("Linear", (16, 17), {}), ("ReLU", (), {})], (1, 16)),
+    ([("Linear", (70, 100), dict(bias=False)), ("Tanh", (), {})], (1, 70)),
+    ([("Linear", (5, 131), {}), ("LeakyReLU", (0.1,), {})], (1, 5)),
+]
+
+
+@pytest.mark.parametrize("kernel", sorted(ops.REGISTRY["linear"].kernels))
+@pytest.mark.parametrize("case", range(len(LINEAR_KERNEL_CASES)))
+@pytest.mark.parametrize("threads", [1, 2])
+def test_every_linear_kernel_matches_the_reference(case, kernel, threads):
+    """Both layouts of the weights, one sample and groups of samples (batch 17: a group of
+    16 and one over), on sizes that are not multiples of the 16-output blocks."""
+    layers, shape = LINEAR_KERNEL_CASES[case]
+    model = build(layers, "cnncompile").eval()
+    compiled = check_against_reference(model, shape, batches=(1, 3, 17), kernels={"0": kernel},
+                                       num_threads=threads, torch_model=torch_twin(model, build(layers, "torch")))
+    node = compiled.graph.node("0")
+    assert node.meta["kernel"] == kernel
+    op = ops.REGISTRY["linear"]
+    assert op.packed_shapes(node) == {k: a.shape for k, a in op.pack(node).items()}
+
+
+def test_linear_kernel_follows_the_weights_size():
+    """Weights past the L2 are read in blocks; small layers keep their rows."""
+    from cnncompile.ops import linear
+    side = int((linear.BLOCKS_MIN_BYTES // 4) ** 0.5)
+    for fin, fout, kernel in [(side, side, "linear_blocks"), (side, side - 1, "linear_rows"),
+                              (8192, 10, "linear_rows"), (1280, 1000, "linear_blocks")]:
+        graph = build_graph(cnn.Sequential(cnn.Linear(fin, fout)).eval(), (1, fin))
+        assert graph.node("0").meta["kernel"] == kernel, (fin, fout)
+
+
 @pytest.mark.parametrize("layers,shape,kernel", conv_kernel_cases())
 def test_every_conv_kernel_matches_the_reference(layers, shape, kernel):
     model = build(layers, "cnncompile").eval()
