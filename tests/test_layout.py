@@ -513,6 +513,8 @@ def pipeline_every_pair(monkeypatch):
     ((1, 3, 11, 10), dict(mid=64, stride=2), 2),                     # odd rows, wide tiles
     ((1, 3, 6, 13), dict(mid=17, kernel=5, padding=2, bias=False), 3),  # 3 bands of 6 rows
     ((1, 3, 10, 9), dict(mid=33, padding=2, dilation=2), 2),         # a ring of 5 rows
+    ((1, 3, 9, 30), dict(mid=20, kernel=7, stride=2, padding=6, dilation=2), 2),  # tiles read
+    # 19 columns: more than the registers the tile loads them into (CNN_DW_COLS)
     ((1, 3, 8, 8), dict(stride=2, padding=0), 2),                    # no padding
     ((1, 3, 1, 1), dict(mid=16), 2),                                 # one pixel
     ((1, 3, 5, 3), dict(mid=24), 1),                                 # rows shorter than a tile
@@ -522,7 +524,7 @@ def pipeline_every_pair(monkeypatch):
 def test_pipelined_pointwise_depthwise_matches_the_reference_and_torch(
         pipeline_every_pair, shape, kwargs, threads):
     """The depthwise layer computes the 1x1 layer's rows into its rings: strides, dilation,
-    5x5 kernels, partial blocks, 1-pixel images, rows shorter than a pixel tile, a residual,
+    5x5 and 7x7 kernels (more weights than the tile holds in registers), partial blocks, 1-pixel images, rows shorter than a pixel tile, a residual,
     and bands of rows shared by 1 to 4 threads (4 bands: more threads than rows here)."""
     model, twin = twins(pointwise_depthwise, **kwargs)
     compiled = check_against_reference(model, shape, batches=(1, 3), torch_model=twin,
