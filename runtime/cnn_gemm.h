@@ -413,41 +413,54 @@ static inline void cnn_subsample(const float *restrict x, int channels, int in_h
  * stride 1 there is one plane per channel, the zero-padded input. Only phases ph < nph and
  * pw < npw are written: those the kernel's taps reach (a 1x1 stride-2 kernel reads phase
  * (0, 0) alone). `slack` zero floats follow, for reads past the last real column. */
+static inline int cnn_phase_planes(int channels, int nph, int npw)
+{
+    return channels * nph * npw;
+}
+
+/* Plane q of cnn_pad_phases (below), q = (c * nph + ph) * npw + pw; the last also writes the
+ * slack. Layers whose threads share the planes call it in a loop of their own. */
+static inline void cnn_pad_phase_plane(const float *restrict x, int channels, int in_h, int in_w,
+                                       int pad_top, int pad_left, int stride_h, int stride_w,
+                                       int nph, int npw, int hq, int wq, int slack,
+                                       float *restrict xq, int q)
+{
+    const int c = q / (nph * npw), ph = q / npw % nph, pw = q % npw;
+    float *restrict plane = xq + (size_t)q * hq * wq;
+    for (int qh = 0; qh < hq; ++qh) {
+        float *restrict row = plane + (size_t)qh * wq;
+        const int ih = qh * stride_h + ph - pad_top;
+        if (ih < 0 || ih >= in_h) {
+            memset(row, 0, sizeof(float) * (size_t)wq);
+            continue;
+        }
+        const float *restrict xr = x + ((size_t)c * in_h + ih) * in_w;
+        /* columns qw whose input column qw * stride_w + pw - pad_left is inside */
+        const int lo = cnn_min(cnn_out_lo(pad_left, pw, stride_w), wq);
+        const int hi = cnn_out_hi(in_w, pad_left, pw, stride_w, wq) > lo
+                           ? cnn_out_hi(in_w, pad_left, pw, stride_w, wq) : lo;
+        for (int qw = 0; qw < lo; ++qw)
+            row[qw] = 0.0f;
+        if (stride_w == 1)
+            memcpy(row + lo, xr + lo + pw - pad_left, sizeof(float) * (size_t)(hi - lo));
+        else
+            for (int qw = lo; qw < hi; ++qw)
+                row[qw] = xr[qw * stride_w + pw - pad_left];
+        for (int qw = hi; qw < wq; ++qw)
+            row[qw] = 0.0f;
+    }
+    if (q == cnn_phase_planes(channels, nph, npw) - 1)
+        memset(plane + (size_t)hq * wq, 0, sizeof(float) * (size_t)slack);
+}
+
 static inline void cnn_pad_phases(const float *restrict x, int channels, int in_h, int in_w,
                                   int pad_top, int pad_left, int stride_h, int stride_w,
                                   int nph, int npw, int hq, int wq, int slack,
                                   float *restrict xq)
 {
-    float *restrict plane = xq;
-    for (int c = 0; c < channels; ++c) {
-        for (int ph = 0; ph < nph; ++ph) {
-            for (int pw = 0; pw < npw; ++pw, plane += (size_t)hq * wq) {
-                for (int qh = 0; qh < hq; ++qh) {
-                    float *restrict row = plane + (size_t)qh * wq;
-                    const int ih = qh * stride_h + ph - pad_top;
-                    if (ih < 0 || ih >= in_h) {
-                        memset(row, 0, sizeof(float) * (size_t)wq);
-                        continue;
-                    }
-                    const float *restrict xr = x + ((size_t)c * in_h + ih) * in_w;
-                    /* columns qw whose input column qw * stride_w + pw - pad_left is inside */
-                    const int lo = cnn_min(cnn_out_lo(pad_left, pw, stride_w), wq);
-                    const int hi = cnn_out_hi(in_w, pad_left, pw, stride_w, wq) > lo
-                                       ? cnn_out_hi(in_w, pad_left, pw, stride_w, wq) : lo;
-                    for (int qw = 0; qw < lo; ++qw)
-                        row[qw] = 0.0f;
-                    if (stride_w == 1)
-                        memcpy(row + lo, xr + lo + pw - pad_left, sizeof(float) * (size_t)(hi - lo));
-                    else
-                        for (int qw = lo; qw < hi; ++qw)
-                            row[qw] = xr[qw * stride_w + pw - pad_left];
-                    for (int qw = hi; qw < wq; ++qw)
-                        row[qw] = 0.0f;
-                }
-            }
-        }
-    }
-    memset(plane, 0, sizeof(float) * (size_t)slack);
+    for (int q = 0; q < cnn_phase_planes(channels, nph, npw); ++q)
+        cnn_pad_phase_plane(x, channels, in_h, in_w, pad_top, pad_left, stride_h, stride_w, nph,
+                            npw, hq, wq, slack, xq, q);
 }
 
 /* Row r of every panel of cnn_im2col_panels (below). */
