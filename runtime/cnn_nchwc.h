@@ -854,8 +854,8 @@ cnn_depthwise_edge(const float *restrict xb, const float *restrict w, int in_w, 
                        act);
 }
 
-/* Row oh's pixels [c0, c1), their windows at input row h0, row taps [kh0, kh1): column
- * taps clipped at the left and right edges, a tile at a time inside */
+/* The out_w pixels of one output row, their windows at input row h0, row taps [kh0, kh1):
+ * columns outside [col_lo, col_hi) with their column taps clipped, a tile at a time inside */
 static inline __attribute__((always_inline)) void
 cnn_depthwise_row(const float *restrict xb, const float *restrict w, const cnn_vb *wr,
                   int in_w, int ring, int kh0, int kh1, int kw_n, int stride_w, int pad_left,

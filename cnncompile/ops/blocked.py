@@ -101,16 +101,28 @@ def pack(node):
         padded = np.zeros((k, blocks(c) * BLOCK, kh, kw), np.float32)
         padded[:, :c] = w
         w = padded.reshape(k, blocks(c), BLOCK, kh, kw).transpose(0, 1, 3, 4, 2)
-    k, cols, inner = w.shape[0], int(np.prod(w.shape[1:])), _inner(node)
+    return pack_rows(node, w.reshape(w.shape[0], -1), _inner(node))
+
+
+def pack_rows(node, m, inner):
+    """An output-by-inner matrix m (k x cols, cols <= inner) as w[k / 16][inner][16], zeros
+    past its rows and columns, and the node's bias padded to whole blocks (linear_blocks
+    packs a linear layer's weights so too)."""
+    k, cols = m.shape
     p = np.zeros((blocks(k) * BLOCK, inner), np.float32)
-    p[:k, :cols] = w.reshape(k, cols)
+    p[:k, :cols] = m
     packed = p.reshape(blocks(k), BLOCK, inner).transpose(0, 2, 1)
     return dict(node.params, weight=np.ascontiguousarray(packed), **padded_bias(node, k))
 
 
 def packed_shapes(node):
+    return packed_rows_shapes(node, _inner(node))
+
+
+def packed_rows_shapes(node, inner):
+    """The shapes of pack_rows(node, ..., inner)'s arrays."""
     k = node.params["weight"].shape[0]
-    shapes = {"weight": (blocks(k), _inner(node), BLOCK)}
+    shapes = {"weight": (blocks(k), inner, BLOCK)}
     if "bias" in node.params:
         shapes["bias"] = (blocks(k) * BLOCK,)
     return shapes
@@ -206,4 +218,3 @@ def rings(node, ins):
     block = rows * ins[0].shape[3] * BLOCK
     return dict(rows=rows, block=block, bands=PIPELINE_BANDS,
                 floats=PIPELINE_BANDS * blocks(a["out_channels"]) * block)
-

@@ -82,22 +82,13 @@ class Linear(Op):
         weights (ops/blocked.py), and the bias padded to whole blocks."""
         if node.meta.get("kernel") != "linear_blocks":
             return node.params
-        w = node.params["weight"]
-        fout, fin = w.shape
-        p = np.zeros((blocked.blocks(fout) * LANES, blocked.blocks(fin) * LANES), np.float32)
-        p[:fout, :fin] = w
-        packed = p.reshape(blocked.blocks(fout), LANES, -1).transpose(0, 2, 1)
-        return dict(node.params, weight=np.ascontiguousarray(packed),
-                    **blocked.padded_bias(node, fout))
+        return blocked.pack_rows(node, node.params["weight"],
+                                 blocked.blocks(node.attrs["in_features"]) * LANES)
 
     def packed_shapes(self, node):
         if node.meta.get("kernel") != "linear_blocks":
             return super().packed_shapes(node)
-        fout, fin = node.params["weight"].shape
-        shapes = {"weight": (blocked.blocks(fout), blocked.blocks(fin) * LANES, LANES)}
-        if "bias" in node.params:
-            shapes["bias"] = (blocked.blocks(fout) * LANES,)
-        return shapes
+        return blocked.packed_rows_shapes(node, blocked.blocks(node.attrs["in_features"]) * LANES)
 
     def lower(self, node, ins, out_shape):
         fout = node.attrs["out_features"]
