@@ -141,3 +141,47 @@ def test_sigmoid_is_accurate_across_the_float_range():
     ends = np.zeros_like(x)
     ends[0, :4] = [np.nan, np.inf, -np.inf, -3e38]
     assert np.isnan(compiled(ends)[0, 0]) and list(compiled(ends)[0, 1:4]) == [1.0, 0.0, 0.0]
+
+
+
+@pytest.mark.parametrize("act", ["ReLU", "ReLU6"])
+def test_activations_fused_into_each_kernel_let_nan_through_and_clamp_infinities(act):
+    """ReLU and ReLU6 applied in the epilogues of the blocked kernels (stem, depthwise, 1x1),
+    of the GEMM (a planar 3x3 layer) and of both linear kernels, on values that are NaN or infinite
+    there: NaN stays NaN, +inf becomes 6 under ReLU6, -inf 0, as in torch. The linear
+    layer's specials come from its bias, so that each reaches one output."""
+    def convs(n):
+        a = getattr(n, act)
+        return n.Sequential(n.Conv2d(3, 32, 3, padding=1), a(),
+                            n.Conv2d(32, 32, 3, padding=1, groups=32), a(),
+                            n.Conv2d(32, 48, 1), a(), n.Conv2d(48, 8, 3), a())
+    model, twin = twins(convs)
+    compiled = cnncompile.compile(model, (1, 3, 12, 12), werror=True)
+    fused = {n.meta["kernel"] for n in compiled.graph.nodes() if "activation" in n.meta}
+    assert {"shifted_nchwc", "depthwise_nchwc", "pointwise_nchwc"} < fused, fused
+    x = random_input((2, 3, 12, 12))
+    x[0, 0, 0, 0], x[0, 1, 8, 8], x[1, 2, 5, 5], x[1, 0, 10, 2] = np.nan, np.inf, -np.inf, np.inf
+    y, want = same_as_torch(compiled, twin, x)
+    assert np.isnan(want[0]).any() and np.isfinite(want).any()
+
+    def planar(n):  # 5 channels: on planes, the activation in the GEMM's epilogue
+        return n.Sequential(n.Conv2d(3, 5, 3, padding=1), getattr(n, act)())
+    model, twin = twins(planar)
+    compiled = cnncompile.compile(model, (1, 3, 12, 12), kernels={"0": "im2col_gemm"},
+                                  werror=True)
+    assert "CNN_ACT_RELU" in compiled.c_source
+    y, want = same_as_torch(compiled, twin, x)
+    assert np.isnan(want[0]).any() and np.isfinite(want).any()
+
+    def linear(n):
+        return n.Sequential(n.Linear(40, 24), getattr(n, act)())
+    model = linear(nn).eval()
+    model[0].bias[:4] = np.array([np.nan, np.inf, -np.inf, 3e38], np.float32)
+    twin = torch_twin(model, linear(torch.nn))
+    top = np.float32(np.inf if act == "ReLU" else 6.0)
+    for kernel in ("linear_rows", "linear_blocks"):
+        compiled = cnncompile.compile(model, (1, 40), kernels={"0": kernel}, werror=True)
+        assert compiled.graph.node("0").meta["kernel"] == kernel
+        y, want = same_as_torch(compiled, twin, random_input((3, 40)))
+        np.testing.assert_array_equal(want[:, 1:4], [[top, 0.0, min(top, np.float32(3e38))]] * 3)
+        np.testing.assert_array_equal(y[:, :4], want[:, :4])  # NaN where torch has NaN
