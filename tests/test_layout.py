@@ -442,6 +442,23 @@ def test_large_global_pools_on_blocks_sum_their_pixels_in_parts(threads):
     np.testing.assert_array_equal(compiled(x), other)
 
 
+def test_depthwise_layers_on_blocks_get_threads_from_half_a_megaflop():
+    """MobileNetV2's 7x7 depthwise layers (960 channels, 0.85 MFLOP) run on the threads that
+    wrote their input (ops/conv.py: BLOCKED_DEPTHWISE_SLOWDOWN); one of 64 channels
+    (0.06 MFLOP) stays on one thread."""
+    def block(nn, F, channels):
+        return nn.Sequential(nn.Conv2d(160, channels, 1), nn.ReLU6(),
+                             nn.Conv2d(channels, channels, 3, padding=1, groups=channels),
+                             nn.ReLU6(), nn.Conv2d(channels, 160, 1))
+    for channels, threads in ((960, 1), (64, 0)):
+        model, twin = twins(block, channels=channels)
+        compiled = check_against_reference(model, (1, 160, 7, 7), batches=(1, 2),
+                                           torch_model=twin, num_threads=2)
+        assert compiled.graph.node("2").meta["kernel"] == "depthwise_nchwc"
+        body = compiled.c_source.split("static void layer_2(")[1].split("static void")[0]
+        assert f"CNN_PARALLEL_FOR({threads})" in body
+
+
 def test_blocked_kernels_refuse_what_they_cannot_compute():
     model, _ = pair()
     with pytest.raises(ValueError, match="kernel 'pointwise_nchwc' cannot compute"):

@@ -132,6 +132,10 @@ DEPTHWISE_STACK_FLOATS = 1 << 15  # 128 KiB
 # how many times longer a depthwise kernel takes per FLOP than the GEMM (measured 4-10x in
 # MobileNetV2): its layers are worth threads at that fraction of the GEMM's FLOP threshold
 DEPTHWISE_SLOWDOWN = 8
+# ... and the blocked depthwise kernel (60-90 GFLOP/s) from half of it: MobileNetV2's 7x7
+# layers of 960 channels (0.85 MFLOP) read what both threads of the 1x1 layer before them
+# wrote, which one thread alone fetched half of from the other core
+BLOCKED_DEPTHWISE_SLOWDOWN = 2
 
 
 def shifted_layout(node, in_shape, out_shape):
@@ -465,7 +469,8 @@ class ConvNd(Op):
             gemm.update(blocked.lower(node, ins))
         if "pipelined_from" in node.meta:
             gemm["rings"] = blocked.rings(node, ins)
-        slowdown = DEPTHWISE_SLOWDOWN if kernel_name in ("depthwise", "depthwise_planes") else 1
+        slowdown = (DEPTHWISE_SLOWDOWN if kernel_name in ("depthwise", "depthwise_planes")
+                    else BLOCKED_DEPTHWISE_SLOWDOWN if kernel_name == "depthwise_nchwc" else 1)
         return dict(gemm, rank3=self.rank == 3, residual="residual" in node.meta,
                     in_channels=c, out_channels=k, parallel=int(parallel_worth_it(node, slowdown)),
                     groups=g, c_per_group=c // g, k_per_group=k // g,
