@@ -226,6 +226,11 @@ static inline int cnn_min(int a, int b)
     return a < b ? a : b;
 }
 
+static inline int cnn_max(int a, int b)
+{
+    return a > b ? a : b;
+}
+
 /* Columns [j, j + nn) of C = act(A * B + bias), nn <= NR: see cnn_gemm. */
 static inline void cnn_gemm_block(int m, int kdim, const float *restrict a,
                                   const float *restrict b, int ldb, float *restrict c, int ldc,

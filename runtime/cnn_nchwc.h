@@ -478,13 +478,18 @@ static inline int cnn_pointwise_groups(int out_blocks, int nb)
     return (out_blocks + nb - 1) / nb;
 }
 
-/* Pixel steps per chunk: the chunk's input, kb_n blocks of it, in 16 KiB, so that it stays
- * in L1 while each group of output blocks' weights is read once for the whole chunk rather
- * than once per tile. */
-static inline int cnn_pointwise_chunk(int kb_n, int mr)
+/* Pixel steps per chunk, of `steps` shared by up to `team` threads: the chunk's input, kb_n
+ * blocks of it, in 16 KiB, so that it stays in L1 while each group of output blocks' weights
+ * is read once for the whole chunk rather than once per tile; and as many chunks as a
+ * multiple of the team, of even sizes, so that the threads' shares are even. (MobileNetV2's
+ * 32 -> 192 on 28x28 had 7 chunks of 21 steps: at two threads one did 4 of them, and the
+ * layer ran 1.33x as fast as on one.) */
+static inline int cnn_pointwise_chunk(int kb_n, int mr, int steps, int team)
 {
-    const int steps = 4096 / (kb_n * CNN_CB * mr);
-    return steps > 1 ? steps : 1;
+    const int most = cnn_max(1, 4096 / (kb_n * CNN_CB * mr));
+    const int chunks = (steps + most - 1) / most;
+    const int shared = (chunks + team - 1) / team * team;
+    return cnn_max(1, (steps + shared - 1) / shared);
 }
 
 static inline __attribute__((always_inline)) void

@@ -45,17 +45,23 @@
 #define CNN_REGION(flag) CNN_CAT(CNN_REGION_, flag)
 #define CNN_FOR_IN_REGION(flag) CNN_CAT(CNN_FOR_IN_REGION_, flag)
 #define CNN_TEAM_SIZE(flag) CNN_CAT(CNN_TEAM_SIZE_, flag)
+/* ... and the most threads a region about to start would have (CNN_PARALLEL_FOR's or
+ * CNN_REGION's), for sizing the shares of its loop */
+#define CNN_MAX_TEAM(flag) CNN_CAT(CNN_MAX_TEAM_, flag)
 #define CNN_REGION_0
 #define CNN_FOR_IN_REGION_0
 #define CNN_TEAM_SIZE_0 1
+#define CNN_MAX_TEAM_0 1
 #if defined(_OPENMP)
 #define CNN_REGION_1 CNN_PRAGMA(omp parallel)
 #define CNN_FOR_IN_REGION_1 CNN_PRAGMA(omp for schedule(static))
 #define CNN_TEAM_SIZE_1 omp_get_num_threads()
+#define CNN_MAX_TEAM_1 omp_get_max_threads()
 #else
 #define CNN_REGION_1
 #define CNN_FOR_IN_REGION_1
 #define CNN_TEAM_SIZE_1 1
+#define CNN_MAX_TEAM_1 1
 #endif
 
 /* for (int i = start; i < end; i += step) body, shared among the threads when cond holds,

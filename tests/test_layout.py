@@ -442,6 +442,30 @@ def test_large_global_pools_on_blocks_sum_their_pixels_in_parts(threads):
     np.testing.assert_array_equal(compiled(x), other)
 
 
+def expansion(nn, F):
+    """stem -> 1x1 expansion 32 -> 192 (ReLU6) -> depthwise, as MobileNetV2's on 28x28."""
+    return nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 192, 1),
+                         nn.ReLU6(), nn.Conv2d(192, 192, 3, padding=1, groups=192))
+
+
+@pytest.mark.parametrize("size", [28, 23])
+def test_pointwise_chunks_are_shared_evenly_and_cover_every_pixel(size):
+    """The 1x1 layer's pixel tiles go in chunks whose count is a multiple of the threads a
+    call may have (runtime/cnn_nchwc.h: cnn_pointwise_chunk): 28x28 is 130 tiles of 6
+    pixels, 8 chunks for two threads, 9 for three; 23x23 leaves a partial tile. Every pixel is
+    computed on 1, 2 or 3 threads, with the same numbers."""
+    model, twin = twins(expansion)
+    compiled = check_against_reference(model, (1, 3, size, size), batches=(1, 2),
+                                       torch_model=twin, num_threads=2)
+    assert compiled.graph.node("2").meta["kernel"] == "pointwise_nchwc"
+    assert "cnn_pointwise_chunk(2, CNN_PWW_MR, steps, CNN_MAX_TEAM(1))" in compiled.c_source
+    x = random_input((2, 3, size, size))
+    want = compiled(x)
+    for threads in (1, 3):
+        compiled.num_threads = threads
+        np.testing.assert_array_equal(compiled(x), want)
+
+
 def test_depthwise_layers_on_blocks_get_threads_from_half_a_megaflop():
     """MobileNetV2's 7x7 depthwise layers (960 channels, 0.85 MFLOP) run on the threads that
     wrote their input (ops/conv.py: BLOCKED_DEPTHWISE_SLOWDOWN); one of 64 channels
