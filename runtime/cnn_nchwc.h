@@ -1179,46 +1179,65 @@ static inline const float *cnn_linear_row(const float *restrict w, int in, int b
                    : w + (size_t)o * in;
 }
 
+/* Outputs [o0, o0 + nu) (nu <= 8) of cnn_linear_lanes for its n samples' transposed inputs
+ * xt: nu outputs' sums in nu vectors, each weight broadcast once against the 16 lanes.
+ * Outputs past the last repeat it and are not stored. */
+static inline __attribute__((always_inline)) void
+cnn_linear_lanes_rows(int nu, int in, int out, int o0, const float *restrict xt,
+                      const float *restrict w, int blocked, const float *restrict bias,
+                      float *restrict yf, size_t ys, int n)
+{
+    const int step = blocked ? CNN_CB : 1;
+    const float *restrict row[8];
+    cnn_vb acc[8];
+    for (int u = 0; u < nu; ++u) {
+        row[u] = cnn_linear_row(w, in, blocked, cnn_min(o0 + u, out - 1));
+        acc[u] = cnn_bzero();
+    }
+    for (int i = 0; i < in; ++i) {
+        const cnn_vb v = cnn_bload(xt + (size_t)i * CNN_CB);
+        for (int u = 0; u < nu; ++u)
+            acc[u] = cnn_bfmas(acc[u], row[u][(size_t)i * step], v);
+    }
+    float lanes[8][CNN_CB];
+    for (int u = 0; u < nu; ++u)
+        cnn_bstore(lanes[u], bias ? cnn_badd(acc[u], cnn_bset(bias[cnn_min(o0 + u, out - 1)]))
+                                  : acc[u]);
+    for (int s = 0; s < n; ++s)
+        for (int u = 0; u < cnn_min(nu, out - o0); ++u)
+            yf[(size_t)s * ys + o0 + u] = lanes[u][s];
+}
+
 /* A linear layer y = W x + b for `count` samples (sample s at x + s * xs, y + s * ys), 16 at
  * a time as the lanes of a 16-float vector: xt (in x 16 floats of scratch) holds their inputs
- * transposed, the lanes past the last sample zero. Each weight W[o][i] is broadcast once
- * against all 16 samples, 8 outputs' sums in 8 vectors, and no sum is reduced across lanes
- * (a dot product per output and sample reduced each one: LeNet-5's 400 -> 120 layer ran at
- * 38 GFLOP/s that way). w: as the one-sample path reads it (cnn_linear_row). A last block of
- * fewer than 8 outputs repeats the last output for the rest, which it does not store. */
+ * transposed (16 x 16 register transposes for a full 16 samples), the lanes past the last
+ * sample zero. Each weight W[o][i] is broadcast once against all 16 samples, 8 outputs' sums
+ * in 8 vectors, and no sum is reduced across lanes (a dot product per output and sample
+ * reduced each one: LeNet-5's 400 -> 120 layer ran at 38 GFLOP/s that way); a last 4 outputs
+ * or fewer in 4 vectors. w: as the one-sample path reads it (cnn_linear_row). Transposing
+ * element by element took more than the products on seed_simplecnn's 8192 -> 10 layer (its
+ * batch of 32, one thread: 0.93x the time with the register transposes). */
 static inline void cnn_linear_lanes(int in, int out, const float *restrict x, size_t xs,
                                     const float *restrict w, int blocked,
                                     const float *restrict bias, float *restrict y, size_t ys,
                                     int count, float *restrict xt)
 {
-    const int step = blocked ? CNN_CB : 1;
     for (int first = 0; first < count; first += CNN_CB) {
         const int n = cnn_min(CNN_CB, count - first);
         const float *restrict xf = x + (size_t)first * xs;
         float *restrict yf = y + (size_t)first * ys;
-        for (int i = 0; i < in; ++i)
+        int i = 0;
+        if (n == CNN_CB)
+            for (; i + CNN_CB <= in; i += CNN_CB)
+                cnn_transpose16(xf + i, xs, xt + (size_t)i * CNN_CB, CNN_CB);
+        for (; i < in; ++i)
             for (int s = 0; s < CNN_CB; ++s)
                 xt[(size_t)i * CNN_CB + s] = s < n ? xf[(size_t)s * xs + i] : 0.0f;
-        for (int o0 = 0; o0 < out; o0 += 8) {
-            const float *restrict row[8];
-            cnn_vb acc[8];
-            for (int u = 0; u < 8; ++u) {
-                row[u] = cnn_linear_row(w, in, blocked, cnn_min(o0 + u, out - 1));
-                acc[u] = cnn_bzero();
-            }
-            for (int i = 0; i < in; ++i) {
-                const cnn_vb v = cnn_bload(xt + (size_t)i * CNN_CB);
-                for (int u = 0; u < 8; ++u)
-                    acc[u] = cnn_bfmas(acc[u], row[u][(size_t)i * step], v);
-            }
-            float lanes[8][CNN_CB];
-            for (int u = 0; u < 8; ++u)
-                cnn_bstore(lanes[u], bias ? cnn_badd(acc[u], cnn_bset(bias[cnn_min(o0 + u, out - 1)]))
-                                          : acc[u]);
-            for (int s = 0; s < n; ++s)
-                for (int u = 0; u < cnn_min(8, out - o0); ++u)
-                    yf[(size_t)s * ys + o0 + u] = lanes[u][s];
-        }
+        int o0 = 0;
+        for (; o0 + 4 < out; o0 += 8)
+            cnn_linear_lanes_rows(8, in, out, o0, xt, w, blocked, bias, yf, ys, n);
+        if (o0 < out)
+            cnn_linear_lanes_rows(4, in, out, o0, xt, w, blocked, bias, yf, ys, n);
     }
 }
 
