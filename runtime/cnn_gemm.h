@@ -86,7 +86,9 @@ static inline cnn_vf cnn_vact(cnn_vf v, int act)
 {
     const cnn_vf zero = {0}, six = zero + 6.0f;
 #if CNN_VBYTES == 64 && defined(__AVX512F__) && !defined(CNN_NO_MAX_INTRINSICS)
-    /* one instruction each, the same bits (cnn_bact in cnn_nchwc.h says why) */
+    /* one instruction each, the same bits: VMINPS(a, b) is a < b ? a : b and VMAXPS(a, b)
+     * is a > b ? a : b, each returning b when either is NaN, which is exactly v > 6 ? 6 : v
+     * and v < 0 ? 0 : v (-0.0 kept), where the selects take a comparison and a masked move */
     if (act == CNN_ACT_RELU6)
         v = (cnn_vf)_mm512_min_ps((__m512)six, (__m512)v);
     if (act != CNN_ACT_NONE)
@@ -458,8 +460,7 @@ static inline void cnn_pad_phase_plane(const float *restrict x, int channels, in
         const float *restrict xr = x + ((size_t)c * in_h + ih) * in_w;
         /* columns qw whose input column qw * stride_w + pw - pad_left is inside */
         const int lo = cnn_min(cnn_out_lo(pad_left, pw, stride_w), wq);
-        const int hi = cnn_out_hi(in_w, pad_left, pw, stride_w, wq) > lo
-                           ? cnn_out_hi(in_w, pad_left, pw, stride_w, wq) : lo;
+        const int hi = cnn_max(cnn_out_hi(in_w, pad_left, pw, stride_w, wq), lo);
         for (int qw = 0; qw < lo; ++qw)
             row[qw] = 0.0f;
         if (stride_w == 1)

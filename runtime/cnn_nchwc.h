@@ -78,25 +78,20 @@ static inline cnn_vb cnn_bselect(cnn_vbi mask, cnn_vb a, cnn_vb b)
     return (cnn_vb)((mask & (cnn_vbi)a) | (~mask & (cnn_vbi)b));
 }
 
-/* cnn_relu / cnn_relu6 lane by lane, the same comparisons (NaN passes through). With
- * AVX-512 each is one instruction: VMINPS(a, b) is a < b ? a : b and VMAXPS(a, b) is
- * a > b ? a : b, each returning b when either is NaN, which is exactly v > 6 ? 6 : v and
- * v < 0 ? 0 : v (-0.0 kept), where the selects take a comparison and a masked move. */
+/* cnn_relu / cnn_relu6 lane by lane, the same comparisons (NaN passes through); a block is
+ * the GEMM's vector with AVX-512, whose cnn_vact does it in one instruction each */
 static inline cnn_vb cnn_bact(cnn_vb v, int act)
 {
-    const cnn_vb zero = {0}, six = zero + 6.0f;
-#if defined(__AVX512F__) && !defined(CNN_NO_MAX_INTRINSICS)
-    if (act == CNN_ACT_RELU6)
-        v = (cnn_vb)_mm512_min_ps((__m512)six, (__m512)v);
-    if (act != CNN_ACT_NONE)
-        v = (cnn_vb)_mm512_max_ps((__m512)zero, (__m512)v);
+#if CNN_VBYTES == 64
+    return (cnn_vb)cnn_vact((cnn_vf)v, act);
 #else
+    const cnn_vb zero = {0}, six = zero + 6.0f;
     if (act == CNN_ACT_RELU6)
         v = cnn_bselect(v > six, six, v);
     if (act != CNN_ACT_NONE)
         v = cnn_bselect(v < zero, zero, v);
-#endif
     return v;
+#endif
 }
 
 /* cnn_max_nan lane by lane: the larger, NaN winning. With AVX-512: VMAXPS returns its second
