@@ -6,20 +6,24 @@ import warnings
 from . import build as _build
 from . import codegen, frontends, passes, trace
 from .compiled import CompiledModel, default_threads, load  # noqa: F401  (load: re-exported)
+from .options import CompileOptions
 
 
-def build_graph(model, input_shape, skip_passes=(), after=None, kernels=None):
+def build_graph(model, input_shape, skip_passes=(), after=None, kernels=None, options=None):
     """Trace ``model`` and run the pass pipeline; the graph that code generation reads.
 
-    ``model`` is a cnncompile.nn module, a torch.nn.Module or an ONNX model (see frontends)."""
+    ``model`` is a cnncompile.nn module, a torch.nn.Module or an ONNX model (see frontends).
+    ``options`` (a CompileOptions) takes the place of ``skip_passes`` and ``kernels``."""
+    if options is None:
+        options = CompileOptions(kernels=kernels or {}, skip_passes=skip_passes)
     model, input_shape = frontends.to_cnncompile(model, input_shape)
     if input_shape is None:
         raise ValueError("input_shape is missing: give the shape of one call's input, "
                          "e.g. input_shape=(1, 3, 32, 32)")
     _warn_if_training(model)
     graph = trace.trace(model, input_shape)
-    graph.meta["kernel_overrides"] = dict(kernels or {})
-    return passes.run(graph, after=after, skip=skip_passes)
+    graph.options = options
+    return passes.run(graph, after=after, skip=options.skip_passes)
 
 
 def _warn_if_training(model):
@@ -45,7 +49,7 @@ def compile(model, input_shape=None, *, name=None, cache_dir=None, flags=None, w
     cache_dir: where builds are cached (default $CNNCOMPILE_CACHE_DIR or ~/.cache/cnncompile).
     flags: C compiler flags (default: build.NATIVE_FLAGS; build.PORTABLE_FLAGS for export).
     skip_passes: names of optimisation passes to leave out (for testing).
-    kernels: {layer name: kernel} to override the kernel selection, e.g. {"conv1": "direct"}.
+    kernels: {layer name: kernel} to override the kernel selection, e.g. {"conv1": "nchw.direct"}.
     num_threads: threads per call (default: OMP_NUM_THREADS, or every core this process may
         use); can be changed later through CompiledModel.num_threads. A batch of several
         samples runs up to this many samples at once, each with its own workspace slot.
@@ -55,10 +59,13 @@ def compile(model, input_shape=None, *, name=None, cache_dir=None, flags=None, w
     """
     log = (lambda msg: print(f"[cnncompile] {msg}", file=sys.stderr)) if verbose else None
     t0 = time.perf_counter()
-    graph = build_graph(model, input_shape, skip_passes=skip_passes, kernels=kernels)
+    options = CompileOptions(kernels=kernels or {}, skip_passes=skip_passes, weights=weights,
+                             num_threads=num_threads, batch_group=batch_group)
+    graph = build_graph(model, input_shape, options=options)
     t1 = time.perf_counter()
     slots = max(1, num_threads or default_threads())
-    source = codegen.generate(graph, name, weights=weights, slots=slots, group=batch_group)
+    source = codegen.generate(graph, name, weights=options.weights, slots=slots,
+                              group=options.batch_group)
     t2 = time.perf_counter()
     if log:
         log(f"traced and optimised {len(graph)} layers in {t1 - t0:.2f}s; generated "

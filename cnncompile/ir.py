@@ -13,6 +13,7 @@ import networkx as nx
 import numpy as np
 
 from .errors import CompileError
+from .options import CompileOptions
 
 
 @dataclass
@@ -44,6 +45,7 @@ class Graph:
         self.inputs = []   # names of input nodes, in call order
         self.outputs = []  # names of nodes whose values forward() returns
         self.meta = {}     # whole-graph pass results, e.g. workspace_floats
+        self.options = CompileOptions()  # what compile() was asked for (options.py)
 
     # -- construction --------------------------------------------------------------------
     def add(self, node, inputs=()):

@@ -3,8 +3,9 @@
 import numpy as np
 
 import cnncompile
-from cnncompile import ops, reference
-from cnncompile.ops import blocked
+from cnncompile import reference
+from cnncompile import kernels
+from cnncompile.layout import floats as blocked_floats
 
 from models import MODELS, ROOT, load_example, randomise_batch_norm, torch_twin  # noqa: F401
 
@@ -70,7 +71,7 @@ def assert_memory_plan_safe(g, reused=True):
     def extent(node):
         kind, off = node.meta["buffer"]
         if node.meta.get("layout") == "blocks":  # whole blocks of 16 channels
-            return kind, off, off + blocked.floats(node.shape)
+            return kind, off, off + blocked_floats(node.shape)
         return kind, off, off + int(np.prod(node.shape[1:]))
 
     for node in order:
@@ -89,7 +90,7 @@ def assert_memory_plan_safe(g, reused=True):
     for node in order:  # a layer's scratch overlaps neither its inputs nor its output
         if "scratch" in node.meta:
             lo = node.meta["scratch"][1]
-            hi = lo + ops.REGISTRY[node.op].scratch_floats(node, g.input_values(node.name), node.shape)
+            hi = lo + kernels.implementation(node).scratch(node, g.input_values(node.name), node.shape)
             assert hi <= g.meta["workspace_floats"]
             operands = g.input_names(node.name)
             if "pipelined_from" in node.meta:
@@ -98,7 +99,7 @@ def assert_memory_plan_safe(g, reused=True):
                 kind, lo2, hi2 = extent(other)
                 assert not (kind == "arena" and lo < hi2 and lo2 < hi), (node.name, other.name)
     total = sum(extent(n)[2] - extent(n)[1] for n in order if n.op not in ("input", "reshape"))
-    scratch = max([ops.REGISTRY[n.op].scratch_floats(n, g.input_values(n.name), n.shape)
+    scratch = max([kernels.implementation(n).scratch(n, g.input_values(n.name), n.shape)
                    for n in order if "scratch" in n.meta] or [0])
     if reused:
         assert g.meta["workspace_floats"] < total + scratch  # buffers are reused

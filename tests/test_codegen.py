@@ -12,7 +12,7 @@ import cnncompile
 import cnncompile.nn as nn
 from cnncompile import codegen
 from cnncompile.api import build_graph
-from cnncompile.codegen.literals import c_floats
+from cnncompile.literals import c_floats
 from cnncompile.codegen.names import Namer
 from cnncompile.resources import runtime_dir
 from helpers import EXAMPLES, assert_close, load_example, random_input, reference
@@ -138,12 +138,12 @@ def test_weights_blob_mode_matches_c_mode_bit_for_bit(tmp_path):
 @pytest.mark.parametrize("name", ["mobilenet_v2", "resnet18"])
 def test_large_models_read_layer_by_layer(name):
     """One function per layer, named after it, with its shapes and FLOPs in a comment above."""
-    from cnncompile import ops
+    from cnncompile import kernels
     ns = load_example(name)
     graph = build_graph(ns["model"].eval(), ns["INPUT_SHAPE"])
     src = codegen.generate(graph).c_source
     # a 1x1 layer pipelined into the depthwise layer after it has no function of its own
-    layers = [n for n in graph.nodes() if ops.REGISTRY[n.op].template
+    layers = [n for n in graph.nodes() if kernels.implementation(n).template_for(n)
               and "pipelined_into" not in n.meta]
     functions = re.findall(r"\*/\nstatic void (layer_\w+)\(", src)
     assert len(functions) == len(layers)

@@ -132,7 +132,7 @@ def test_summary_and_profile(simplecnn):
     text = simplecnn.summary()
     for piece in ("conv1", "conv2d", "(1, 32, 32, 32)", "896", "1,769,472", "relu",
                   "Total params: 82,826", f"workspace {simplecnn.workspace_bytes:,} bytes",
-                  "shifted_nchwc", "simplecnn_forward"):
+                  "nchw_to_nchw16c.shifted", "simplecnn_forward"):
         assert piece in text, piece
     stats = simplecnn.profile(random_input((1, 3, 32, 32)), repeat=5, warmup=1)
     assert stats["median_ms"] > 0 and stats["batch"] == 1
@@ -169,7 +169,7 @@ def test_models_with_different_thread_counts_take_turns_on_one_thread():
 
 
 def test_batches_go_through_group_layers_a_group_at_a_time():
-    """Layers that compute several samples at once (im2row_gemm: one product over the stacked
+    """Layers that compute several samples at once (nchw.im2row_gemm: one product over the stacked
     patches) get groups of samples, the other layers each sample in turn, for any batch and
     thread count, residual operands included."""
     class Net(nn.Module):
@@ -182,7 +182,7 @@ def test_batches_go_through_group_layers_a_group_at_a_time():
         def forward(self, x):
             y = nn.functional.relu(self.a(x))
             return self.c(nn.functional.relu(self.b(y) + y))
-    kernels = {"b": "im2row_gemm", "c": "im2row_gemm"}
+    kernels = {"b": "nchw.im2row_gemm", "c": "nchw.im2row_gemm"}
     # its weights (3 KB) weigh less than a sample's activations: no groups unless asked for
     alone = cnncompile.compile(Net().eval(), (1, 3, 5, 6), kernels=kernels)
     assert "_group(" not in alone.c_source
@@ -244,7 +244,7 @@ def test_profile_per_layer(simplecnn):
     assert [row[0] for row in stats["layers"]] == ["conv1", "pool", "fc1"]
     assert all(ms >= 0 for _, _, ms, _ in stats["layers"])
     table = simplecnn.profile_table(random_input((1, 3, 32, 32)), repeat=3)
-    assert "shifted_nchwc" in table and table.splitlines()[-1].startswith("total")
+    assert "nchw_to_nchw16c.shifted" in table and table.splitlines()[-1].startswith("total")
 
 
 def test_profile_times_layers_on_a_cache_line_aligned_workspace(simplecnn, monkeypatch):

@@ -1,4 +1,4 @@
-"""Channel-blocked layout (passes/select_layout.py, ops/blocked.py, runtime/cnn_nchwc.h):
+"""Channel-blocked layout (passes/select_layout.py, kernels/conv_nchw16c.py, runtime/cnn_nchwc.h):
 which layers run on blocks, where the reorders go, and the numbers of the blocked kernels
 against the reference and torch on awkward shapes."""
 import os
@@ -13,7 +13,8 @@ import cnncompile
 import cnncompile.nn as cnn
 from cnncompile.api import build_graph
 from cnncompile.build import PORTABLE_FLAGS
-from cnncompile.ops import blocked
+from cnncompile import kernels, layout
+from cnncompile.kernels.conv_nchw16c import pixel_tile
 from helpers import (assert_close, assert_memory_plan_safe, check_against_reference, random_input,
                      run_torch, torch_twin)
 
@@ -65,7 +66,7 @@ def pooled(nn, F, channels=32, out=20, pool=(2, 2, 0, 1, False), stride=1, act=T
 
 
 def residual(nn, F, channels=64):
-    """stem -> 3x3 stride 2 (direct_nchwc) -> two 3x3 stride-1 layers (Winograd on blocks),
+    """stem -> 3x3 stride 2 (nchw16c.direct) -> two 3x3 stride-1 layers (Winograd on blocks),
     the second adding the stride-2 layer's output -> global average pooling."""
     class Residual(nn.Module):
         def __init__(self):
@@ -94,19 +95,19 @@ def pair(**kwargs):
 
 
 @pytest.mark.parametrize("shape,kwargs,stem", [
-    ((1, 3, 17, 13), {}, "shifted_nchwc"),
-    ((1, 3, 17, 13), {}, "shifted_gemm"),  # then a reorder into blocks
-    ((1, 3, 9, 9), dict(channels=1, mid=3, stride=1), "shifted_nchwc"),
-    ((1, 3, 1, 1), dict(channels=16, mid=33), "shifted_gemm"),
-    ((1, 3, 2, 3), dict(channels=17, mid=32, kernel=5), "shifted_nchwc"),
-    ((1, 3, 12, 7), dict(channels=33, mid=17, stride=1, dilation=2, bias=False), "shifted_gemm"),
-    ((1, 3, 30, 30), dict(channels=48, mid=96, stride=2), "shifted_nchwc"),
+    ((1, 3, 17, 13), {}, "nchw_to_nchw16c.shifted"),
+    ((1, 3, 17, 13), {}, "nchw.shifted_gemm"),  # then a reorder into blocks
+    ((1, 3, 9, 9), dict(channels=1, mid=3, stride=1), "nchw_to_nchw16c.shifted"),
+    ((1, 3, 1, 1), dict(channels=16, mid=33), "nchw.shifted_gemm"),
+    ((1, 3, 2, 3), dict(channels=17, mid=32, kernel=5), "nchw_to_nchw16c.shifted"),
+    ((1, 3, 12, 7), dict(channels=33, mid=17, stride=1, dilation=2, bias=False), "nchw.shifted_gemm"),
+    ((1, 3, 30, 30), dict(channels=48, mid=96, stride=2), "nchw_to_nchw16c.shifted"),
     # 4 and 8 output blocks: the wide pointwise tile, on 63, 25 (weights outweighing the
     # image) and 1 pixel
-    ((1, 3, 17, 13), dict(channels=32, mid=64), "shifted_nchwc"),
-    ((1, 3, 5, 5), dict(channels=16, mid=128, stride=1), "shifted_nchwc"),
-    ((1, 3, 1, 1), dict(channels=16, mid=64), "shifted_nchwc"),
-    ((1, 3, 4, 5), dict(channels=64, mid=64, stride=1), "shifted_nchwc"),  # a wide stem
+    ((1, 3, 17, 13), dict(channels=32, mid=64), "nchw_to_nchw16c.shifted"),
+    ((1, 3, 5, 5), dict(channels=16, mid=128, stride=1), "nchw_to_nchw16c.shifted"),
+    ((1, 3, 1, 1), dict(channels=16, mid=64), "nchw_to_nchw16c.shifted"),
+    ((1, 3, 4, 5), dict(channels=64, mid=64, stride=1), "nchw_to_nchw16c.shifted"),  # a wide stem
 ])
 def test_blocked_runs_match_the_reference_and_torch(shape, kwargs, stem):
     model, twin = pair(**kwargs)
@@ -115,13 +116,13 @@ def test_blocked_runs_match_the_reference_and_torch(shape, kwargs, stem):
     g = compiled.graph
     assert g.node("stem").meta["kernel"] == stem
     assert [g.node(n).meta["kernel"] for n in ("dw", "pw", "dw2", "pw2", "dw3")] == \
-        ["depthwise_nchwc", "pointwise_nchwc", "depthwise_nchwc", "pointwise_nchwc",
-         "depthwise_nchwc"]
+        ["nchw16c.depthwise", "nchw16c.pointwise", "nchw16c.depthwise", "nchw16c.pointwise",
+         "nchw16c.depthwise"]
     assert g.node("pool").meta.get("reads") == "blocks"
     wide = "pixels x CNN_PWW_NB blocks (runtime" in compiled.c_source
     assert wide == (kwargs.get("mid", 40) % 64 == 0)
     wide_stem = "pixels x CNN_PWW_NB blocks along each output row"
-    assert (wide_stem in compiled.c_source) == (stem == "shifted_nchwc" and
+    assert (wide_stem in compiled.c_source) == (stem == "nchw_to_nchw16c.shifted" and
                                                 kwargs.get("channels", 24) % 64 == 0)
 
 
@@ -137,7 +138,7 @@ def test_blocked_runs_match_the_reference_and_torch(shape, kwargs, stem):
     (5, False, "CNN_PW_MR"),
 ])
 def test_seven_pixel_tiles_where_they_compute_fewer_pixels(run, wide, tile):
-    assert blocked.pixel_tile(run, wide) == tile
+    assert pixel_tile(run, wide) == tile
 
 
 @pytest.mark.parametrize("build,kwargs,shape,layer", [
@@ -151,7 +152,7 @@ def test_seven_pixel_tiles_where_they_compute_fewer_pixels(run, wide, tile):
 def test_seven_pixel_tiles_match_the_reference_and_torch(build, kwargs, shape, layer):
     model, twin = twins(build, **kwargs)
     compiled = check_against_reference(model, shape, batches=(1, 3), torch_model=twin)
-    assert compiled.graph.node(layer).meta["kernel"] in blocked.ALL
+    assert kernels.get(compiled.graph.node(layer)).layout_out == layout.BLOCKS
     assert compiled.c_source.count("tiles of CNN_PW7_MR pixels") >= 1
 
 
@@ -164,13 +165,13 @@ def test_seven_pixel_tiles_match_the_reference_and_torch(build, kwargs, shape, l
     ((1, 3, 21, 19), dict(channels=64, out=64, pool=(3, 2, 1, 1, True), stride=2)),
 ])
 def test_pooled_convolutions_on_blocks_match_the_reference_and_torch(shape, kwargs):
-    """direct_nchwc on awkward shapes, and max pools inside a run and at its end: 1 to 64
+    """nchw16c.direct on awkward shapes, and max pools inside a run and at its end: 1 to 64
     channels, 2x2 to 21x19 images, pooling with padding, dilation and ceil_mode."""
     model, twin = twins(pooled, **kwargs)
     compiled = check_against_reference(model, shape, batches=(1, 3), torch_model=twin)
     g = compiled.graph
-    assert [g.node(n).meta["kernel"] for n in ("stem", "conv")] == ["shifted_nchwc",
-                                                                     "direct_nchwc"]
+    assert [g.node(n).meta["kernel"] for n in ("stem", "conv")] == ["nchw_to_nchw16c.shifted",
+                                                                     "nchw16c.direct"]
     assert g.node("pool").meta["layout"] == "blocks"
     assert g.node("pool2").meta.get("reads") == "blocks" and "layout" not in g.node("pool2").meta
     assert not any(n.op == "reorder" for n in g.nodes())
@@ -178,17 +179,17 @@ def test_pooled_convolutions_on_blocks_match_the_reference_and_torch(shape, kwar
 
 
 @pytest.mark.parametrize("shape,channels,winograd", [
-    ((1, 3, 32, 32), 64, "winograd_f4x4_3x3"),
-    ((1, 3, 17, 15), 80, "winograd_f2x2_3x3"),  # 9 x 8 after the stride: partial tiles
-    ((1, 3, 32, 32), 77, "winograd_f4x4_3x3"),  # 13 channels in the last block
-    ((1, 3, 17, 15), 88, "winograd_f2x2_3x3"),  # 8 channels in the last block
-    ((1, 3, 72, 72), 64, "winograd_f4x4_3x3"),  # 81 tiles: two tile blocks
+    ((1, 3, 32, 32), 64, "nchw16c.winograd_f4x4"),
+    ((1, 3, 17, 15), 80, "nchw16c.winograd_f2x2"),  # 9 x 8 after the stride: partial tiles
+    ((1, 3, 32, 32), 77, "nchw16c.winograd_f4x4"),  # 13 channels in the last block
+    ((1, 3, 17, 15), 88, "nchw16c.winograd_f2x2"),  # 8 channels in the last block
+    ((1, 3, 72, 72), 64, "nchw16c.winograd_f4x4"),  # 81 tiles: two tile blocks
 ])
 def test_winograd_layers_run_on_blocks_inside_a_run(shape, channels, winograd):
     model, twin = twins(residual, channels=channels)
     compiled = check_against_reference(model, shape, batches=(1, 2), torch_model=twin)
     g = compiled.graph
-    assert g.node("down").meta["kernel"] == "direct_nchwc"
+    assert g.node("down").meta["kernel"] == "nchw16c.direct"
     for name in ("conv", "conv2"):
         assert g.node(name).meta["kernel"] == winograd and g.node(name).meta["layout"] == "blocks"
     assert g.input_names("conv2")[1:] == ["down"]  # the residual, blocked
@@ -199,7 +200,7 @@ def test_winograd_layers_run_on_blocks_inside_a_run(shape, channels, winograd):
 
 
 def unpadded_stem(nn, F, in_channels=3, channels=16, kernel=2, stride=2, dilation=1):
-    """An unpadded stem (shifted_nchwc reading its input in place) -> depthwise -> 1x1."""
+    """An unpadded stem (nchw_to_nchw16c.shifted reading its input in place) -> depthwise -> 1x1."""
     return nn.Sequential(nn.Conv2d(in_channels, channels, kernel, stride=stride,
                                    dilation=dilation), nn.ReLU(),
                          nn.Conv2d(channels, channels, 3, padding=1, groups=channels),
@@ -215,7 +216,7 @@ def unpadded_stem(nn, F, in_channels=3, channels=16, kernel=2, stride=2, dilatio
 def test_unpadded_stems_read_their_input_in_place(shape, kwargs):
     model, twin = twins(unpadded_stem, **kwargs)
     compiled = check_against_reference(model, shape, batches=(1, 3), torch_model=twin)
-    assert compiled.graph.node("0").meta["kernel"] == "shifted_nchwc"
+    assert compiled.graph.node("0").meta["kernel"] == "nchw_to_nchw16c.shifted"
     assert "the unpadded input read in place" in compiled.c_source
     assert "scratch" not in compiled.graph.node("0").meta  # no phase planes
 
@@ -231,7 +232,7 @@ def test_small_pointwise_layers_prefetch_only_inside_their_weights(shape):
     prefetch 32 vectors ahead to lie past the layer's 256 weights (-Warray-bounds)."""
     model, twin = twins(depthwise_pointwise)
     compiled = check_against_reference(model, shape, batches=(1, 2), torch_model=twin)
-    assert compiled.graph.node("2").meta["kernel"] == "pointwise_nchwc"
+    assert compiled.graph.node("2").meta["kernel"] == "nchw16c.pointwise"
 
 
 @pytest.mark.parametrize("shape,kwargs,panels", [
@@ -242,33 +243,33 @@ def test_small_pointwise_layers_prefetch_only_inside_their_weights(shape):
 ])
 def test_small_winograd_layers_run_on_blocks_panel_by_panel(shape, kwargs, panels):
     """A 3x3 layer with fewer than 64 output channels and 16 or more 4x4 tiles takes
-    Winograd on blocks instead of direct_nchwc; with V and M of a panel of 8 tiles in
+    Winograd on blocks instead of nchw16c.direct; with V and M of a panel of 8 tiles in
     128 KiB, each thread takes its panels through all three steps."""
     model, twin = twins(pooled, **kwargs)
     compiled = check_against_reference(model, shape, batches=(1, 3), torch_model=twin)
     g = compiled.graph
-    assert g.node("conv").meta["kernel"] == "winograd_f4x4_3x3"
+    assert g.node("conv").meta["kernel"] == "nchw16c.winograd_f4x4"
     assert g.node("conv").meta["layout"] == "blocks"
     assert ("a panel of CNN_MR tiles at a time" in compiled.c_source) == panels
     # on planes (an override to the planes kernel keeps the layer there), no Winograd
-    g = build_graph(model, shape, kernels={"conv": "shifted_gemm"})
+    g = build_graph(model, shape, kernels={"conv": "nchw.shifted_gemm"})
     assert "layout" not in g.node("conv").meta
 
 
 @pytest.mark.parametrize("shape,down", [
-    ((1, 3, 12, 12), "direct_nchwc"),  # 6x6 out: rows of 5 or more pixels, 3 bands of 2
-    ((1, 3, 14, 14), "direct_nchwc"),  # 7x7 out: bands of 2 rows, the last of 1
-    ((1, 3, 8, 8), "im2row_gemm"),     # 4x4 out: the GEMM's 16-row tiles do better
+    ((1, 3, 12, 12), "nchw16c.direct"),  # 6x6 out: rows of 5 or more pixels, 3 bands of 2
+    ((1, 3, 14, 14), "nchw16c.direct"),  # 7x7 out: bands of 2 rows, the last of 1
+    ((1, 3, 8, 8), "nchw.im2row_gemm"),     # 4x4 out: the GEMM's 16-row tiles do better
 ])
 def test_direct_replaces_im2row_on_rows_of_five_pixels_or_more(shape, down):
-    """128 channels on a small image: planes would take im2row_gemm for the stride-2 layer.
-    Its weights outweigh its input, so direct_nchwc loops over output blocks outermost."""
+    """128 channels on a small image: planes would take nchw.im2row_gemm for the stride-2 layer.
+    Its weights outweigh its input, so nchw16c.direct loops over output blocks outermost."""
     model, twin = twins(residual, channels=128)
     compiled = check_against_reference(model, shape, batches=(1, 2), torch_model=twin)
     g = compiled.graph
     assert g.node("down").meta["kernel"] == down
-    assert (g.node("down").meta.get("layout") == "blocks") == (down == "direct_nchwc")
-    if down == "direct_nchwc":
+    assert (g.node("down").meta.get("layout") == "blocks") == (down == "nchw16c.direct")
+    if down == "nchw16c.direct":
         assert "output blocks outermost, the weights outweighing the input" in compiled.c_source
         assert "a band of 2 rows of one group of output blocks" in compiled.c_source
     assert_memory_plan_safe(g, reused=False)
@@ -294,10 +295,10 @@ def test_direct_convolutions_join_runs_when_their_channels_fill_blocks():
     to 256 pixels; without a run, a stem writes blocks for its pooling only when its output
     channels fill their blocks."""
     g = build_graph(twins(pooled, channels=40)[0], (1, 3, 10, 10))
-    assert g.node("conv").meta["kernel"] == "direct_nchwc"
+    assert g.node("conv").meta["kernel"] == "nchw16c.direct"
     g = build_graph(twins(pooled, channels=20)[0], (1, 3, 10, 10))
-    assert g.node("conv").meta["kernel"] == "shifted_gemm"
-    assert g.node("stem").meta["kernel"] == "shifted_gemm"  # 20 channels: not worth it
+    assert g.node("conv").meta["kernel"] == "nchw.shifted_gemm"
+    assert g.node("stem").meta["kernel"] == "nchw.shifted_gemm"  # 20 channels: not worth it
     assert not any("layout" in n.meta or "reads" in n.meta for n in g.nodes())
     g = build_graph(twins(pooled, channels=32, pool=(1, 1, 0, 1, False))[0], (1, 3, 4, 514))
     assert g.node("pool2").meta["shape"][3] == 257
@@ -333,10 +334,10 @@ def test_stems_write_blocks_for_their_pooling_where_the_gemm_pads_as_much(shape,
     model, twin = twins(conv_pool, **kwargs)
     compiled = check_against_reference(model, shape, batches=(1, 3), torch_model=twin)
     g = compiled.graph
-    assert g.node("conv").meta["kernel"] == ("shifted_nchwc" if entry else "shifted_gemm")
+    assert g.node("conv").meta["kernel"] == ("nchw_to_nchw16c.shifted" if entry else "nchw.shifted_gemm")
     assert (g.node("pool").meta.get("reads") == "blocks") == entry
     assert not any(n.op == "reorder" for n in g.nodes())
-    assert g.node("head").meta["kernel"] != "shifted_nchwc"
+    assert g.node("head").meta["kernel"] != "nchw_to_nchw16c.shifted"
 
 
 def test_reorders_sit_at_the_edges_of_a_run():
@@ -345,11 +346,11 @@ def test_reorders_sit_at_the_edges_of_a_run():
     reorders = {n.name: (g.input_names(n.name), n.attrs["to"]) for n in g.nodes()
                 if n.op == "reorder"}
     # the stem writes blocks; back to planes once, for the reader on planes; the 3x3 head
-    # joins the run (direct_nchwc) and goes back to planes after it
+    # joins the run (nchw16c.direct) and goes back to planes after it
     assert reorders == {"dw3.to_planes": (["dw3"], "planes"),
                         "head.to_planes": (["head"], "planes")}
-    assert g.node("stem").meta["kernel"] == "shifted_nchwc"
-    assert g.node("head").meta["kernel"] == "direct_nchwc"
+    assert g.node("stem").meta["kernel"] == "nchw_to_nchw16c.shifted"
+    assert g.node("head").meta["kernel"] == "nchw16c.direct"
     assert g.input_names("dw") == ["stem"]
     assert g.input_names("pw2") == ["dw2", "pw"]  # the residuals stay blocked
     assert g.input_names("dw3") == ["pw2", "pw2"]
@@ -357,7 +358,7 @@ def test_reorders_sit_at_the_edges_of_a_run():
     assert g.users("dw3.to_planes") == ["sigmoid"]
     assert g.node("pw").meta["layout"] == "blocks"
     # a stem kept on planes gets a reorder into blocks, shared by both its readers
-    g = build_graph(model, (1, 3, 17, 13), kernels={"stem": "shifted_gemm"})
+    g = build_graph(model, (1, 3, 17, 13), kernels={"stem": "nchw.shifted_gemm"})
     assert g.input_names("dw") == ["stem.to_blocks"] and g.users("stem") == ["stem.to_blocks"]
 
 
@@ -371,20 +372,20 @@ def test_a_lone_depthwise_layer_and_overrides_stay_on_planes():
         def forward(self, x):
             return self.dw(self.conv(x))
     g = build_graph(Lone(), (1, 3, 9, 9))
-    assert g.node("dw").meta["kernel"] in ("depthwise", "depthwise_planes")
+    assert g.node("dw").meta["kernel"] in ("nchw.depthwise_rows", "nchw.depthwise_planes")
     assert not any(n.op == "reorder" for n in g.nodes())
     # an override to a planes kernel keeps that layer out of the run
     model, _ = pair()
-    g = build_graph(model, (1, 3, 17, 13), kernels={"dw": "depthwise", "pw2": "gemm_1x1"})
-    assert g.node("dw").meta["kernel"] == "depthwise" and "layout" not in g.node("dw").meta
-    assert g.node("pw").meta["kernel"] == "pointwise_nchwc"
-    assert g.node("pw2").meta["kernel"] == "gemm_1x1"
+    g = build_graph(model, (1, 3, 17, 13), kernels={"dw": "nchw.depthwise_rows", "pw2": "nchw.gemm_1x1"})
+    assert g.node("dw").meta["kernel"] == "nchw.depthwise_rows" and "layout" not in g.node("dw").meta
+    assert g.node("pw").meta["kernel"] == "nchw16c.pointwise"
+    assert g.node("pw2").meta["kernel"] == "nchw.gemm_1x1"
     # ... and one to a blocked kernel puts a lone layer on blocks
-    g = build_graph(Lone(), (1, 3, 9, 9), kernels={"dw": "depthwise_nchwc"})
+    g = build_graph(Lone(), (1, 3, 9, 9), kernels={"dw": "nchw16c.depthwise"})
     assert [n.op for n in g.nodes()] == ["input", "conv2d", "conv2d", "reorder"]
-    assert g.node("conv").meta["kernel"] == "shifted_nchwc"  # writes the blocks dw reads
+    assert g.node("conv").meta["kernel"] == "nchw_to_nchw16c.shifted"  # writes the blocks dw reads
     assert g.outputs == ["dw.to_planes"]
-    g = build_graph(Lone(), (1, 3, 9, 9), kernels={"conv": "shifted_nchwc"})
+    g = build_graph(Lone(), (1, 3, 9, 9), kernels={"conv": "nchw_to_nchw16c.shifted"})
     assert [n.op for n in g.nodes()] == ["input", "conv2d", "reorder", "conv2d"]
     assert g.input_names("dw") == ["conv.to_planes"]
 
@@ -412,14 +413,14 @@ def test_a_lone_direct_layer_runs_on_blocks_when_its_stem_writes_them():
                                        torch_model=twin)
     g = compiled.graph
     assert [(n.name, n.meta.get("kernel")) for n in g.nodes()] == [
-        ("input", None), ("stem", "shifted_nchwc"), ("conv", "direct_nchwc"),
-        ("conv.to_planes", None), ("up", "gemm_interleave")]
+        ("input", None), ("stem", "nchw_to_nchw16c.shifted"), ("conv", "nchw16c.direct"),
+        ("conv.to_planes", None), ("up", "nchw.gemm_interleave")]
     assert_memory_plan_safe(g)
     # a first layer too large to write blocks (36 input channels x 9 taps), and too sparse
     # on blocks to run on them (36 of 48 channels), keeps the lone layer on planes
     g = build_graph(twins(strided, stem_in=36)[0], (1, 36, 13, 15))
-    assert g.node("stem").meta["kernel"] != "shifted_nchwc"
-    assert g.node("conv").meta["kernel"] == "shifted_gemm"
+    assert g.node("stem").meta["kernel"] != "nchw_to_nchw16c.shifted"
+    assert g.node("conv").meta["kernel"] == "nchw.shifted_gemm"
     assert not any(n.op == "reorder" for n in g.nodes())
 
 
@@ -457,7 +458,7 @@ def test_pointwise_chunks_are_shared_evenly_and_cover_every_pixel(size):
     model, twin = twins(expansion)
     compiled = check_against_reference(model, (1, 3, size, size), batches=(1, 2),
                                        torch_model=twin, num_threads=2)
-    assert compiled.graph.node("2").meta["kernel"] == "pointwise_nchwc"
+    assert compiled.graph.node("2").meta["kernel"] == "nchw16c.pointwise"
     assert "cnn_pointwise_chunk(2, CNN_PWW_MR, steps, CNN_MAX_TEAM(1))" in compiled.c_source
     x = random_input((2, 3, size, size))
     want = compiled(x)
@@ -478,24 +479,24 @@ def test_depthwise_layers_on_blocks_get_threads_from_half_a_megaflop():
         model, twin = twins(block, channels=channels)
         compiled = check_against_reference(model, (1, 160, 7, 7), batches=(1, 2),
                                            torch_model=twin, num_threads=2)
-        assert compiled.graph.node("2").meta["kernel"] == "depthwise_nchwc"
+        assert compiled.graph.node("2").meta["kernel"] == "nchw16c.depthwise"
         body = compiled.c_source.split("static void layer_2(")[1].split("static void")[0]
         assert f"CNN_PARALLEL_FOR({threads})" in body
 
 
 def test_blocked_kernels_refuse_what_they_cannot_compute():
     model, _ = pair()
-    with pytest.raises(ValueError, match="kernel 'pointwise_nchwc' cannot compute"):
-        build_graph(model, (1, 3, 17, 13), kernels={"stem": "pointwise_nchwc"})
-    with pytest.raises(ValueError, match="kernel 'depthwise_nchwc' cannot compute"):
-        build_graph(model, (1, 3, 17, 13), kernels={"pw": "depthwise_nchwc"})
+    with pytest.raises(ValueError, match="kernel 'nchw16c.pointwise' cannot compute"):
+        build_graph(model, (1, 3, 17, 13), kernels={"stem": "nchw16c.pointwise"})
+    with pytest.raises(ValueError, match="kernel 'nchw16c.depthwise' cannot compute"):
+        build_graph(model, (1, 3, 17, 13), kernels={"pw": "nchw16c.depthwise"})
 
 
 def test_blocked_buffers_hold_whole_blocks():
     """17 and 33 channels take 2 and 3 blocks of 16: the memory plan sizes them so."""
     model, twin = pair(channels=17, mid=33)
     g = build_graph(model, (1, 3, 6, 6))
-    assert blocked.floats(g.node("pw").shape) == 48 * 3 * 3  # stride 2: 3x3 pixels
+    assert layout.floats(g.node("pw").shape) == 48 * 3 * 3  # stride 2: 3x3 pixels
     assert_memory_plan_safe(g)
     x = random_input((2, 3, 6, 6))
     assert_close(cnncompile.compile(model, (1, 3, 6, 6))(x), run_torch(twin, x))
@@ -585,7 +586,7 @@ def test_a_pipelined_pointwise_layer_tiles_its_rows(pipeline_every_pair):
     compiled = check_against_reference(model, (1, 3, 6, 14), batches=(1, 2), torch_model=twin)
     assert compiled.graph.node("pw").meta["reader"] == "depthwise"
     assert "in tiles of CNN_PW7_MR pixels" in compiled.c_source
-    assert blocked.pixel_tile(6 * 14, wide=False) == "CNN_PW_MR"
+    assert pixel_tile(6 * 14, wide=False) == "CNN_PW_MR"
 
 
 def pointwise_pool(nn, F, channels=8, mid=40, bias=True):
@@ -674,5 +675,5 @@ def test_only_large_pointwise_outputs_read_by_a_depthwise_alone_are_pipelined():
     assert not any("pipelined_from" in n.meta for n in g.nodes())
     model, _ = pair(channels=16, mid=64, stride=1)  # its 1x1 output is also the skip's
     g = build_graph(model, (1, 3, 80, 80))
-    assert g.node("pw2").meta["kernel"] == "pointwise_nchwc" and not any(
+    assert g.node("pw2").meta["kernel"] == "nchw16c.pointwise" and not any(
         "pipelined_from" in n.meta for n in g.nodes())

@@ -114,7 +114,7 @@ def test_batch_of_zero_samples():
     assert y.shape == (0, 2, 3, 3) and y.dtype == np.float32
 
 
-@pytest.mark.parametrize("kernel", ["gemm_1x1", "im2col_gemm"])
+@pytest.mark.parametrize("kernel", ["nchw.gemm_1x1", "nchw.im2col_gemm"])
 @pytest.mark.parametrize("act", ["ReLU", "ReLU6"])
 def test_activation_applied_inside_the_gemm_micro_kernel(kernel, act):
     """The GEMM micro-kernel adds the bias and applies ReLU / ReLU6 to a block of outputs
@@ -158,7 +158,7 @@ def test_activations_fused_into_each_kernel_let_nan_through_and_clamp_infinities
     model, twin = twins(convs)
     compiled = cnncompile.compile(model, (1, 3, 12, 12), werror=True)
     fused = {n.meta["kernel"] for n in compiled.graph.nodes() if "activation" in n.meta}
-    assert {"shifted_nchwc", "depthwise_nchwc", "pointwise_nchwc"} < fused, fused
+    assert {"nchw_to_nchw16c.shifted", "nchw16c.depthwise", "nchw16c.pointwise"} < fused, fused
     x = random_input((2, 3, 12, 12))
     x[0, 0, 0, 0], x[0, 1, 8, 8], x[1, 2, 5, 5], x[1, 0, 10, 2] = np.nan, np.inf, -np.inf, np.inf
     y, want = same_as_torch(compiled, twin, x)
@@ -167,7 +167,7 @@ def test_activations_fused_into_each_kernel_let_nan_through_and_clamp_infinities
     def planar(n):  # 5 channels: on planes, the activation in the GEMM's epilogue
         return n.Sequential(n.Conv2d(3, 5, 3, padding=1), getattr(n, act)())
     model, twin = twins(planar)
-    compiled = cnncompile.compile(model, (1, 3, 12, 12), kernels={"0": "im2col_gemm"},
+    compiled = cnncompile.compile(model, (1, 3, 12, 12), kernels={"0": "nchw.im2col_gemm"},
                                   werror=True)
     assert "CNN_ACT_RELU" in compiled.c_source
     y, want = same_as_torch(compiled, twin, x)
@@ -179,7 +179,7 @@ def test_activations_fused_into_each_kernel_let_nan_through_and_clamp_infinities
     model[0].bias[:4] = np.array([np.nan, np.inf, -np.inf, 3e38], np.float32)
     twin = torch_twin(model, linear(torch.nn))
     top = np.float32(np.inf if act == "ReLU" else 6.0)
-    for kernel in ("linear_rows", "linear_blocks"):
+    for kernel in ("nc.linear_rows", "nc.linear_blocks"):
         compiled = cnncompile.compile(model, (1, 40), kernels={"0": kernel}, werror=True)
         assert compiled.graph.node("0").meta["kernel"] == kernel
         y, want = same_as_torch(compiled, twin, random_input((3, 40)))

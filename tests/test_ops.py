@@ -14,7 +14,8 @@ import cnncompile
 import cnncompile.nn as cnn
 from cnncompile import ops, reference
 from cnncompile.api import build_graph
-from cnncompile.ops import winograd
+from cnncompile import kernels
+from cnncompile.kernels.conv_winograd import WinogradF2x2, WinogradF4x4
 from cnncompile.resources import templates_dir
 from helpers import (assert_close, check_against_reference, random_input, randomise_batch_norm,
                      run_torch, torch_twin)
@@ -99,7 +100,7 @@ CASES = {
         # takes two passes over K, 20 channels leave edge rows
         ([("Conv2d", (300, 20, 1), {}), ("ReLU6", (), {})], (1, 300, 7, 9)),
         ([("Conv2d", (12, 16, 1), {})], (1, 12, 5, 7)),
-        # strided 1x1: gemm_1x1 gathers the pixels it reads (6 x 7, and 3 x 4 in groups)
+        # strided 1x1: nchw.gemm_1x1 gathers the pixels it reads (6 x 7, and 3 x 4 in groups)
         ([("Conv2d", (20, 40, 1), dict(stride=2)), ("ReLU", (), {})], (1, 20, 11, 14)),
         ([("Conv2d", (6, 9, 1), dict(stride=(3, 2), groups=3))], (1, 6, 7, 8)),
     ],
@@ -109,6 +110,8 @@ CASES = {
         ([("Conv1d", (2, 3, 4), dict(padding="same", padding_mode="reflect"))], (1, 2, 9)),
         ([("Conv1d", (2, 2, 3), dict(padding=2, padding_mode="circular")), ("ReLU", (), {})], (1, 2, 5)),
         ([("Conv1d", (4, 6, 1), dict(stride=3))], (1, 4, 10)),
+        # depthwise (with a channel multiplier of 2), as MobileNet-style 1-D models have
+        ([("Conv1d", (5, 10, 3), dict(padding=1, groups=5)), ("ReLU6", (), {})], (1, 5, 11)),
     ],
     "conv3d": [
         ([("Conv3d", (2, 4, 3), dict(padding=1))], (1, 2, 5, 6, 4)),
@@ -136,7 +139,7 @@ CASES = {
                                               stride=(2, 1)))], (1, 2, 5, 4)),
         ([("ConvTranspose2d", (2, 2, 1), {}), ("Sigmoid", (), {})], (1, 2, 1, 1)),
         ([("ConvTranspose2d", (3, 2, 4), dict(stride=3, padding=3))], (1, 3, 3, 3)),
-        # kernel == stride (gemm_interleave): groups, an activation, a 1-pixel input
+        # kernel == stride (nchw.gemm_interleave): groups, an activation, a 1-pixel input
         ([("ConvTranspose2d", (4, 6, (2, 3)), dict(stride=(2, 3), groups=2)), ("ReLU", (), {})],
          (1, 4, 3, 5)),
         ([("ConvTranspose2d", (5, 3, 3), dict(stride=3, bias=False)), ("Sigmoid", (), {})],
@@ -291,14 +294,16 @@ def test_registry_and_templates_agree():
     assert set(CASES) | {"unsupported", "reorder"} == set(ops.REGISTRY), \
         "ops without cases (or cases without ops)"
     used = {op.template for op in ops.REGISTRY.values() if op.template}
-    used |= {t for op in ops.REGISTRY.values() for t in op.kernels.values()}
+    used |= {k.template for k in kernels.REGISTRY}
+    used |= {k.pipelined_template for k in kernels.REGISTRY if getattr(k, "pipelined_template", None)}
     used |= {op.blocked_template for op in ops.REGISTRY.values() if op.blocked_template}
     used |= {op.blocks_template for op in ops.REGISTRY.values() if op.blocks_template}
     used |= {op.pipelined_template for op in ops.REGISTRY.values() if op.pipelined_template}
     present = {p.name for p in Path(templates_dir(), "ops").glob("*.j2")}
     assert used == present
     for name, op in ops.REGISTRY.items():
-        assert op.template or op.alias or name in ("input", "unsupported"), f"{name} emits no code"
+        assert op.template or kernels.for_op(name) or op.alias or name in ("input", "unsupported"), \
+            f"{name} emits no code"
 
 
 def test_nan_propagates_like_torch():
@@ -352,19 +357,18 @@ def test_functional_forms_match_torch():
     assert_close(compiled(x), run_torch(twin, x))
 
 
-@pytest.mark.parametrize("kernel", sorted(winograd.VARIANTS))
-def test_winograd_matrices_compute_a_3x3_correlation(kernel):
+@pytest.mark.parametrize("v", [WinogradF4x4, WinogradF2x2], ids=lambda k: k.name)
+def test_winograd_matrices_compute_a_3x3_correlation(v):
     """A^T [(G g G^T) . (B^T d B)] A is the tile x tile valid correlation of d with g, in
     float64: the matrices the runtime's transforms are written from."""
-    v = winograd.VARIANTS[kernel]
     rng = np.random.default_rng(0)
-    d, g = rng.standard_normal((v["tile"] + 2,) * 2), rng.standard_normal((3, 3))
-    y = v["a_t"] @ ((v["g"] @ g @ v["g"].T) * (v["b_t"] @ d @ v["b_t"].T)) @ v["a_t"].T
-    direct = sliding_window_view(d, (3, 3)).reshape(v["tile"], v["tile"], 9) @ g.ravel()
+    d, g = rng.standard_normal((v.tile + 2,) * 2), rng.standard_normal((3, 3))
+    y = v.a_t @ ((v.g @ g @ v.g.T) * (v.b_t @ d @ v.b_t.T)) @ v.a_t.T
+    direct = sliding_window_view(d, (3, 3)).reshape(v.tile, v.tile, 9) @ g.ravel()
     np.testing.assert_allclose(y, direct, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("kernel", sorted(winograd.VARIANTS))
+@pytest.mark.parametrize("kernel", [WinogradF4x4.name, WinogradF2x2.name])
 @pytest.mark.parametrize("width", [4, 5, 12, 28, 33, 36, 57])
 def test_winograd_input_reads_every_tile_row_layout(width, kernel):
     """The input transform reads the patches of tiles side by side in a tile row as vectors:
@@ -380,7 +384,7 @@ def test_winograd_input_reads_every_tile_row_layout(width, kernel):
 def conv_kernel_cases():
     for op in ("conv1d", "conv2d", "conv3d", "conv_transpose2d"):
         for i, (layers, shape) in enumerate(CASES[op]):
-            for kernel in ops.REGISTRY[op].kernels:
+            for kernel in kernels.for_op(op):
                 yield pytest.param(layers, shape, kernel, id=f"{op}[{i}]-{kernel}")
 
 
@@ -394,7 +398,7 @@ LINEAR_KERNEL_CASES = CASES["linear"] + [
 ]
 
 
-@pytest.mark.parametrize("kernel", sorted(ops.REGISTRY["linear"].kernels))
+@pytest.mark.parametrize("kernel", sorted(kernels.for_op("linear")))
 @pytest.mark.parametrize("case", range(len(LINEAR_KERNEL_CASES)))
 @pytest.mark.parametrize("threads", [1, 2])
 def test_every_linear_kernel_matches_the_reference(case, kernel, threads):
@@ -406,18 +410,38 @@ def test_every_linear_kernel_matches_the_reference(case, kernel, threads):
                                        num_threads=threads, torch_model=torch_twin(model, build(layers, "torch")))
     node = compiled.graph.node("0")
     assert node.meta["kernel"] == kernel
-    op = ops.REGISTRY["linear"]
-    assert op.packed_shapes(node) == {k: a.shape for k, a in op.pack(node).items()}
+    impl = kernels.get(node)
+    assert impl.packed_shapes(node) == {k: a.shape for k, a in impl.pack(node).items()}
 
 
 def test_linear_kernel_follows_the_weights_size():
     """Weights past the L2 are read in blocks; small layers keep their rows."""
-    from cnncompile.ops import linear
+    from cnncompile.kernels import linear
     side = int((linear.BLOCKS_MIN_BYTES // 4) ** 0.5)
-    for fin, fout, kernel in [(side, side, "linear_blocks"), (side, side - 1, "linear_rows"),
-                              (8192, 10, "linear_rows"), (1280, 1000, "linear_blocks")]:
+    for fin, fout, kernel in [(side, side, "nc.linear_blocks"), (side, side - 1, "nc.linear_rows"),
+                              (8192, 10, "nc.linear_rows"), (1280, 1000, "nc.linear_blocks")]:
         graph = build_graph(cnn.Sequential(cnn.Linear(fin, fout)).eval(), (1, fin))
         assert graph.node("0").meta["kernel"] == kernel, (fin, fout)
+
+
+KERNEL_CASES = {"conv1d": CASES["conv1d"], "conv2d": CASES["conv2d"], "conv3d": CASES["conv3d"],
+                "conv_transpose2d": CASES["conv_transpose2d"], "linear": LINEAR_KERNEL_CASES}
+
+
+def test_every_registered_kernel_is_tested_against_the_reference():
+    """Each kernel of the registry computes at least one of the cases that
+    test_every_conv_kernel_matches_the_reference and test_every_linear_kernel_matches_the_reference
+    force it on: a kernel added without a case that it applies to fails here."""
+    assert set(KERNEL_CASES) == set(kernels.KERNELS), "ops with kernels but no forced cases"
+    covered = set()
+    for op, cases in KERNEL_CASES.items():
+        for layers, shape in cases:
+            model = build(layers, "cnncompile").eval()
+            graph = build_graph(model, shape)
+            node = next(n for n in graph.nodes() if n.op == op)
+            covered |= {(op, name) for name, k in kernels.for_op(op).items() if k.applies(node)}
+    missing = {(op, name) for op in kernels.KERNELS for name in kernels.for_op(op)} - covered
+    assert not missing, f"kernels without a case they compute: {sorted(missing)}"
 
 
 @pytest.mark.parametrize("layers,shape,kernel", conv_kernel_cases())
@@ -426,8 +450,8 @@ def test_every_conv_kernel_matches_the_reference(layers, shape, kernel):
     name = next(n for n, m in model.named_children() if type(m).__name__.startswith("Conv"))
     graph = build_graph(model, shape)
     assert "kernel" in graph.node(name).meta
-    op = ops.REGISTRY[graph.node(name).op]
-    if not op.supports(graph.node(name), kernel):
+    impl = kernels.for_op(graph.node(name).op)[kernel]
+    if not impl.applies(graph.node(name)):
         with pytest.raises(ValueError, match=f"kernel '{kernel}' cannot compute"):
             build_graph(model, shape, kernels={name: kernel})
         return
@@ -435,4 +459,4 @@ def test_every_conv_kernel_matches_the_reference(layers, shape, kernel):
     node = compiled.graph.node(name)
     assert node.meta["kernel"] == kernel
     # the blob's layout is planned from packed_shapes, without packing
-    assert op.packed_shapes(node) == {k: a.shape for k, a in op.pack(node).items()}
+    assert impl.packed_shapes(node) == {k: a.shape for k, a in impl.pack(node).items()}

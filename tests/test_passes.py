@@ -116,3 +116,30 @@ def test_residual_add_fuses_into_the_later_conv():
     down = after.node("layer2.0.downsample.0")  # runs after conv2: it takes the add
     assert down.meta["residual"]["value"] == "layer2.0.conv2"
     np.testing.assert_allclose(reference.run(after, x), before, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["mobilenet_v2", "seed_separable", "vgg11_cifar"])
+def test_select_kernels_chooses_layouts_and_select_layout_only_reorders(name):
+    """select_kernels gives every layer its kernel and layout and adds no layer;
+    select_layout then adds reorders only, after which every layer reads its inputs in the
+    layout it expects and the model's outputs are on planes. Numbers unchanged."""
+    from cnncompile import kernels
+    from cnncompile.layout import PLANES
+    ns = load_example(name)
+    shape = ns["INPUT_SHAPE"]
+    g = trace(ns["model"].eval(), shape)
+    x = random_input((2,) + tuple(shape[1:]))
+    g = passes.run(g, after="select_kernels", lint=True)
+    before = reference.run(g, x)  # after BatchNorm folding, which rounds the weights
+    chosen = structure(g)
+    assert all("kernel" in n.meta for n in g.nodes() if kernels.for_op(n.op))
+    assert not any(n.op == "reorder" for n in g.nodes())
+    assert any(kernels.layouts(n)[1] != PLANES for n in g.nodes())  # some run on blocks
+    g = passes.select_layout(g).lint()
+    after = structure(g)
+    assert {s[0] for s in chosen} == {s[0] for s in after if s[1] != "reorder"}
+    for node in g.nodes():
+        for src in g.input_names(node.name):
+            assert kernels.layouts(g.node(src))[1] == kernels.layouts(node)[0], (src, node.name)
+    assert all(kernels.layouts(g.node(o))[1] == PLANES for o in g.outputs)
+    np.testing.assert_array_equal(reference.run(g, x), before)

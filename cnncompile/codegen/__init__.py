@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import jinja2
 import numpy as np
 
-from .. import __version__, ops
+from .. import __version__, kernels, ops
 from ..resources import templates_dir
-from .literals import c_floats
+from ..literals import c_floats
 from .names import Namer, model_prefix, readable
 
 HEADER_NAME = "model.h"
@@ -91,7 +91,7 @@ def _pointer(buf):
 
 
 # Batches run in groups of samples per thread when the model has layers that can compute a
-# group at once (Op.group_layout: small images with large weights, which a group reads once
+# group at once (Kernel.group_layout: small images with large weights, which a group reads once
 # instead of once per sample). Each sample of a group has its own copy of the workspace, so
 # the group size is bounded by the memory that takes; models whose per-sample workspace
 # allows fewer than GROUP_MIN samples (large activations, for which the weights are a
@@ -100,19 +100,18 @@ GROUP_MAX = 16
 GROUP_MIN = 8
 GROUP_LIMIT = 256  # the largest batch_group a user may ask for
 # A group's workspaces within half the L3 of the machines measured (32 MB, shared by the two
-# threads' slots): MobileNetV2, whose per-sample workspace fell to 3.8 MB with its 1x1 layers
-# pipelined (passes/pipeline_pointwise.py), then took groups of 8 for its 5 MB classifier,
-# 31 MB a slot, and ran batch 32 at two threads in 115.7 ms against 108.5 sample by sample.
+# threads' slots): larger groups ran slower than samples one by one (benchmarks/RESULTS.md).
 GROUP_WORKSPACE_BYTES = 16 << 20
 
 
 def group_size(graph, requested=None):
     """Samples per group: 1 (every layer per sample) unless some layer computes groups and
-    their weights outweigh a sample's workspace (what a group saves against what it costs:
-    seed_separable's 10 KB linear head did not justify 10 copies of its 3.2 MB workspace); then
+    their weights outweigh a sample's workspace (what a group saves against what it costs);
+    then
     ``requested`` (compile's batch_group) or as many as fit the workspace budget."""
-    grouped = [n for n in graph.nodes() if ops.REGISTRY[n.op].template and ops.REGISTRY[
-        n.op].group_layout(n, graph.input_values(n.name), n.meta["shape"], 2)]
+    grouped = [n for n in graph.nodes() if kernels.implementation(n).template_for(n)
+               and kernels.implementation(n).group_layout(n, graph.input_values(n.name),
+                                                          n.meta["shape"], 2)]
     if not grouped:
         return 1
     if requested is not None:
@@ -162,12 +161,14 @@ def generate(graph, name=None, weights="auto", profile=False, slots=1, group=Non
     group_scratch = 0
     for node in graph.nodes():
         op = ops.REGISTRY[node.op]
-        if op.template is None:
+        impl = kernels.implementation(node)  # the layer's kernel, or its op
+        template = impl.template_for(node)
+        if template is None:
             continue
         ins = graph.input_values(node.name)
         fn = namer.mangle(node.name, "layer_")
         symbols = {}
-        arrays = op.packed_shapes(node) if use_blob else op.pack(node)
+        arrays = impl.packed_shapes(node) if use_blob else impl.pack(node)
         for pname, array in arrays.items():
             sym = namer.mangle(f"{node.name}_{pname}", "w_")
             symbols[pname] = sym
@@ -190,8 +191,8 @@ def generate(graph, name=None, weights="auto", profile=False, slots=1, group=Non
         ctx = dict(fn=fn, doc=_describe(graph, node, ins), act=act_ctx,
                    p=symbols,
                    inplace=bool(node.meta.get("inplace")))
-        ctx.update(op.lower(node, ins, node.meta["shape"]))
-        ctx["group"] = op.group_layout(node, ins, node.meta["shape"], group) if group > 1 else None
+        ctx.update(impl.lower(node, ins, node.meta["shape"]))
+        ctx["group"] = impl.group_layout(node, ins, node.meta["shape"], group) if group > 1 else None
         if "pipelined_into" in node.meta:  # its work is done by the layer that reads it
             pipelined[node.name] = ctx
             continue
@@ -202,7 +203,7 @@ def generate(graph, name=None, weights="auto", profile=False, slots=1, group=Non
             ctx["parallel"] = max(ctx["parallel"], ctx["pw"]["parallel"])
             srcs = graph.input_names(producer)[:1] + srcs[1:]
         bufs = [graph.node(src).meta["buffer"] for src in srcs]
-        layers.append(env.get_template("ops/" + op.template_for(node)).render(ctx))
+        layers.append(env.get_template("ops/" + template).render(ctx))
         bufs.append(node.meta["buffer"])
         args = [_pointer(b) for b in bufs]
         sample_args = [_group_pointers(b, sizes)[1] for b in bufs]
@@ -263,7 +264,7 @@ def _pack_blob(chunks, floats):
     packed = {}
     for start, node, pname, size in chunks:
         if node.name not in packed:
-            packed[node.name] = ops.REGISTRY[node.op].pack(node)
+            packed[node.name] = kernels.implementation(node).pack(node)
         array = packed[node.name][pname]
         assert array.size == size, f"{node.name}.{pname}: packed {array.size}, declared {size}"
         data[start:start + size] = array.ravel()
@@ -284,4 +285,6 @@ def _weights_digest(graph):
 
 @functools.lru_cache(maxsize=None)
 def _packing_code():
-    return "\0".join(p.read_text() for p in sorted(Path(ops.__file__).parent.glob("*.py"))).encode()
+    package = Path(ops.__file__).parent.parent
+    files = sorted(package.glob("ops/*.py")) + sorted(package.glob("kernels/*.py"))
+    return "\0".join(p.read_text() for p in files + [package / "layout.py"]).encode()

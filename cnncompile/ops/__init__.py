@@ -5,7 +5,9 @@
 - ``flops(node, ins, out_shape)``: floating-point operations per sample (2 per multiply-add);
 - ``param_count(node)``: number of learned values, as torch counts them;
 - ``template`` and ``lower(node, ins, out_shape)``: the C template under templates/ops/ and
-  the precomputed constants it receives; ``pack(node)``: the arrays it reads.
+  the precomputed constants it receives; ``pack(node)``: the arrays it reads. Ops with
+  several implementations (convolutions, linear) leave these to their kernels
+  (cnncompile/kernels/), which have the same methods.
 
 Adding an op: a new module in this package with a class decorated by ``@register``; the
 tests find it here.
@@ -22,12 +24,13 @@ REGISTRY = {}
 class Op:
     name = None
     template = None      # templates/ops/<template>; None for ops that emit no code
-    kernels = {}         # ops with several implementations: kernel name -> template
     arity = 1            # number of inputs; None for variadic
     epilogue = False     # can apply a fused elementwise activation to its output
     activation = None    # activation ops: the runtime C function (cnn_runtime.h) they apply
     alias = False        # output shares its input's memory (no code is emitted)
     inplace = False      # may write its output over its input
+    folds_batch_norm = False  # weight and bias per output channel: a BatchNorm after it folds in
+    takes_residual = False    # adds a residual operand as it stores (passes/fuse_residual.py)
     blocked_template = None  # the template used when the layer reads channel blocks
     blocks_template = None   # ... when it reads and writes them, inside a blocked run
     pipelined_template = None  # ... when it computes its 1x1 producer (passes/pipeline_pointwise.py)
@@ -51,14 +54,6 @@ class Op:
     def lower(self, node, ins, out_shape):
         return {}
 
-    def select_kernel(self, node, ins):
-        """The kernel for this layer's shapes, for ops with several (see ``kernels``)."""
-        return None
-
-    def supports(self, node, kernel):
-        """Whether ``kernel`` computes this layer (a kernel override is checked with it)."""
-        return kernel in self.kernels
-
     def template_for(self, node):
         if "pipelined_from" in node.meta:
             return self.pipelined_template
@@ -66,10 +61,10 @@ class Op:
             return self.blocked_template
         if node.meta.get("layout") == "blocks" and self.blocks_template:
             return self.blocks_template
-        return self.kernels.get(node.meta.get("kernel"), self.template)
+        return self.template
 
     def reads_blocks(self, node, ins):
-        """Whether the layer can read its input in channel blocks (ops/blocked.py) and write
+        """Whether the layer can read its input in channel blocks (cnncompile/layout.py) and write
         planes, with blocked_template: passes/select_layout.py then needs no reorder."""
         return False
 
@@ -84,7 +79,7 @@ class Op:
         ``scratch`` floats; None for layers that run per sample."""
         return None
 
-    def scratch_floats(self, node, ins, out_shape):
+    def scratch(self, node, ins, out_shape):
         """Floats of temporary memory the layer needs while it runs (placed by plan_memory)."""
         return 0
 

@@ -8,9 +8,14 @@ import math
 
 import numpy as np
 
-from ..codegen.literals import c_float
+from ..literals import c_float
 from . import Op, register
 from .common import numel_per_sample
+
+# the activations vector kernels apply in their epilogue as they store (runtime CNN_ACT_*
+# codes): the GEMM's micro-kernel and the kernels on channel blocks; others run after them
+VECTOR_ACTIVATIONS = {None: "CNN_ACT_NONE", "cnn_relu": "CNN_ACT_RELU",
+                      "cnn_relu6": "CNN_ACT_RELU6"}
 
 
 def _erf(x):

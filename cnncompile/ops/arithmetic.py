@@ -6,7 +6,7 @@ Fusable with a following activation.
 """
 import numpy as np
 
-from ..codegen.literals import c_float
+from ..literals import c_float
 from ..errors import ShapeError
 from ..ir import Value, layer_error
 from . import Op, register

@@ -15,58 +15,10 @@ def transposed_size(size, k, s, p, d, op):
     return (size - 1) * s - 2 * p + d * (k - 1) + op + 1
 
 
-GEMM_KERNELS = ("gemm_col2im", "gemm_interleave")  # packed weights, a columns scratch
-
-
-def tiles_output(node):
-    """Whether the kernel's taps tile the output without overlap or gaps: kernel == stride,
-    no padding, no dilation, no output_padding. Input pixel (i, j) then owns the output block
-    [i*s, i*s + s) x [j*s, j*s + s), tap (a, b) its pixel (i*s + a, j*s + b)."""
-    a = node.attrs
-    return (tuple(a["kernel_size"]) == tuple(a["stride"]) and not any(a["padding"])
-            and all(d == 1 for d in a["dilation"]) and not any(a["output_padding"]))
-
-
 @register
 class ConvTranspose2d(Op):
     name = "conv_transpose2d"
-    template = "conv_transpose2d.c.j2"
-    # gemm_col2im: columns = W^T x (a GEMM of (K/g * kH * kW) x (C/g) weights by the input
-    # read in place), then each column is added into the output at its kernel tap: col2im.
-    # gemm_interleave: the same product where the kernel tiles the output (see tiles_output),
-    # so that every output pixel takes exactly one column value: the columns are interleaved
-    # into the output with the bias and the activation, one write per pixel
-    kernels = {"direct": "conv_transpose2d.c.j2", "gemm_col2im": "conv_transpose2d_gemm.c.j2",
-               "gemm_interleave": "conv_transpose2d_interleave.c.j2"}
-    epilogue = True
-
-    def supports(self, node, kernel):
-        if kernel == "gemm_interleave":
-            return tiles_output(node)
-        return kernel in self.kernels
-
-    def select_kernel(self, node, ins):
-        # 2x2 kernels at stride 2, one thread, against gemm_col2im (its bias fill, its
-        # scalar scatter-add and its separate activation pass go): 32 -> 16 channels on 7x7
-        # 5.99 -> 5.57 us, with a sigmoid 9.29 -> 8.64; 16 -> 1 on 14x14 with a sigmoid
-        # 4.13 -> 3.49
-        return "gemm_interleave" if tiles_output(node) else "gemm_col2im"
-
-    def pack(self, node):
-        if node.meta.get("kernel") not in GEMM_KERNELS:
-            return node.params
-        from .conv import packed_params
-        w = node.params["weight"]  # (C, K/g, kH, kW) -> per group, rows (k, kh, kw), columns c
-        g = node.attrs["groups"]
-        c, kg = w.shape[:2]
-        wt = w.reshape(g, c // g, kg * w.shape[2] * w.shape[3]).transpose(0, 2, 1)
-        return packed_params(node, wt.reshape(g * wt.shape[1], c // g), g)
-
-    def scratch_floats(self, node, ins, out_shape):
-        if node.meta.get("kernel") not in GEMM_KERNELS:
-            return 0
-        a = node.attrs
-        return a["out_channels"] // a["groups"] * math.prod(a["kernel_size"]) * math.prod(ins[0].shape[2:])
+    epilogue = True  # kernels: cnncompile/kernels/conv_transpose.py
 
     def infer_shape(self, node, ins):
         a, x = node.attrs, ins[0]
@@ -125,20 +77,3 @@ class ConvTranspose2d(Op):
         a = node.attrs
         return 2 * math.prod(ins[0].shape[1:]) * (a["out_channels"] // a["groups"]) * math.prod(
             a["kernel_size"])
-
-    def lower(self, node, ins, out_shape):
-        a = node.attrs
-        _, c, h, w = ins[0].shape
-        _, k, oh, ow = out_shape
-        g = a["groups"]
-        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = (a["kernel_size"], a["stride"], a["padding"],
-                                                  a["dilation"])
-        from .common import parallel_worth_it
-        from .conv import MR
-        rows = k // g * kh * kw
-        return dict(gemm_rows=rows, a_group=-(-rows // MR) * MR * (c // g),
-                    parallel=int(parallel_worth_it(node)), out_vol=k * oh * ow,
-                    groups=g, c_per_group=c // g, k_per_group=k // g, in_h=h, in_w=w,
-                    in_plane=h * w, out_h=oh, out_w=ow, out_plane=oh * ow, kh=kh, kw=kw,
-                    kernel_area=kh * kw, tap_plane=kh * kw * h * w, stride_h=sh, stride_w=sw,
-                    dil_h=dh, dil_w=dw, pad_top=ph, pad_left=pw)

@@ -4,12 +4,14 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from ..errors import ShapeError, UnsupportedError
 from ..ir import layer_error
-from . import Op, blocked, conv, register
+from ..layout import blocks
+from . import Op, register
+from .activations import VECTOR_ACTIVATIONS
 from .common import describe_source, out_size, parallel_worth_it
 
 
-# how many times longer pooling takes per FLOP (one max per tap) than the GEMM: seed_sequential's
-# pools, 2-6 GFLOP/s, 0.02-0.05 ms each, ran on one thread under the GEMM's FLOP threshold
+# how many times longer pooling takes per FLOP (one max per tap) than the GEMM, so that its
+# threshold for threads is one of time (benchmarks/RESULTS.md)
 POOL_SLOWDOWN = 16
 # output rows of at most this many pixels are pooled from blocks into planes: one row of
 # vectors, 16 KiB, sits on the stack of each thread
@@ -35,7 +37,7 @@ class MaxPool2d(Op):
     epilogue = True
 
     def runs_on_blocks(self, node):
-        return node.meta.get("activation", {}).get("fn") in conv.GEMM_ACTIVATIONS
+        return node.meta.get("activation", {}).get("fn") in VECTOR_ACTIVATIONS
 
     def reads_blocks(self, node, ins):
         """A row of output vectors at a time, on the stack, transposed into the planes."""
@@ -103,10 +105,10 @@ class MaxPool2d(Op):
         # a window's taps, relative to its top-left corner (rows in_w apart)
         taps = [kh * a["dilation"][0] * w + k * dw for kh in range(a["kernel_size"][0])
                 for k in range(kw)]
-        act = conv.GEMM_ACTIVATIONS.get(node.meta.get("activation", {}).get("fn"))
+        act = VECTOR_ACTIVATIONS.get(node.meta.get("activation", {}).get("fn"))
         return dict(inner_lo=min(first, ow), inner_hi=last,
                     parallel=int(parallel_worth_it(node, POOL_SLOWDOWN)),
-                    blocks=blocked.blocks(c), blocked_act=act,
+                    blocks=blocks(c), blocked_act=act,
                     taps=taps,
                     channels=c, in_h=h, in_w=w, in_plane=h * w, out_h=oh, out_w=ow,
                     out_plane=oh * ow, kh=a["kernel_size"][0], kw=a["kernel_size"][1],

@@ -3,7 +3,7 @@
 index of each dimension, the input index it copies (or -1: the constant)."""
 import numpy as np
 
-from ..codegen.literals import c_float
+from ..literals import c_float
 from ..errors import ShapeError, UnsupportedError
 from ..ir import layer_error
 from . import Op, register

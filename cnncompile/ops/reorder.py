@@ -1,10 +1,11 @@
-"""Reorder: a tensor between channel planes (N, C, H, W) and channel blocks (ops/blocked.py).
+"""Reorder: a tensor between channel planes (N, C, H, W) and channel blocks (cnncompile/layout.py).
 Not a layer a model contains: passes/select_layout.py puts one at each edge of a run of
 layers that compute on blocks. The values are the same; only their order in memory changes,
 so the reference is the identity."""
 import math
 
-from . import Op, blocked, register
+from ..layout import blocks, floats
+from . import Op, register
 
 # a reorder is a pass over memory: threads repay starting only on large tensors
 PARALLEL_MIN_FLOATS = 1 << 16
@@ -24,5 +25,5 @@ class Reorder(Op):
     def lower(self, node, ins, out_shape):
         plane = math.prod(out_shape[2:])
         return dict(to_blocks=node.attrs["to"] == "blocks", channels=out_shape[1], plane=plane,
-                    blocks=blocked.blocks(out_shape[1]),
-                    parallel=int(blocked.floats(out_shape) >= PARALLEL_MIN_FLOATS))
+                    blocks=blocks(out_shape[1]),
+                    parallel=int(floats(out_shape) >= PARALLEL_MIN_FLOATS))

@@ -10,7 +10,8 @@ import numpy as np
 
 from ..errors import ShapeError, UnsupportedError
 from ..ir import layer_error
-from . import Op, blocked, register
+from ..layout import BLOCK, blocks, floats
+from . import Op, register
 from .common import describe_source, parallel_worth_it
 from .max_pool2d import pool_out_size
 
@@ -48,7 +49,7 @@ def pipelined_runs(shape):
     their sums added in a fixed order whatever the thread count), their runs of pixels, and
     its scratch, each part's sums of every block (`part` floats a part)."""
     plane = int(np.prod(shape[2:]))
-    part = blocked.blocks(shape[1]) * blocked.BLOCK
+    part = blocks(shape[1]) * BLOCK
     parts = min(POOL_PARTS, plane)
     return dict(parts=parts, pixels=min(POOL_RUN, plane), part=part, floats=parts * part)
 
@@ -108,25 +109,24 @@ class WindowPool(Op):
     def parts(self, node, ins):
         """Global pooling on blocks: the parts of the pixels its threads share. Large inputs
         are summed in POOL_PARTS parts, as the layer before them, parallel over its pixel
-        tiles, left them in each core's cache: seed_separable's 256 channels on 32x32 at two
-        threads, 0.044 ms read by one thread, 0.013 in parts."""
-        large = blocked.floats(ins[0].shape) >= POOL_PARTS_MIN_FLOATS
+        tiles, left them in each core's cache."""
+        large = floats(ins[0].shape) >= POOL_PARTS_MIN_FLOATS
         return POOL_PARTS if node.meta.get("reads") == "blocks" and large else 1
 
-    def scratch_floats(self, node, ins, out_shape):
+    def scratch(self, node, ins, out_shape):
         if "pipelined_from" in node.meta:
             return pipelined_runs(ins[0].shape)["floats"]
         parts = self.parts(node, ins)
-        return parts * blocked.blocks(ins[0].shape[1]) * blocked.BLOCK if parts > 1 else 0
+        return parts * blocks(ins[0].shape[1]) * BLOCK if parts > 1 else 0
 
     def lower(self, node, ins, out_shape):
         _, c, h, w = ins[0].shape
         (hs, he, hc), (ws, we, wc) = self.tables(node, ins[0].shape)
         div = self.divisor(node)
         if node.meta.get("reads") == "blocks":
-            return dict(channels=c, plane=h * w, blocks=blocked.blocks(c),
+            return dict(channels=c, plane=h * w, blocks=blocks(c),
                         divisor=f"{float(div or h * w)!r}f", parts=self.parts(node, ins),
-                        part_floats=blocked.blocks(c) * blocked.BLOCK,
+                        part_floats=blocks(c) * BLOCK,
                         runs=pipelined_runs(ins[0].shape) if "pipelined_from" in node.meta
                         else None,
                         parallel=int(parallel_worth_it(node)))

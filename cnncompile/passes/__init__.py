@@ -24,8 +24,8 @@ PIPELINE = [
     fuse_residual,        # conv(x) + r -> the conv adds r as it writes its output
     fuse_activation,      # conv/linear/pool + ReLU -> one layer with an epilogue
     infer_shapes,         # refresh after rewriting
-    select_kernels,       # direct, gemm_1x1, im2col_gemm... from each layer's shapes
-    select_layout,        # depthwise/1x1 runs on channel blocks, reorders at their edges
+    select_kernels,       # each layer's kernel and layout: runs of layers on channel blocks
+    select_layout,        # a reorder wherever a layer reads another layout than it is given
     pipeline_pointwise,   # 1x1 -> depthwise/global pool: the 1x1 output computed by its reader
     plan_memory,          # one static workspace, buffers reused by liveness
 ]

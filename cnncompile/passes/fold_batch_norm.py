@@ -4,9 +4,8 @@ and shift = beta - mean * scale (computed in float64 and rounded once). The Batc
 disappears; the summary lists it as fused into the conv."""
 import numpy as np
 
+from .. import ops
 from ..ops.batch_norm import scale_shift
-
-FOLDABLE = ("conv1d", "conv2d", "conv3d", "linear")
 
 
 def fold_batch_norm(graph):
@@ -15,7 +14,7 @@ def fold_batch_norm(graph):
             continue
         (src,) = graph.input_names(node.name)
         producer = graph.node(src)
-        if (producer.op not in FOLDABLE or len(graph.users(src)) != 1 or src in graph.outputs
+        if (not ops.REGISTRY[producer.op].folds_batch_norm or len(graph.users(src)) != 1 or src in graph.outputs
                 or "activation" in producer.meta or "residual" in producer.meta):
             continue
         scale, shift = scale_shift(node)

@@ -2,7 +2,7 @@
 y = conv(x) + r becomes one layer that adds r to each output as it is written (then any
 activation after the add fuses too). The other operand r must be computed before the conv
 runs, so it becomes the conv's second input; the operand whose conv comes later is chosen."""
-CONVS = ("conv1d", "conv2d", "conv3d")
+from .. import ops
 
 
 def fuse_residual(graph):
@@ -16,7 +16,7 @@ def fuse_residual(graph):
         a, b = graph.input_names(node.name)
         for conv, other in sorted([(a, b), (b, a)], key=lambda pair: -order[pair[0]]):
             p = graph.node(conv)
-            if (p.op not in CONVS or conv == other or len(graph.users(conv)) != 1
+            if (not ops.REGISTRY[p.op].takes_residual or conv == other or len(graph.users(conv)) != 1
                     or conv in graph.outputs or "activation" in p.meta or "residual" in p.meta
                     or p.meta["shape"] != node.meta["shape"]
                     or graph.node(other).meta["shape"] != node.meta["shape"]

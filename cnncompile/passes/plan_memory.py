@@ -5,8 +5,8 @@ workspace arena. Views (reshape) share their input's buffer; an in-place-capable
 writes over its input when nothing reads that input afterwards. Arena slices are placed first
 fit by offset, a slice being free once the last layer reading it has run.
 """
-from .. import ops
-from ..ops import blocked
+from .. import kernels, ops
+from ..layout import floats
 
 ALIGN_FLOATS = 16  # 64-byte alignment of every arena slice
 
@@ -59,8 +59,9 @@ def plan_memory(graph):
     for node in order:
         op = ops.REGISTRY[node.op]
         r = root[node.name]
-        scratch = op.scratch_floats(node, graph.input_values(node.name), node.meta["shape"]) \
-            if op.template else 0
+        impl = kernels.implementation(node)
+        scratch = impl.scratch(node, graph.input_values(node.name), node.meta["shape"]) \
+            if impl.template_for(node) else 0
         if scratch:  # live only while this layer runs, beside its inputs and output
             node.meta["scratch"] = ("arena", place(_align(scratch), index[node.name], index[node.name]))
         else:
@@ -87,7 +88,7 @@ def plan_memory(graph):
 def _floats(node):
     """Floats per sample of a layer's output: channel blocks are padded to whole blocks."""
     if node.meta.get("layout") == "blocks":
-        return blocked.floats(node.meta["shape"])
+        return floats(node.meta["shape"])
     return ops.numel(node.meta["shape"][1:])
 
 
