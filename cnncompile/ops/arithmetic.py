@@ -7,8 +7,8 @@ Fusable with a following activation.
 import numpy as np
 
 from ..codegen.literals import c_float
-from ..errors import ShapeError
-from ..ir import Value, layer_error
+from ..errors import ShapeError, layer_error
+from ..ir import Value
 from . import Op, register
 from .common import describe_source, numel_per_sample
 

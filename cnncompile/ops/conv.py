@@ -11,7 +11,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ..errors import ShapeError
-from ..ir import layer_error
+from ..errors import layer_error
 from . import Op, blocked, register, winograd
 from .common import describe_source, out_size, parallel_worth_it
 

@@ -2,8 +2,7 @@
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ..errors import ShapeError, UnsupportedError
-from ..ir import layer_error
+from ..errors import ShapeError, UnsupportedError, layer_error
 from . import Op, blocked, conv, register
 from .common import describe_source, out_size, parallel_worth_it
 
