@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
+from .version import __version__
 
 FACTORY_NAMES = ("build_model", "make_model", "create_model", "get_model")
 

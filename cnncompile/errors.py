@@ -41,3 +41,8 @@ class TraceError(CompileError, TypeError):
 
 class ModelFileError(CompileError, ValueError):
     """A model file (ONNX) is malformed or unsafe to read: nothing is compiled from it."""
+
+
+def layer_error(node, message, cls=CompileError):
+    """An error about ``node``: names the layer and the line of user code that created it."""
+    return cls(message, layer=node.name, source=node.meta.get("source"))

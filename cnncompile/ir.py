@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import networkx as nx
 import numpy as np
 
-from .errors import CompileError
+from .op_registry import REGISTRY
 from .options import CompileOptions
 
 
@@ -147,20 +147,19 @@ class Graph:
     # -- checks and display ------------------------------------------------------------------
     def lint(self):
         """Check the invariants every pass must keep; raise ValueError naming the first breach."""
-        from . import ops
         if not nx.is_directed_acyclic_graph(self.nx):
             raise ValueError("graph has a cycle")
         for name in self.nx.nodes:
             node = self.node(name)
             if node.name != name:
                 raise ValueError(f"node stored as {name!r} is named {node.name!r}")
-            if node.op not in ops.REGISTRY:
+            if node.op not in REGISTRY:
                 raise ValueError(f"{name}: unknown op {node.op!r}")
             positions = sorted(p for src in self.nx.predecessors(name)
                                for p in self.nx.edges[src, name]["positions"])
             if positions != list(range(len(positions))):
                 raise ValueError(f"{name}: input positions {positions} are not 0..n-1")
-            arity = ops.REGISTRY[node.op].arity
+            arity = REGISTRY[node.op].arity
             if arity is not None and len(positions) != arity:
                 raise ValueError(f"{name}: {node.op} takes {arity} inputs, has {len(positions)}")
             for key, value in node.params.items():
@@ -173,11 +172,10 @@ class Graph:
 
     def summary(self):
         """A table: layer, op, output shape, params, FLOPs, kernel, and the layers fused into it."""
-        from . import ops
         rows = [("layer", "op", "output shape", "params", "FLOPs", "kernel", "fused")]
         total_params = total_flops = 0
         for node in self.nodes():
-            op = ops.REGISTRY[node.op]
+            op = REGISTRY[node.op]
             n_params = op.param_count(node)
             flops = node.meta.get("flops", 0)
             total_params += n_params
@@ -240,7 +238,3 @@ def _kernel_label(node):
 def _fmt_shape(shape):
     return "-" if shape is None else "(" + ", ".join(str(d) for d in shape) + ")"
 
-
-def layer_error(node, message, cls=CompileError):
-    """An error about ``node``: names the layer and the line of user code that created it."""
-    return cls(message, layer=node.name, source=node.meta.get("source"))

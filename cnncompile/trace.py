@@ -15,11 +15,29 @@ import sys
 import threading
 
 from . import ops
-from .errors import CompileError, ShapeError, TraceError, UnsupportedError
-from .ir import Graph, Node, layer_error
+from .errors import CompileError, ShapeError, TraceError, UnsupportedError, layer_error
+from .ir import Graph, Node, Value
+from .ops.reshape import resolve_view
+from .support import SUPPORTED_HINT, TENSOR_METHODS
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 _state = threading.local()
+
+# cnncompile.nn depends on this module, never the reverse: what the tracer must know of nn,
+# nn registers here when it loads.
+_module_types = []  # the classes trace() accepts: cnncompile.nn.Module
+_functional = {}    # the functions behind Tensor methods that are layers (x.relu() is F.relu(x))
+
+
+def register_module_type(cls):
+    """Let trace() accept instances of ``cls``; returns ``cls``, to be used as a decorator."""
+    _module_types.append(cls)
+    return cls
+
+
+def register_tensor_methods(**functions):
+    """Let ``x.<name>(...)`` on a traced tensor run ``functions[name](x, ...)``."""
+    _functional.update(functions)
 
 
 class BatchSize(int):
@@ -114,20 +132,16 @@ class Tensor:
     cpu = detach
 
     def relu(self):
-        from .nn import functional as F
-        return F.relu(self)
+        return _functional["relu"](self)
 
     def sigmoid(self):
-        from .nn import functional as F
-        return F.sigmoid(self)
+        return _functional["sigmoid"](self)
 
     def tanh(self):
-        from .nn import functional as F
-        return F.tanh(self)
+        return _functional["tanh"](self)
 
     def softmax(self, dim):
-        from .nn import functional as F
-        return F.softmax(self, dim)
+        return _functional["softmax"](self, dim)
 
     # -- arithmetic ------------------------------------------------------------------------
     def _arith(self, op, other, reverse=False):
@@ -204,9 +218,9 @@ class Tensor:
                          "use layers and view/reshape/flatten", layer=self.name)
 
     def __getattr__(self, name):
-        from .nn.unsupported import TENSOR_METHODS, record
         if name in TENSOR_METHODS:
-            return lambda *args, **kwargs: record(f"x.{name}()", [self] + list(args), name=name)
+            return lambda *args, **kwargs: record_unsupported(f"x.{name}()",
+                                                              [self] + list(args), name=name)
         raise AttributeError(f"'Tensor' object has no attribute '{name}'")
 
     def __repr__(self):
@@ -265,7 +279,6 @@ class Tracer:
                  f"unsupported layer{'s' if len(self.unsupported) > 1 else ''}"]
         for exc in errors:
             lines.append("  - " + str(exc).replace("\n", "\n    "))
-        from .nn.unsupported import SUPPORTED_HINT
         lines.append(SUPPORTED_HINT[0].upper() + SUPPORTED_HINT[1:] + ".")
         err = UnsupportedError("\n".join(lines))
         err.errors = errors
@@ -291,7 +304,6 @@ class Tracer:
         return Tensor(self, node.name)
 
     def record_reshape(self, tensor, kind, requested, call):
-        from .ops.reshape import resolve_view
         scope = self.scopes[-1] if self.scopes else None
         base, source = kind, user_source()
         if scope is not None and scope.leaf and not scope.used:  # nn.Flatten: named by its path
@@ -330,9 +342,18 @@ def apply(op, inputs, attrs, params=None, name=None):
     node = Node(op, op, dict(attrs), dict(params or {}))
     arrays = [np.asarray(t, dtype=np.float32) for t in inputs]
     impl = ops.get(op, node)
-    from .ir import Value
     impl.infer_shape(node, [Value(f"input{i}", "input", a.shape) for i, a in enumerate(arrays)])
     return impl.reference(node, arrays)
+
+
+def record_unsupported(what, inputs, hint=None, name=None):
+    """A placeholder node for ``what``, which cnncompile does not compile: tracing goes on, so
+    that the error lists every unsupported layer at once. Outside tracing, raise at once."""
+    tensors = [t for t in inputs if isinstance(t, Tensor)]
+    if not tensors:
+        raise UnsupportedError(f"{what} is not supported by cnncompile"
+                               + (f"; {hint}" if hint else ""))
+    return apply("unsupported", tensors, {"what": what, "hint": hint}, name=name)
 
 
 class Scope:
@@ -364,8 +385,7 @@ def call_module(module, args, kwargs):
 
 def trace(module, input_shape):
     """Trace ``module`` on an input of ``input_shape`` (N, C, H, W) into a Graph."""
-    from .nn import Module
-    if not isinstance(module, Module):
+    if not isinstance(module, tuple(_module_types)):
         raise TypeError(f"cnncompile compiles a cnncompile.nn.Module, a torch.nn.Module or an "
                         f"ONNX model (a .onnx path or onnx.ModelProto), got "
                         f"{type(module).__name__}")

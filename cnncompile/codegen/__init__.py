@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import jinja2
 import numpy as np
 
-from .. import __version__, kernels, ops
+from .. import kernels, ops
+from ..version import __version__
 from ..resources import templates_dir
 from ..literals import c_floats
 from .names import Namer, model_prefix, readable

@@ -21,7 +21,7 @@ import numpy as np
 
 from .. import nn
 from ..errors import ModelFileError, UnsupportedError
-from ..nn.unsupported import SUPPORTED_HINT
+from ..support import SUPPORTED_HINT
 from ..trace import Scope, Tensor, _current
 from . import onnx_ops
 

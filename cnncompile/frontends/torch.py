@@ -19,7 +19,7 @@ import numpy as np
 from .. import nn
 from ..errors import TraceError, UnsupportedError
 from ..nn import functional as F
-from ..nn.unsupported import SUPPORTED_HINT, TENSOR_METHODS, TORCH_FUNCTIONS, TORCH_NN_LAYERS
+from ..support import SUPPORTED_HINT, TENSOR_METHODS, TORCH_FUNCTIONS, TORCH_NN_LAYERS
 from ..trace import Scope, Tensor, _current
 
 # Python operators as fx records them (x + y, x += y, -x, x.size(0) * 2, ...); they run on

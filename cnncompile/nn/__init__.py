@@ -20,7 +20,8 @@ __all__ = ["Module", "Sequential", "ModuleList", "Parameter", "Conv1d", "Conv2d"
 
 
 def __getattr__(name):
-    from .unsupported import TORCH_NN_LAYERS, layer_class
+    from ..support import TORCH_NN_LAYERS
+    from .unsupported import layer_class
     if name in TORCH_NN_LAYERS:
         return layer_class(name)
     raise AttributeError(f"module 'cnncompile.nn' has no attribute '{name}'")

@@ -258,8 +258,13 @@ def flatten(input, start_dim=0, end_dim=-1):
     return x.reshape(x.shape[:s] + (-1,) + x.shape[e + 1:])
 
 
+# x.relu(), x.sigmoid(), x.tanh() and x.softmax(dim) on a traced tensor call these functions
+trace.register_tensor_methods(relu=relu, sigmoid=sigmoid, tanh=tanh, softmax=softmax)
+
+
 def __getattr__(name):
-    from .unsupported import TORCH_FUNCTIONS, function
+    from ..support import TORCH_FUNCTIONS
+    from .unsupported import function
     if name in TORCH_FUNCTIONS:
         return function(name)
     raise AttributeError(f"module 'cnncompile.nn.functional' has no attribute '{name}'")

@@ -8,6 +8,8 @@ from collections import OrderedDict
 
 import numpy as np
 
+from ..trace import call_module, register_module_type, user_source
+
 
 def to_numpy(value, dtype=np.float32):
     """Anything np.asarray accepts, plus torch tensors that require grad or live off the CPU."""
@@ -39,6 +41,7 @@ class Parameter(np.ndarray):
         return "Parameter containing:\n" + repr(np.asarray(self))
 
 
+@register_module_type
 class Module:
     """Base class of every layer and model, as torch.nn.Module."""
 
@@ -50,7 +53,6 @@ class Module:
         object.__setattr__(self, "_buffers", OrderedDict())
         object.__setattr__(self, "_modules", OrderedDict())
         object.__setattr__(self, "training", True)
-        from ..trace import user_source
         object.__setattr__(self, "_defined_at", user_source())
 
     # -- attribute registration ------------------------------------------------------------
@@ -108,7 +110,6 @@ class Module:
             f'Module [{type(self).__name__}] is missing the required "forward" function')
 
     def __call__(self, *args, **kwargs):
-        from ..trace import call_module
         return call_module(self, args, kwargs)
 
     # -- iteration -------------------------------------------------------------------------

@@ -17,8 +17,7 @@ import math
 import pkgutil
 
 from ..errors import UnsupportedError
-
-REGISTRY = {}
+from ..op_registry import REGISTRY  # op name -> Op, filled by register()
 
 
 class Op:

@@ -6,9 +6,9 @@ Fusable with a following activation.
 """
 import numpy as np
 
+from ..errors import ShapeError, layer_error
+from ..ir import Value
 from ..literals import c_float
-from ..errors import ShapeError
-from ..ir import Value, layer_error
 from . import Op, register
 from .common import describe_source, numel_per_sample
 

@@ -2,8 +2,7 @@
 per channel (dimension 1). The C applies one precomputed scale and shift per channel."""
 import numpy as np
 
-from ..errors import ShapeError
-from ..ir import layer_error
+from ..errors import ShapeError, layer_error
 from . import Op, register
 from .common import describe_source, numel_per_sample
 

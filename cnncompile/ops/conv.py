@@ -12,7 +12,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ..errors import ShapeError
-from ..ir import layer_error
+from ..errors import layer_error
 from . import Op, register
 from .common import describe_source, out_size
 

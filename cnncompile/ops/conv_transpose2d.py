@@ -5,8 +5,7 @@ import math
 
 import numpy as np
 
-from ..errors import ShapeError
-from ..ir import layer_error
+from ..errors import ShapeError, layer_error
 from . import Op, register
 from .common import describe_source
 

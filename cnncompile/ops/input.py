@@ -1,8 +1,7 @@
 """The model input: a placeholder whose shape is the compile-time input_shape."""
 import numpy as np
 
-from ..errors import ShapeError
-from ..ir import layer_error
+from ..errors import ShapeError, layer_error
 from . import Op, register
 
 

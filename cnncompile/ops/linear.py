@@ -2,7 +2,7 @@
 import numpy as np
 
 from ..errors import ShapeError, layer_ref
-from ..ir import layer_error
+from ..errors import layer_error
 from . import Op, register
 from .common import describe_source, per_sample_dims
 

@@ -2,8 +2,7 @@
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ..errors import ShapeError, UnsupportedError
-from ..ir import layer_error
+from ..errors import ShapeError, UnsupportedError, layer_error
 from ..layout import blocks
 from . import Op, register
 from .activations import VECTOR_ACTIVATIONS

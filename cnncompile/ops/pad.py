@@ -3,9 +3,8 @@
 index of each dimension, the input index it copies (or -1: the constant)."""
 import numpy as np
 
+from ..errors import ShapeError, UnsupportedError, layer_error
 from ..literals import c_float
-from ..errors import ShapeError, UnsupportedError
-from ..ir import layer_error
 from . import Op, register
 
 NUMPY_MODE = {"constant": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}

@@ -5,8 +5,7 @@ per-sample shape that forward() asked for, resolved once at trace time.
 """
 import math
 
-from ..errors import ShapeError
-from ..ir import layer_error
+from ..errors import ShapeError, layer_error
 from . import Op, register
 from .common import numel_per_sample, per_sample_dims
 

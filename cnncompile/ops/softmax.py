@@ -4,8 +4,7 @@ import math
 
 import numpy as np
 
-from ..errors import ShapeError, UnsupportedError
-from ..ir import layer_error
+from ..errors import ShapeError, UnsupportedError, layer_error
 from . import Op, register
 from .common import numel_per_sample
 

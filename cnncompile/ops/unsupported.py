@@ -1,7 +1,6 @@
 """A layer, function or tensor method that cnncompile cannot compile (nn.LSTM, F.interpolate,
 x.permute...). Tracing records it and goes on, so that one error lists every such layer."""
-from ..errors import UnsupportedError
-from ..ir import layer_error
+from ..errors import UnsupportedError, layer_error
 from . import Op, register
 
 

@@ -8,8 +8,7 @@ and the other divisor. Adaptive windows are [floor(i*in/out), ceil((i+1)*in/out)
 """
 import numpy as np
 
-from ..errors import ShapeError, UnsupportedError
-from ..ir import layer_error
+from ..errors import ShapeError, UnsupportedError, layer_error
 from ..layout import BLOCK, blocks, floats
 from . import Op, register
 from .common import describe_source, parallel_worth_it
