@@ -1,4 +1,4 @@
-"""Convolutions on channel-blocked tensors (runtime/cnn_nchwc.h): which layers they compute,
+"""Convolutions on channel-blocked tensors (runtime/cnn_nchw16c*.h): which layers they compute,
 their weights packed in blocks, and the constants their templates receive.
 
 A blocked tensor of C channels and P pixels is ceil(C / BLOCK) blocks of P pixels of BLOCK
@@ -9,7 +9,7 @@ import numpy as np
 
 from . import conv  # conv.py imports this module: names are read at call time
 
-BLOCK = 16  # CNN_CB in runtime/cnn_nchwc.h
+BLOCK = 16  # CNN_CB in runtime/cnn_nchw16c.h
 KERNELS = ("pointwise_nchwc", "depthwise_nchwc", "direct_nchwc")  # blocks in, blocks out
 ENTRY = "shifted_nchwc"  # planes in, blocks out: a convolution feeding a blocked run
 # ... chosen for the layer before a run when its weights per output block pair stay in L1
@@ -157,13 +157,13 @@ def _rows_for_depthwise(node):
     return node.meta.get("reader") == "depthwise"
 
 
-# pixels a tile with AVX-512 (runtime/cnn_nchwc.h): the wide tile, the narrow one, and the
+# pixels a tile with AVX-512 (runtime/cnn_nchw16c.h): the wide tile, the narrow one, and the
 # 7-pixel variant of either; elsewhere all three are the same size
 TILE_PIXELS = {"CNN_PWW_MR": 6, "CNN_PW_MR": 8, "CNN_PW7_MR": 7}
 
 
 def pixel_tile(run, wide):
-    """The tile's pixel count (a macro of runtime/cnn_nchwc.h) for runs of `run` pixels (a
+    """The tile's pixel count (a macro of runtime/cnn_nchw16c.h) for runs of `run` pixels (a
     pointwise layer's plane; an output row for the kernels that tile rows): 7 where it
     computes at least 1/16 fewer pixels than the usual 6 or 8, a run's last partial tile
     counting whole (it is either done as the full tile ending at the run's end, or is a

@@ -47,7 +47,7 @@ IM2ROW_MIN_CHANNELS = 128
 # (measured, one thread: 512 -> 512 on 4x4 0.14 ms against 0.26; on 7x7, 960 -> 160 0.21
 # against 0.19 and the 256 -> 512 stride-2 downsample 0.37 against 0.25)
 IM2ROW_MAX_PIXELS_1X1 = 32
-# activations the GEMM micro-kernel applies as it stores its block of C (runtime/cnn_gemm.h,
+# activations the GEMM micro-kernel applies as it stores its block of C (runtime/cnn_vec.h,
 # CNN_ACT_*), with the bias, saving a pass over the output; others run after the GEMM
 GEMM_ACTIVATIONS = {None: "CNN_ACT_NONE", "cnn_relu": "CNN_ACT_RELU",
                     "cnn_relu6": "CNN_ACT_RELU6"}
@@ -140,7 +140,7 @@ BLOCKED_DEPTHWISE_SLOWDOWN = 2
 
 def shifted_layout(node, in_shape, out_shape):
     """The shifted_gemm kernel's geometry. The input is copied into zero-padded phase planes
-    (runtime/cnn_gemm.h: cnn_pad_phases): for stride s, plane (c, ph, pw) holds every s-th
+    (runtime/cnn_im2col.h: cnn_pad_phases): for stride s, plane (c, ph, pw) holds every s-th
     padded row and column from (ph, pw). Kernel tap (c, kh, kw) then reads plane
     (c, kh*dh % sh, kw*dw % sw) from row kh*dh // sh, column kw*dw // sw onwards, the same
     slice for every output pixel. The product is computed over a grid of OH rows of Wq

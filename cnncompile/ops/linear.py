@@ -18,7 +18,7 @@ def _flattened_from(x):
     return f"{x.shape[1]} {describe_source(x, shape=False)}"
 
 
-LANES = blocked.BLOCK  # samples a vector holds in the group path (CNN_CB, runtime/cnn_nchwc.h)
+LANES = blocked.BLOCK  # samples a vector holds in the group path (CNN_CB, runtime/cnn_linear.h)
 # output rows whose sums share each load of x: independent chains of vector sums instead of
 # one (seed_simplecnn's 8192 -> 10 layer: 0.018 -> 0.008 ms; the model 0.79x the time)
 ROW_UNROLL = 4

@@ -5,7 +5,7 @@ and tap, on planes they work along rows, short and strided ones in small late la
 the convolutions the shifted GEMM would run (direct_nchwc: one broadcast input value against
 the weight vectors of two output blocks, no offset table). The layers around them run on
 blocks too, so that the layout persists: a reorder costs a pass over the tensor, more than a
-layer saves (runtime/cnn_nchwc.h). So the pass finds the connected runs of layers that can
+layer saves (runtime/cnn_nchw16c_reorder.h). So the pass finds the connected runs of layers that can
 compute on blocks (depthwise, 1x1 stride-1 and direct convolutions, Winograd layers and max
 pooling, with ReLU/ReLU6 or nothing fused), keeps those that contain a depthwise, direct or
 Winograd layer and at least one other layer (or a lone direct layer whose inputs all come from
