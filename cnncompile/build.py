@@ -43,7 +43,7 @@ _lock = threading.Lock()
 
 @dataclass
 class Artifact:
-    directory: Path     # the cache entry: model.c, model.h, cnn_runtime.h, libmodel.so, module
+    directory: Path     # the cache entry: model.c, model.h, cnn_*.h, libmodel.so, module
     library: Path       # the plain shared library
     module_path: Path   # the cffi extension module
     module_name: str

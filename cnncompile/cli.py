@@ -148,7 +148,7 @@ def cmd_compile(args):
     print(f"\nWrote {out_dir}/\n"
           f"  model.c        the generated C ({lines} lines)\n"
           f"  model.h        its interface: {p}_forward(), {p}_workspace_size()\n"
-          f"  cnn_runtime.h  helpers that model.c includes\n"
+          f"  cnn_*.h        the runtime headers that model.c includes\n"
           f"  libmodel.so    shared library with a C ABI (C, ctypes or cffi)\n"
           f"  model.json     names and shapes, for cnncompile.load('{out_dir}')\n"
           f"Build it yourself: cc -O3 -c {out_dir}/model.c -I{out_dir}")

@@ -9,7 +9,7 @@ import math
 PLANES = "nchw"
 BLOCKS = "nchw16c"
 
-BLOCK = 16  # channels per block: CNN_CB in runtime/cnn_nchwc.h
+BLOCK = 16  # channels per block: CNN_CB in runtime/cnn_nchw16c.h
 
 
 def blocks(channels):

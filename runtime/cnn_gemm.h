@@ -8,27 +8,18 @@
  * multiple of MR. B is either packed too (im2col writes b[panel][k][NR]) or read in place
  * with a row stride (a 1x1 convolution reads its input directly).
  *
- * Written with GCC/Clang vector extensions, so the same code becomes AVX-512, AVX2 or NEON;
- * CNN_VBYTES picks the vector width from the target. Without vector extensions, plain C.
+ * Used by conv_gemm, conv_im2row, conv_shifted, conv_transpose2d_gemm and _interleave, and
+ * Winograd's products; the vectors are cnn_vec.h's, the copies that pack B cnn_im2col.h's.
  */
 #ifndef CNN_GEMM_H
 #define CNN_GEMM_H
 
 #include <string.h>
 
-#include "cnn_runtime.h"
-#if defined(__AVX__)
-#include <immintrin.h>
-#endif
+#include "cnn_vec.h"
 
 #define CNN_MR 8 /* rows of C per micro-kernel: the weight packing in cnncompile uses it */
-
-/* The epilogue a micro-kernel can apply to its block of C while the block is still in
- * registers, on the last pass over K: a bias per row of C, then one of these activations
- * (ops/conv.py: GEMM_ACTIVATIONS). Anything else runs as a pass over the output afterwards. */
-#define CNN_ACT_NONE 0
-#define CNN_ACT_RELU 1
-#define CNN_ACT_RELU6 2
+#define CNN_NR (CNN_VLEN * CNN_NRV) /* columns of C per micro-kernel */
 
 /* Rows of B ahead of the one being multiplied that the micro-kernel asks the cache for
  * (with GCC's vectors; the plain C kernel does not prefetch).
@@ -41,72 +32,7 @@
 #define CNN_GEMM_PREFETCH 32
 #endif
 
-#if defined(__GNUC__) && !defined(CNN_NO_VECTOR_EXTENSIONS)
-#if defined(__AVX512F__)
-#define CNN_VBYTES 64
-#define CNN_NRV 2 /* 8 x 2 zmm accumulators of the 32 registers */
-#elif defined(__AVX__)
-#define CNN_VBYTES 32
-#define CNN_NRV 1 /* 16 ymm registers: 8 accumulators, the B vector, the broadcast A */
-#else
-#define CNN_VBYTES 16
-#define CNN_NRV 1
-#endif
-typedef float cnn_vf __attribute__((vector_size(CNN_VBYTES), aligned(4), __may_alias__));
-#define CNN_VLEN (CNN_VBYTES / 4)
-#else
-#define CNN_VLEN 8
-#define CNN_NRV 1
-#endif
-
-#define CNN_NR (CNN_VLEN * CNN_NRV) /* columns of C per micro-kernel */
-
 #if defined(CNN_VBYTES)
-static inline cnn_vf cnn_vload(const float *p)
-{
-    return *(const cnn_vf *)p;
-}
-
-static inline void cnn_vstore(float *p, cnn_vf v)
-{
-    *(cnn_vf *)p = v;
-}
-
-typedef int cnn_vi __attribute__((vector_size(CNN_VBYTES)));
-
-/* mask ? a : b, lane by lane (mask lanes all ones or all zeros, as comparisons give them) */
-static inline cnn_vf cnn_vselect(cnn_vi mask, cnn_vf a, cnn_vf b)
-{
-    return (cnn_vf)((mask & (cnn_vi)a) | (~mask & (cnn_vi)b));
-}
-
-/* cnn_relu / cnn_relu6 on a vector, with the same comparisons, so the same bits: NaN and
- * -0.0 pass through. */
-static inline cnn_vf cnn_vact(cnn_vf v, int act)
-{
-    const cnn_vf zero = {0}, six = zero + 6.0f;
-#if CNN_VBYTES == 64 && defined(__AVX512F__) && !defined(CNN_NO_MAX_INTRINSICS)
-    /* one instruction each, the same bits: VMINPS(a, b) is a < b ? a : b and VMAXPS(a, b)
-     * is a > b ? a : b, each returning b when either is NaN, which is exactly v > 6 ? 6 : v
-     * and v < 0 ? 0 : v (-0.0 kept), where the selects take a comparison and a masked move */
-    if (act == CNN_ACT_RELU6)
-        v = (cnn_vf)_mm512_min_ps((__m512)six, (__m512)v);
-    if (act != CNN_ACT_NONE)
-        v = (cnn_vf)_mm512_max_ps((__m512)zero, (__m512)v);
-#elif CNN_VBYTES == 32 && defined(__AVX__) && !defined(CNN_NO_MAX_INTRINSICS)
-    if (act == CNN_ACT_RELU6)
-        v = (cnn_vf)_mm256_min_ps((__m256)six, (__m256)v);
-    if (act != CNN_ACT_NONE)
-        v = (cnn_vf)_mm256_max_ps((__m256)zero, (__m256)v);
-#else
-    if (act == CNN_ACT_RELU6)
-        v = cnn_vselect(v > six, six, v);
-    if (act != CNN_ACT_NONE)
-        v = cnn_vselect(v < zero, zero, v);
-#endif
-    return v;
-}
-
 /* C[MR x NR] (+)= A panel (kc x MR) * B (kc x NR). Row k of B starts at b + k * ldb, or at
  * b + off[k] when an offset table is given (B read in place from rows scattered through a
  * padded input). Callers pass off as NULL or a table, so each inlined use is specialised.
@@ -145,11 +71,6 @@ cnn_gemm_micro_inline(int kc, const float *restrict a, const float *restrict b, 
         }
 }
 #else
-static inline float cnn_act(float v, int act)
-{
-    return act == CNN_ACT_RELU6 ? cnn_relu6(v) : act == CNN_ACT_RELU ? cnn_relu(v) : v;
-}
-
 static inline __attribute__((always_inline)) void
 cnn_gemm_micro_inline(int kc, const float *restrict a, const float *restrict b, int ldb,
                       const int *restrict off, float *restrict c, int ldc, int accumulate,
@@ -222,16 +143,6 @@ static inline void cnn_gemm_edge_panel(int kdim, const float *restrict b, int ld
 
 #define CNN_GEMM_KC 256 /* rows of B per pass: a K x NR panel of B stays in L1 */
 #define CNN_GEMM_FEW_BLOCKS 4 /* column blocks up to which cnn_gemm_rows loads A only once */
-
-static inline int cnn_min(int a, int b)
-{
-    return a < b ? a : b;
-}
-
-static inline int cnn_max(int a, int b)
-{
-    return a > b ? a : b;
-}
 
 /* Columns [j, j + nn) of C = act(A * B + bias), nn <= NR: see cnn_gemm. */
 static inline void cnn_gemm_block(int m, int kdim, const float *restrict a,
@@ -353,188 +264,6 @@ static inline void cnn_gemm_bpacked_block(int rows_pad, int kdim, const float *r
                            bj + (size_t)k0 * CNN_BPANEL, CNN_BPANEL, NULL,
                            c + (size_t)i * ldc + j, ldc, k0 > 0, NULL, CNN_ACT_NONE);
     }
-}
-
-/* Panel p of cnn_im2row_panels (below). */
-static inline __attribute__((always_inline)) void
-cnn_im2row_panel(const float *restrict x, size_t xs, int channels, int in_h, int in_w,
-                 int kh_n, int kw_n, int stride_h, int stride_w, int pad_top, int pad_left,
-                 int dil_h, int dil_w, int out_w, int n, int rows, int total,
-                 float *restrict a, int p)
-{
-    int h0[CNN_MR], w0[CNN_MR];
-    size_t so[CNN_MR];
-    for (int l = 0; l < CNN_MR; ++l) {
-        const int pix = p * CNN_MR + l, q = pix % n;
-        h0[l] = pix < total ? q / out_w * stride_h - pad_top : -in_h - kh_n * dil_h;
-        w0[l] = pix < total ? q % out_w * stride_w - pad_left : 0;
-        so[l] = pix < total ? (size_t)(pix / n) * xs : 0;
-    }
-    float *restrict dst = a + (size_t)p * rows * CNN_MR;
-    if (kh_n == 1 && kw_n == 1 && stride_h == 1 && stride_w == 1 && pad_top == 0 &&
-        pad_left == 0 && p * CNN_MR + CNN_MR <= total &&
-        (p * CNN_MR) / n == (p * CNN_MR + CNN_MR - 1) / n) {
-        /* a 1x1 convolution's full panel within one image: a transpose of 8 pixels */
-        const float *restrict xp = x + so[0] + (p * CNN_MR) % n;
-        for (int c = 0; c < channels; ++c, dst += CNN_MR)
-            for (int l = 0; l < CNN_MR; ++l)
-                dst[l] = xp[(size_t)c * in_h * in_w + l];
-        return;
-    }
-    for (int c = 0; c < channels; ++c) {
-        const float *restrict xc = x + (size_t)c * in_h * in_w;
-        for (int kh = 0; kh < kh_n; ++kh)
-            for (int kw = 0; kw < kw_n; ++kw, dst += CNN_MR)
-                for (int l = 0; l < CNN_MR; ++l) {
-                    const int ih = h0[l] + kh * dil_h, iw = w0[l] + kw * dil_w;
-                    const int inside = (unsigned)ih < (unsigned)in_h &&
-                                       (unsigned)iw < (unsigned)in_w;
-                    const float v = xc[inside ? so[l] + (size_t)(ih * in_w + iw) : 0];
-                    dst[l] = inside ? v : 0.0f;
-                }
-    }
-}
-
-/* im2row: the patches of output pixels [0, n) of each of `samples` images (sample s at
- * x + s * xs) as MR-row panels a[pixel / MR][r][pixel % MR], pixels numbered across the
- * samples (pixel s * n + q is sample s's pixel q), row r = (c * KH + kh) * KW + kw, the
- * rows of pixels past samples * n zero. The transposed im2col, for images so small that the
- * output channels, not the pixels, should fill the vectors; several samples stacked make a
- * taller product over the same weights. */
-static inline void cnn_im2row_panels(const float *restrict x, size_t xs, int samples,
-                                     int channels, int in_h, int in_w, int kh_n, int kw_n,
-                                     int stride_h, int stride_w, int pad_top, int pad_left,
-                                     int dil_h, int dil_w, int out_w, int n,
-                                     float *restrict a, int parallel)
-{
-    const int rows = channels * kh_n * kw_n, total = samples * n;
-    const int panels = (total + CNN_MR - 1) / CNN_MR;
-    CNN_FOR_THREADS(parallel, p, 0, panels, 1,
-        cnn_im2row_panel(x, xs, channels, in_h, in_w, kh_n, kw_n, stride_h, stride_w, pad_top,
-                         pad_left, dil_h, dil_w, out_w, n, rows, total, a, p));
-}
-
-/* y (C x OH x OW) = x (C x H x W) at rows oh * sh and columns ow * sw: the input of a 1x1
- * strided, unpadded convolution as the dense matrix a 1x1 GEMM reads. */
-static inline void cnn_subsample(const float *restrict x, int channels, int in_h, int in_w,
-                                 int stride_h, int stride_w, int out_h, int out_w,
-                                 float *restrict y)
-{
-    for (int c = 0; c < channels; ++c)
-        for (int oh = 0; oh < out_h; ++oh) {
-            const float *restrict xr = x + ((size_t)c * in_h + (size_t)oh * stride_h) * in_w;
-            float *restrict yr = y + ((size_t)c * out_h + oh) * out_w;
-            for (int ow = 0; ow < out_w; ++ow)
-                yr[ow] = xr[ow * stride_w];
-        }
-}
-
-/* Copy x (C x H x W) into zero-padded phase planes for a convolution of stride sh x sw:
- * plane (c, ph, pw) holds padded rows ph, ph + sh, ... and columns pw, pw + sw, ..., hq x wq
- * of them (Hp/sh and Wp/sw rounded up). A kernel tap then reads one plane shifted by a
- * constant, for every output pixel: the patch matrix never has to be written out. With
- * stride 1 there is one plane per channel, the zero-padded input. Only phases ph < nph and
- * pw < npw are written: those the kernel's taps reach (a 1x1 stride-2 kernel reads phase
- * (0, 0) alone). `slack` zero floats follow, for reads past the last real column. */
-static inline int cnn_phase_planes(int channels, int nph, int npw)
-{
-    return channels * nph * npw;
-}
-
-/* Plane q of cnn_pad_phases (below), q = (c * nph + ph) * npw + pw; the last also writes the
- * slack. Layers whose threads share the planes call it in a loop of their own. */
-static inline void cnn_pad_phase_plane(const float *restrict x, int channels, int in_h, int in_w,
-                                       int pad_top, int pad_left, int stride_h, int stride_w,
-                                       int nph, int npw, int hq, int wq, int slack,
-                                       float *restrict xq, int q)
-{
-    const int c = q / (nph * npw), ph = q / npw % nph, pw = q % npw;
-    float *restrict plane = xq + (size_t)q * hq * wq;
-    for (int qh = 0; qh < hq; ++qh) {
-        float *restrict row = plane + (size_t)qh * wq;
-        const int ih = qh * stride_h + ph - pad_top;
-        if (ih < 0 || ih >= in_h) {
-            memset(row, 0, sizeof(float) * (size_t)wq);
-            continue;
-        }
-        const float *restrict xr = x + ((size_t)c * in_h + ih) * in_w;
-        /* columns qw whose input column qw * stride_w + pw - pad_left is inside */
-        const int lo = cnn_min(cnn_out_lo(pad_left, pw, stride_w), wq);
-        const int hi = cnn_max(cnn_out_hi(in_w, pad_left, pw, stride_w, wq), lo);
-        for (int qw = 0; qw < lo; ++qw)
-            row[qw] = 0.0f;
-        if (stride_w == 1)
-            memcpy(row + lo, xr + lo + pw - pad_left, sizeof(float) * (size_t)(hi - lo));
-        else
-            for (int qw = lo; qw < hi; ++qw)
-                row[qw] = xr[qw * stride_w + pw - pad_left];
-        for (int qw = hi; qw < wq; ++qw)
-            row[qw] = 0.0f;
-    }
-    if (q == cnn_phase_planes(channels, nph, npw) - 1)
-        memset(plane + (size_t)hq * wq, 0, sizeof(float) * (size_t)slack);
-}
-
-static inline void cnn_pad_phases(const float *restrict x, int channels, int in_h, int in_w,
-                                  int pad_top, int pad_left, int stride_h, int stride_w,
-                                  int nph, int npw, int hq, int wq, int slack,
-                                  float *restrict xq)
-{
-    for (int q = 0; q < cnn_phase_planes(channels, nph, npw); ++q)
-        cnn_pad_phase_plane(x, channels, in_h, in_w, pad_top, pad_left, stride_h, stride_w, nph,
-                            npw, hq, wq, slack, xq, q);
-}
-
-/* Row r of every panel of cnn_im2col_panels (below). */
-static inline __attribute__((always_inline)) void
-cnn_im2col_row(const float *restrict x, int in_h, int in_w, int kh_n, int kw_n,
-               int dil_h, int dil_w, int rows, int panels, const int *restrict h0,
-               const int *restrict w0, float *restrict b, int r)
-{
-    const int c = r / (kh_n * kw_n), dh = r / kw_n % kh_n * dil_h, dw = r % kw_n * dil_w;
-    const float *restrict xc = x + (size_t)c * in_h * in_w;
-    for (int panel = 0; panel < panels; ++panel) {
-        float *restrict dst = b + ((size_t)panel * rows + r) * CNN_NR;
-        const int *restrict hp = h0 + panel * CNN_NR, *restrict wp = w0 + panel * CNN_NR;
-        for (int l = 0; l < CNN_NR; ++l) {
-            const int ih = hp[l] + dh, iw = wp[l] + dw;
-            const int inside = (unsigned)ih < (unsigned)in_h && (unsigned)iw < (unsigned)in_w;
-            const float v = xc[inside ? ih * in_w + iw : 0];
-            dst[l] = inside ? v : 0.0f;
-        }
-    }
-}
-
-/* im2col into NR-column panels: columns [p0, p0 + np) of the (C * KH * KW) x (OH * OW)
- * matrix of a convolution's input patches, written as b[panel][row][NR], the last panel
- * zero-padded. Row r = (c * KH + kh) * KW + kw; column p = oh * OW + ow. coords: room for
- * 2 * (np rounded up to NR) ints, each column's window origin, computed once per chunk so
- * that the copy loop has no division and no branch. */
-static inline void cnn_im2col_panels(const float *restrict x, int channels, int in_h, int in_w,
-                                     int kh_n, int kw_n, int stride_h, int stride_w,
-                                     int pad_top, int pad_left, int dil_h, int dil_w,
-                                     int out_w, int p0, int np, float *restrict b,
-                                     int *restrict coords, int parallel)
-{
-    const int rows = channels * kh_n * kw_n;
-    const int panels = (np + CNN_NR - 1) / CNN_NR;
-    int *restrict h0 = coords, *restrict w0 = coords + panels * CNN_NR;
-    int oh = p0 / out_w, ow = p0 % out_w;
-    for (int j = 0; j < panels * CNN_NR; ++j) {
-        if (j < np) {
-            h0[j] = oh * stride_h - pad_top;
-            w0[j] = ow * stride_w - pad_left;
-            if (++ow == out_w) {
-                ow = 0;
-                ++oh;
-            }
-        } else {
-            h0[j] = -in_h - kh_n * dil_h; /* padding columns: never inside the input */
-            w0[j] = 0;
-        }
-    }
-    CNN_FOR_THREADS(parallel, r, 0, rows, 1,
-        cnn_im2col_row(x, in_h, in_w, kh_n, kw_n, dil_h, dil_w, rows, panels, h0, w0, b, r));
 }
 
 #endif /* CNN_GEMM_H */

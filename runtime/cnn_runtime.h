@@ -1,4 +1,5 @@
-/* cnn_runtime.h: helpers shared by every model cnncompile generates.
+/* cnn_runtime.h: helpers shared by every model cnncompile generates: the thread macros,
+ * window bounds, min and max, and the activations on one float (ops/activations.py).
  *
  * Plain C99; everything is static inline so that the compiler specialises it at each call
  * site, where the arguments are literal constants. No state, no allocation.
@@ -76,6 +77,16 @@
             for (int i = (start); i < (end); i += (step)) { __VA_ARGS__; }                     \
         }                                                                                      \
     } while (0)
+
+static inline int cnn_min(int a, int b)
+{
+    return a < b ? a : b;
+}
+
+static inline int cnn_max(int a, int b)
+{
+    return a > b ? a : b;
+}
 
 /* Sliding windows. An output index o reads input index o * stride + offset - pad, where
  * offset is the kernel tap's position (k * dilation). These give the range of o for which

@@ -12,7 +12,8 @@
  * run on the micro-kernel of cnn_gemm.h with the tiles as its rows. cnncompile computes U at
  * compile time and packs it in panels of CNN_BPANEL columns (output channels); the input
  * transform writes V directly as the micro-kernel's MR-row panels. Interpolation points
- * 0, 1, -1, 2, -2 and infinity, as in the paper.
+ * 0, 1, -1, 2, -2 and infinity, as in the paper. The input transform from channel blocks
+ * is in cnn_nchw16c_winograd.h.
  */
 #ifndef CNN_WINOGRAD_H
 #define CNN_WINOGRAD_H

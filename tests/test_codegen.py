@@ -37,6 +37,24 @@ def test_generated_c_is_warning_free(tmp_path, name, simd):
     assert res.returncode == 0, res.stderr
 
 
+@pytest.mark.parametrize("flags", [[], ["-DCNN_NO_VECTOR_EXTENSIONS"]], ids=["vectors", "plain-c99"])
+def test_each_runtime_header_stands_alone(tmp_path, flags):
+    """A runtime header includes the headers it uses: alone, it compiles warning-free."""
+    for header in sorted(runtime_dir().glob("*.h")):
+        (tmp_path / "t.c").write_text(f'#include "{header.name}"\n')
+        res = subprocess.run(["gcc", "-std=c99", "-pedantic", "-Wall", "-Wextra", "-Werror",
+                              "-march=native", "-fopenmp", *flags, f"-I{runtime_dir()}",
+                              "-fsyntax-only", "t.c"], cwd=tmp_path, capture_output=True, text=True)
+        assert res.returncode == 0, f"{header.name}: {res.stderr}"
+
+
+def test_model_c_includes_every_runtime_header():
+    ns = load_example("lenet5")
+    src = codegen.generate(build_graph(ns["model"].eval(), ns["INPUT_SHAPE"])).c_source
+    included = re.findall(r'^#include "(cnn_\w+\.h)"$', src, re.M)
+    assert sorted(included) == sorted(h.name for h in runtime_dir().glob("*.h"))
+
+
 def test_float_literals_round_trip_bit_for_bit(tmp_path):
     rng = np.random.default_rng(0)
     special = np.array([0.0, -0.0, 1.0, -1.0, 0.1, 1e-45, -1e-45, 1.17549435e-38, 1.1754942e-38,

@@ -1,4 +1,5 @@
-"""Channel-blocked layout (passes/select_layout.py, kernels/conv_nchw16c.py, runtime/cnn_nchwc.h):
+"""Channel-blocked layout (passes/select_kernels.py, select_layout.py, kernels/conv_nchw16c.py,
+runtime/cnn_nchw16c*.h):
 which layers run on blocks, where the reorders go, and the numbers of the blocked kernels
 against the reference and torch on awkward shapes."""
 import os
@@ -452,7 +453,7 @@ def expansion(nn, F):
 @pytest.mark.parametrize("size", [28, 23])
 def test_pointwise_chunks_are_shared_evenly_and_cover_every_pixel(size):
     """The 1x1 layer's pixel tiles go in chunks whose count is a multiple of the threads a
-    call may have (runtime/cnn_nchwc.h: cnn_pointwise_chunk): 28x28 is 130 tiles of 6
+    call may have (runtime/cnn_nchw16c_pointwise.h: cnn_pointwise_chunk): 28x28 is 130 tiles of 6
     pixels, 8 chunks for two threads, 9 for three; 23x23 leaves a partial tile. Every pixel is
     computed on 1, 2 or 3 threads, with the same numbers."""
     model, twin = twins(expansion)

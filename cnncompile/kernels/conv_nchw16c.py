@@ -1,4 +1,4 @@
-"""Convolutions on channel blocks (cnncompile/layout.py, runtime/cnn_nchwc.h): a 1x1
+"""Convolutions on channel blocks (cnncompile/layout.py, runtime/cnn_nchw16c_*.h): a 1x1
 kernel, a depthwise one, a direct one, and the entry kernel that reads planes and writes
 blocks for the run after it. Their weights are w[output block][inner][16]; select_kernels
 chooses them for the runs of layers it puts on blocks, never for one layer alone."""
@@ -26,7 +26,7 @@ DIRECT_MIN_STEPS = 8
 PIPELINE_BANDS = 4
 # the blocked depthwise kernel runs at about half the GEMM's FLOP rate
 DEPTHWISE_SLOWDOWN = 2
-# pixels a tile computes with AVX-512 (runtime/cnn_nchwc.h): the wide tile, the narrow one,
+# pixels a tile computes with AVX-512 (runtime/cnn_nchw16c.h): the wide tile, the narrow one,
 # and the 7-pixel variant of either; elsewhere all three are the same size
 TILE_PIXELS = {"CNN_PWW_MR": 6, "CNN_PW_MR": 8, "CNN_PW7_MR": 7}
 
@@ -211,7 +211,7 @@ def blocked_lower(node, ins, rows):
 
 
 def pixel_tile(run, wide):
-    """The tile's pixel count (a macro of runtime/cnn_nchwc.h) for runs of ``run`` pixels:
+    """The tile's pixel count (a macro of runtime/cnn_nchw16c.h) for runs of ``run`` pixels:
     7 where that computes at least 1/16 fewer pixels than the usual 6 or 8, a run's last
     partial tile counting whole (7x7 images; rows of 14, 28 or 56 pixels)."""
     usual = "CNN_PWW_MR" if wide else "CNN_PW_MR"

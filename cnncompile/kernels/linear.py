@@ -1,6 +1,6 @@
 """Linear layers: their weights read as rows (small layers), or in blocks of 16 outputs as a
 1x1 convolution's (large ones, whose weights stream from L3 or memory on every call). Both
-compute a group of samples at once as the lanes of a vector."""
+compute a group of samples at once as the lanes of a vector (runtime/cnn_linear.h)."""
 from ..layout import BLOCK, blocks
 from ..ops.common import parallel_worth_it
 from .base import Kernel

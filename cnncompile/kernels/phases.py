@@ -1,6 +1,6 @@
 """Phase planes: the zero-padded input split by stride phase, which the shifted GEMM, the
 taps and depthwise_planes kernels and the entry kernel onto channel blocks read
-(runtime/cnn_gemm.h: cnn_pad_phases).
+(runtime/cnn_im2col.h: cnn_pad_phases).
 
 For stride s, plane (c, ph, pw) holds every s-th padded row and column from (ph, pw). Kernel
 tap (c, kh, kw) then reads plane (c, kh*dh % sh, kw*dw % sw) from row kh*dh // sh, column
