@@ -8,119 +8,19 @@ symmetrically, an explicit pad layer goes first.
 """
 import inspect
 import math
-import operator
 
 import numpy as np
 
-from .. import trace
-from ..errors import ModelFileError, UnsupportedError
 from ..nn import functional as F
 from ..trace import Tensor
+from .onnx_layers import torch_pads  # importing it registers the layers' converters
+from .onnx_node import ARITH, CONVERTERS, Node, converter, with_constant
 
-CONVERTERS = {}
 # ops evaluated by onnx's reference implementation when every input is a constant
 FOLDABLE = {"Constant", "Identity", "Cast", "Shape", "Gather", "Unsqueeze", "Squeeze", "Concat",
             "Reshape", "Flatten", "Transpose", "Add", "Sub", "Mul", "Div", "Neg", "Sqrt",
             "Slice", "ConstantOfShape", "CastLike", "Relu", "Sigmoid", "Tanh", "Clip", "Dropout"}
 MAX_FOLDED = 1 << 24  # elements of one folded constant
-
-
-def converter(*names):
-    def register(fn):
-        for name in names:
-            CONVERTERS[name] = fn
-        return fn
-    return register
-
-
-class Node:
-    """What a converter sees of an ONNX node: its name, inputs and attributes."""
-
-    def __init__(self, proto, name, opset):
-        from onnx import helper
-        self.proto, self.name, self.op, self.opset = proto, name, proto.op_type, opset
-        self._check_attributes()
-        self.attrs = {a.name: helper.get_attribute_value(a) for a in proto.attribute}
-        for key, value in self.attrs.items():
-            if isinstance(value, bytes):
-                self.attrs[key] = value.decode("utf-8", "replace")
-
-    def _check_attributes(self):
-        """Every attribute must be one the op's schema has, of the schema's type, as ONNX
-        Runtime requires: an unknown one may change the meaning in a way nothing here reads."""
-        from onnx import AttributeProto, defs
-        try:
-            schema = defs.get_schema(self.op, self.opset, "")
-        except Exception:  # noqa: BLE001 - no such op: reported as unsupported, not here
-            return
-        for attr in self.proto.attribute:
-            expected = schema.attributes.get(attr.name)
-            if expected is None:
-                raise self.bad(f"attribute {attr.name!r} is not an attribute of {self.op} "
-                               f"(opset {self.opset})")
-            if attr.type != int(expected.type):
-                raise self.bad(f"attribute {attr.name} has type "
-                               f"{AttributeProto.AttributeType.Name(attr.type)}; {self.op} "
-                               f"takes {expected.type.name}")
-
-    def floats(self, value, what, dtype=np.float32):
-        """A constant float tensor: weights, biases, statistics, bounds."""
-        value = np.asarray(self.const(value, what))
-        if not np.issubdtype(value.dtype, np.floating):
-            raise self.bad(f"{what} is a tensor of {value.dtype}; {self.op} takes float tensors")
-        return value.astype(dtype)
-
-    def bad(self, message):
-        return ModelFileError(f"{self.op}: {message}", layer=self.name)
-
-    def unsupported(self, message):
-        return UnsupportedError(f"{self.op}: {message}", layer=self.name)
-
-    # The accessors below need no type checks: _check_attributes held every attribute to
-    # the type its schema gives.
-    def integer(self, key, default=None):
-        """An INT attribute, or the default; one without a default is required."""
-        value = self.attrs.get(key, default)
-        if value is None:
-            raise self.bad(f"attribute {key} is missing")
-        return value
-
-    def number(self, key, default):
-        """A FLOAT attribute; it must be finite, since it becomes a constant in the C."""
-        value = float(self.attrs.get(key, default))
-        if not math.isfinite(value):
-            raise self.bad(f"attribute {key} = {value!r} must be a finite number")
-        return value
-
-    def ints(self, key, count, default=None, positive=False, nonnegative=False):
-        value = self.attrs.get(key, default)
-        if value is None:
-            return None
-        if len(value) != count:
-            raise self.bad(f"attribute {key} has {len(value)} values but the node has "
-                           f"{count // (2 if key == 'pads' else 1)} spatial dimensions")
-        if positive and any(v <= 0 for v in value):
-            raise self.bad(f"attribute {key} = {value} must be positive")
-        if nonnegative and any(v < 0 for v in value):
-            raise self.bad(f"attribute {key} = {value} must not be negative")
-        if any(abs(v) > 1 << 20 for v in value):
-            raise self.bad(f"attribute {key} = {value} is absurdly large")
-        return value
-
-    def const(self, value, what):
-        if value is None:
-            raise self.bad(f"{what} is missing")
-        if isinstance(value, Tensor):
-            raise self.unsupported(f"{what} must be a constant (an initializer); here it is "
-                                   "computed from the input")
-        return value
-
-    def tensor(self, value, what="the data input"):
-        if value is None:
-            raise self.bad(f"{what} is missing")
-        if not isinstance(value, Tensor):
-            raise self.unsupported(f"{what} must depend on the model input")
-        return value
 
 
 def unsupported(nodes, opset_import):
@@ -176,219 +76,6 @@ def _shape(node, x):
     return shape[start:end]
 
 
-# -- padding -------------------------------------------------------------------------------
-def spatial_pads(node, in_sizes, kernel, strides, dilations):
-    """(begins, ends) per spatial dimension, from ``pads`` or ``auto_pad``."""
-    rank = len(kernel)
-    auto = node.attrs.get("auto_pad", "NOTSET")
-    if auto in ("NOTSET", ""):
-        pads = node.ints("pads", 2 * rank, [0] * 2 * rank, nonnegative=True)
-        return pads[:rank], pads[rank:]
-    if auto == "VALID":
-        return [0] * rank, [0] * rank
-    if auto not in ("SAME_UPPER", "SAME_LOWER"):
-        raise node.bad(f"auto_pad {auto!r} is not one of NOTSET, SAME_UPPER, SAME_LOWER, VALID")
-    begins, ends = [], []
-    for size, k, s, d in zip(in_sizes, kernel, strides, dilations):
-        out = -(-size // s)
-        total = max((out - 1) * s + (k - 1) * d + 1 - size, 0)
-        small, big = total // 2, total - total // 2
-        begins.append(small if auto == "SAME_UPPER" else big)
-        ends.append(big if auto == "SAME_UPPER" else small)
-    return begins, ends
-
-
-def torch_pads(begins, ends):
-    """(begin, end) pairs from the last dimension backwards, as F.pad takes them."""
-    out = []
-    for b, e in reversed(list(zip(begins, ends))):
-        out += [b, e]
-    return out
-
-
-def _window(node, x, weight_kernel=None):
-    """kernel, strides, dilations of a conv or pool node, checked against its input."""
-    rank = x.dim() - 2
-    if rank < 1:
-        raise node.unsupported(f"input of rank {x.dim()}; expected (N, C, spatial...)")
-    kernel = node.ints("kernel_shape", rank, weight_kernel, positive=True)
-    if kernel is None:
-        raise node.bad("attribute kernel_shape is missing")
-    if weight_kernel is not None and list(kernel) != list(weight_kernel):
-        raise node.bad(f"kernel_shape {kernel} disagrees with the weight's spatial shape "
-                       f"{list(weight_kernel)}")
-    strides = node.ints("strides", rank, [1] * rank, positive=True)
-    dilations = node.ints("dilations", rank, [1] * rank, positive=True)
-    return kernel, strides, dilations
-
-
-# -- layers ---------------------------------------------------------------------------------
-@converter("Conv")
-def conv(node, x, w, b=None):
-    x = node.tensor(x)
-    w = node.floats(w, "the weight W")
-    if w.ndim < 3 or w.ndim > 5:
-        raise node.unsupported(f"weight of rank {w.ndim}; cnncompile has 1-D, 2-D and 3-D "
-                               "convolutions")
-    if x.dim() != w.ndim:
-        raise node.bad(f"input of rank {x.dim()} and weight of rank {w.ndim} disagree")
-    kernel, strides, dilations = _window(node, x, list(w.shape[2:]))
-    group = node.integer("group", 1)
-    channels = x.shape[1]
-    if group <= 0 or channels % group or w.shape[0] % group:
-        raise node.bad(f"group {group} must be positive and divide the {channels} input and "
-                       f"{w.shape[0]} output channels")
-    if channels != w.shape[1] * group:
-        raise node.bad(f"the input has {channels} channels but the weight {list(w.shape)} with "
-                       f"group {group} expects {w.shape[1] * group}")
-    if b is not None:
-        b = node.floats(b, "the bias B")
-        if b.shape != (w.shape[0],):
-            raise node.bad(f"bias of shape {list(b.shape)}; expected [{w.shape[0]}]")
-    begins, ends = spatial_pads(node, x.shape[2:], kernel, strides, dilations)
-    if begins != ends:
-        x, begins = F.pad(x, torch_pads(begins, ends)), [0] * len(begins)
-    fn = {3: F.conv1d, 4: F.conv2d, 5: F.conv3d}[w.ndim]
-    return fn(x, w, b, stride=strides, padding=begins, dilation=dilations, groups=group)
-
-
-@converter("ConvTranspose")
-def conv_transpose(node, x, w, b=None):
-    x = node.tensor(x)
-    w = node.floats(w, "the weight W")
-    if w.ndim not in (3, 4) or x.dim() != w.ndim:
-        raise node.unsupported("only 1-D and 2-D transposed convolutions are supported")
-    rank = w.ndim - 2
-    kernel, strides, dilations = _window(node, x, list(w.shape[2:]))
-    group = node.integer("group", 1)
-    if group <= 0 or x.shape[1] % group or x.shape[1] != w.shape[0]:
-        raise node.bad(f"group {group} and weight {list(w.shape)} do not fit {x.shape[1]} input "
-                       "channels")
-    out_pad = node.ints("output_padding", rank, [0] * rank, nonnegative=True)
-    output_shape = node.ints("output_shape", rank, None, positive=True)
-    auto = node.attrs.get("auto_pad", "NOTSET")
-    if output_shape is not None or auto in ("SAME_UPPER", "SAME_LOWER"):
-        # ONNX: total_padding = stride * (in - 1) + output_padding + ((k - 1) * d + 1) - out,
-        # split evenly, the odd one at the end (SAME_UPPER, and output_shape) or the start
-        begins, ends = [], []
-        for i in range(rank):
-            full = (strides[i] * (x.shape[2 + i] - 1) + out_pad[i]
-                    + (kernel[i] - 1) * dilations[i] + 1)
-            target = output_shape[i] if output_shape is not None else x.shape[2 + i] * strides[i]
-            total = full - target
-            if total < 0:  # the output grows at the end: torch's output_padding
-                out_pad[i], total = out_pad[i] - total, 0
-            small, big = total // 2, total - total // 2
-            begins.append(big if auto == "SAME_LOWER" else small)
-            ends.append(small if auto == "SAME_LOWER" else big)
-    else:
-        begins, ends = spatial_pads(node, x.shape[2:], kernel, strides, dilations)
-    if begins != ends:
-        raise node.unsupported(f"asymmetric pads {begins + ends}; cnncompile's transposed "
-                               "convolution crops the same amount on both sides")
-    if b is not None:
-        b = node.floats(b, "the bias B")
-    if rank == 1:  # (N, C, L) as (N, C, 1, L)
-        y = F.conv_transpose2d(x.reshape(x.shape[0], x.shape[1], 1, x.shape[2]),
-                               w[:, :, None, :], b, stride=[1] + strides, padding=[0] + begins,
-                               output_padding=[0] + out_pad, groups=group,
-                               dilation=[1] + dilations)
-        return y.reshape(y.shape[0], y.shape[1], y.shape[3])
-    return F.conv_transpose2d(x, w, b, stride=strides, padding=begins, output_padding=out_pad,
-                              groups=group, dilation=dilations)
-
-
-def _as_2d(node, x):
-    """A 1-D pooling input (N, C, L) as (N, C, 1, L); 2-D as is."""
-    if x.dim() == 3:
-        return x.reshape(x.shape[0], x.shape[1], 1, x.shape[2]), True
-    if x.dim() != 4:
-        raise node.unsupported(f"{x.dim() - 2}-D pooling; cnncompile pools over 1-D and 2-D maps")
-    return x, False
-
-
-@converter("MaxPool", "AveragePool")
-def pool(node, x):
-    x = node.tensor(x)
-    if node.op == "MaxPool" and len(node.proto.output) > 1 and node.proto.output[1]:
-        raise node.unsupported("the Indices output is not supported")
-    kernel, strides, dilations = _window(node, x)
-    begins, ends = spatial_pads(node, x.shape[2:], kernel, strides, dilations)
-    ceil_mode = bool(node.integer("ceil_mode", 0))
-    x2, lifted = _as_2d(node, x)
-    if lifted:
-        kernel, strides, dilations = [1] + kernel, [1] + strides, [1] + dilations
-        begins, ends = [0] + begins, [0] + ends
-    # torch-style pooling pads both sides alike, by at most half the kernel; otherwise pad first
-    pad_first = begins != ends or any(p > k // 2 for p, k in zip(begins, kernel))
-    if node.op == "MaxPool":
-        if pad_first:
-            if ceil_mode:
-                raise node.unsupported(f"pads {begins + ends} with ceil_mode")
-            x2, begins = F.pad(x2, torch_pads(begins, ends), value=-math.inf), [0, 0]
-        y = F.max_pool2d(x2, kernel, strides, begins, dilations, ceil_mode=ceil_mode)
-    else:
-        if dilations != [1, 1]:
-            raise node.unsupported(f"dilations {dilations[-len(x.shape) + 2:]} in average pooling")
-        include = bool(node.integer("count_include_pad", 0))
-        if pad_first:
-            if ceil_mode:
-                raise node.unsupported(f"pads {begins + ends} that are asymmetric or more than "
-                                       "half the kernel, with ceil_mode")
-            in_sizes = x2.shape[2:]
-            y = F.avg_pool2d(F.pad(x2, torch_pads(begins, ends)), kernel, strides, 0,
-                             count_include_pad=True)
-            if not include:  # rescale each window from k*k to the inputs it covers
-                cover = _cover(node, in_sizes, kernel, strides, begins, ends)
-                y = _with_constant(node, "mul", y, cover)
-        else:
-            y = F.avg_pool2d(x2, kernel, strides, begins, ceil_mode=ceil_mode,
-                             count_include_pad=include)
-    return y.reshape(y.shape[0], y.shape[1], y.shape[3]) if lifted else y
-
-
-def _cover(node, in_sizes, kernel, strides, begins, ends):
-    """(1, OH, OW): kernel area / number of real inputs, for each window of a padded pool."""
-    counts = []
-    for size, k, s, b, e in zip(in_sizes, kernel, strides, begins, ends):
-        starts = np.arange((size + b + e - k) // s + 1) * s - b
-        counts.append(np.minimum(starts + k, size) - np.maximum(starts, 0))
-    cover = counts[0][:, None] * counts[1][None, :]
-    if (cover <= 0).any():
-        raise node.unsupported("a window lies wholly in the padding")
-    return (kernel[0] * kernel[1] / cover)[None].astype(np.float32)
-
-
-@converter("GlobalAveragePool", "GlobalMaxPool")
-def global_pool(node, x):
-    x = node.tensor(x)
-    if x.dim() < 3:
-        raise node.bad(f"input of rank {x.dim()}; expected (N, C, spatial...)")
-    n, c = x.shape[0], x.shape[1]
-    flat = x if x.dim() == 4 else x.reshape(n, c, 1, math.prod(x.shape[2:]))
-    fn = F.adaptive_avg_pool2d if node.op == "GlobalAveragePool" else F.adaptive_max_pool2d
-    y = fn(flat, 1)
-    return y if x.dim() == 4 else y.reshape((n, c) + (1,) * (x.dim() - 2))
-
-
-@converter("BatchNormalization")
-def batch_norm(node, x, scale, bias, mean, var):
-    x = node.tensor(x)
-    if node.integer("training_mode", 0) or any(node.proto.output[1:]):
-        raise node.unsupported("training mode (batch statistics, running-statistic outputs); "
-                               "export the model in eval mode")
-    params = [node.floats(v, what) for v, what in
-              ((scale, "scale"), (bias, "B"), (mean, "mean"), (var, "var"))]
-    c = x.shape[1] if x.dim() > 1 else 0
-    if any(p.shape != (c,) for p in params):
-        raise node.bad(f"scale, B, mean and var must each have {c} values (the channels), got "
-                       f"{[list(p.shape) for p in params]}")
-    flat = x if x.dim() == 4 else x.reshape(x.shape[0], c, 1, -1)
-    y = F.batch_norm(flat, params[2], params[3], params[0], params[1],
-                     eps=node.number("epsilon", 1e-5))
-    return y if x.dim() == 4 else y.reshape(*x.shape)
-
-
 # -- activations ----------------------------------------------------------------------------
 @converter("Relu", "Sigmoid", "Tanh", "HardSwish")
 def activation(node, x):
@@ -432,7 +119,7 @@ def prelu(node, x, slope):
     if slope.size == 1:
         return F.leaky_relu(x, float(slope.reshape(())))
     # max(0, x) + slope * min(0, x), with min(0, x) = -max(0, -x)
-    return F.relu(x) - _with_constant(node, "mul", F.relu(-x), slope)
+    return F.relu(x) - with_constant(node, "mul", F.relu(-x), slope)
 
 
 @converter("Softmax", "LogSoftmax")
@@ -553,26 +240,6 @@ def pad(node, x, pads=None, value=None, axes=None):
 
 
 # -- arithmetic -----------------------------------------------------------------------------
-ARITH = {"add": operator.add, "sub": operator.sub, "mul": operator.mul, "div": operator.truediv}
-
-
-def _with_constant(node, op, x, c, reverse=False):
-    """``x op c`` (``c op x`` if reverse) for a constant array ``c``, by numpy broadcasting."""
-    c = node.floats(c, "the constant operand")
-    if c.size == 1 and c.ndim <= x.dim():
-        value = float(c.reshape(()))
-        return ARITH[op](value, x) if reverse else ARITH[op](x, value)
-    if c.ndim > x.dim():
-        raise node.unsupported(f"a constant of rank {c.ndim} broadcast against a rank-{x.dim()} "
-                               "input would add dimensions in front of the batch")
-    c = c.reshape((1,) * (x.dim() - c.ndim) + c.shape)
-    if c.shape[0] != 1:
-        raise node.unsupported(f"a constant of shape {list(c.shape)} differs along the batch "
-                               "dimension")
-    attrs = {"reverse": True} if reverse else {}
-    return trace.apply(op, [x], attrs, {"other": np.ascontiguousarray(c[0])})
-
-
 @converter("Add", "Sub", "Mul", "Div")
 def arithmetic(node, a, b):
     op = node.op.lower()
@@ -583,5 +250,5 @@ def arithmetic(node, a, b):
             a, b = (big, small) if a.dim() > b.dim() else (small, big)
         return ARITH[op](a, b)
     if isinstance(a, Tensor):
-        return _with_constant(node, op, a, b)
-    return _with_constant(node, op, b, a, reverse=True)
+        return with_constant(node, op, a, b)
+    return with_constant(node, op, b, a, reverse=True)
