@@ -16,6 +16,28 @@ from .op_registry import REGISTRY
 from .options import CompileOptions
 
 
+# The fields of node.meta: who writes each (the tracer or a pass) for the passes after it to
+# read. Graph.lint() refuses any other key, so a pass that adds a field declares it here.
+META_FIELDS = {
+    "source": "trace: the user's line that called the layer, for error messages",
+    "shape": "trace, infer_shapes: the output shape",
+    "flops": "infer_shapes: FLOPs per sample",
+    "activation": "fuse_activation: the activation the layer applies as it stores",
+    "residual": "fuse_residual: the operand the layer adds as it stores",
+    "fused": "fold_batch_norm, fuse_*, pipeline_pointwise: the layers merged into it",
+    "in_shapes": "select_kernels: the input shapes the kernels' rules read",
+    "kernel": "select_kernels: the kernel's name (cnncompile/kernels/)",
+    "layout": "select_kernels, select_layout: 'blocks' when the output is in channel blocks",
+    "reads": "select_kernels: 'blocks' when a layer outside a run reads blocks itself",
+    "pipelined_into": "pipeline_pointwise: the layer that computes this 1x1 layer's output",
+    "reader": "pipeline_pointwise: 'depthwise' or 'pool', the kind of that layer",
+    "pipelined_from": "pipeline_pointwise: the 1x1 layer this one computes",
+    "inplace": "plan_memory: the output is written over the input",
+    "buffer": "plan_memory: where the output lives (kind, offset)",
+    "scratch": "plan_memory: where the layer's scratch lives (kind, offset)",
+}
+
+
 @dataclass
 class Node:
     name: str
@@ -153,6 +175,10 @@ class Graph:
             node = self.node(name)
             if node.name != name:
                 raise ValueError(f"node stored as {name!r} is named {node.name!r}")
+            unknown = set(node.meta) - set(META_FIELDS)
+            if unknown:
+                raise ValueError(f"{name}: undeclared meta field(s) {sorted(unknown)}; declare "
+                                 "them in ir.META_FIELDS")
             if node.op not in REGISTRY:
                 raise ValueError(f"{name}: unknown op {node.op!r}")
             positions = sorted(p for src in self.nx.predecessors(name)

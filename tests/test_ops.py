@@ -296,8 +296,8 @@ def test_registry_and_templates_agree():
     used = {op.template for op in ops.REGISTRY.values() if op.template}
     used |= {k.template for k in kernels.REGISTRY}
     used |= {k.pipelined_template for k in kernels.REGISTRY if getattr(k, "pipelined_template", None)}
-    used |= {op.blocked_template for op in ops.REGISTRY.values() if op.blocked_template}
-    used |= {op.blocks_template for op in ops.REGISTRY.values() if op.blocks_template}
+    used |= {op.reads_blocks_template for op in ops.REGISTRY.values() if op.reads_blocks_template}
+    used |= {op.on_blocks_template for op in ops.REGISTRY.values() if op.on_blocks_template}
     used |= {op.pipelined_template for op in ops.REGISTRY.values() if op.pipelined_template}
     present = {p.name for p in Path(templates_dir(), "ops").glob("*.j2")}
     assert used == present

@@ -143,3 +143,11 @@ def test_select_kernels_chooses_layouts_and_select_layout_only_reorders(name):
             assert kernels.layouts(g.node(src))[1] == kernels.layouts(node)[0], (src, node.name)
     assert all(kernels.layouts(g.node(o))[1] == PLANES for o in g.outputs)
     np.testing.assert_array_equal(reference.run(g, x), before)
+
+
+def test_lint_refuses_undeclared_meta_fields():
+    """Passes talk through the node.meta fields ir.META_FIELDS declares, nothing else."""
+    g = trace(load_example("seed_network")["model"], (1, 1, 28, 28))
+    g.node("conv1").meta["layuot"] = "blocks"
+    with pytest.raises(ValueError, match="conv1: undeclared meta field.*layuot"):
+        g.lint()

@@ -30,9 +30,9 @@ class Op:
     inplace = False      # may write its output over its input
     folds_batch_norm = False  # weight and bias per output channel: a BatchNorm after it folds in
     takes_residual = False    # adds a residual operand as it stores (passes/fuse_residual.py)
-    blocked_template = None  # the template used when the layer reads channel blocks
-    blocks_template = None   # ... when it reads and writes them, inside a blocked run
-    pipelined_template = None  # ... when it computes its 1x1 producer (passes/pipeline_pointwise.py)
+    reads_blocks_template = None  # reads channel blocks, writes planes (reads_blocks)
+    on_blocks_template = None     # reads and writes channel blocks, inside a run (runs_on_blocks)
+    pipelined_template = None     # computes its 1x1 producer (passes/pipeline_pointwise.py)
 
     def check_attrs(self, node):
         """Reject options cnncompile does not support (UnsupportedError). Needs no input
@@ -57,19 +57,19 @@ class Op:
         if "pipelined_from" in node.meta:
             return self.pipelined_template
         if node.meta.get("reads") == "blocks":
-            return self.blocked_template
-        if node.meta.get("layout") == "blocks" and self.blocks_template:
-            return self.blocks_template
+            return self.reads_blocks_template
+        if node.meta.get("layout") == "blocks" and self.on_blocks_template:
+            return self.on_blocks_template
         return self.template
 
     def reads_blocks(self, node, ins):
         """Whether the layer can read its input in channel blocks (cnncompile/layout.py) and write
-        planes, with blocked_template: passes/select_layout.py then needs no reorder."""
+        planes, with reads_blocks_template: select_kernels then puts no reorder before it."""
         return False
 
     def runs_on_blocks(self, node):
-        """Whether the layer can read and write channel blocks (blocks_template), and so be
-        part of a blocked run (passes/select_layout.py) without reorders around it."""
+        """Whether the layer can read and write channel blocks (on_blocks_template), and so be
+        part of a run on blocks (passes/select_kernels.py) without reorders around it."""
         return False
 
     def group_layout(self, node, ins, out_shape, samples):

@@ -31,8 +31,8 @@ def pool_out_size(size, k, s, p, d, ceil_mode):
 class MaxPool2d(Op):
     name = "max_pool2d"
     template = "max_pool2d.c.j2"
-    blocks_template = "max_pool2d_blocks.c.j2"
-    blocked_template = "max_pool2d_from_blocks.c.j2"
+    on_blocks_template = "max_pool2d_blocks.c.j2"
+    reads_blocks_template = "max_pool2d_from_blocks.c.j2"
     epilogue = True
 
     def runs_on_blocks(self, node):

@@ -55,7 +55,7 @@ def pipelined_runs(shape):
 
 class WindowPool(Op):
     template = "window_pool.c.j2"
-    blocked_template = "global_pool_blocks.c.j2"
+    reads_blocks_template = "global_pool_blocks.c.j2"
     # ... computing its input, a 1x1 convolution's output, as it goes
     pipelined_template = "global_pool_pointwise_blocks.c.j2"
     epilogue = True
