@@ -24,3 +24,18 @@ def test_harness_runs_and_writes_json_and_svg(tmp_path):
         assert r["rel_err"] < 1e-4 and r["ort_err"] < 1e-3
     assert (tmp_path / "r.svg").read_text().startswith("<svg")
     assert "ORT/cc" in res.stdout and "lowest ORT/cnncompile" in res.stdout
+
+
+def test_compare_times_two_checkouts_and_checks_their_outputs(tmp_path):
+    """benchmarks/compare.py against the checkout itself: both sides time the same code, in
+    their own processes, and their outputs are bit-identical."""
+    res = subprocess.run([sys.executable, "benchmarks/compare.py", str(ROOT), str(ROOT),
+                          "--models", "lenet5", "--threads", "1,2", "--batch", "1,3",
+                          "--seconds", "0.05", "--rounds", "2", "--json", str(tmp_path / "c.json")],
+                         cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    rows = json.loads((tmp_path / "c.json").read_text())
+    assert [(r["threads"], r["batch"]) for r in rows] == [(1, 1), (1, 3), (2, 1), (2, 3)]
+    for r in rows:
+        assert r["identical"] and r["old_ms"] > 0 and r["new_ms"] > 0
+    assert "new/old" in res.stdout
