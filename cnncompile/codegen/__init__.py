@@ -91,6 +91,31 @@ def _pointer(buf):
     return f"ws + {offset}" if offset else "ws"
 
 
+class _BufferNames:
+    """The names run_sample() and its variants give the workspace: one ``float *const`` per
+    (offset, layer that writes it), named after that layer (conv1_out, conv1_scratch). Two
+    layers that reuse one slice each have their own name for it; input and output stay x, y."""
+
+    def __init__(self, namer):
+        self.namer, self.names, self.decls = namer, {}, []  # decls: in order of first use
+
+    def __call__(self, buf, layer, role="out"):
+        if buf[0] != "arena":
+            return _pointer(buf)
+        key = (buf[1], layer, role)
+        if key not in self.names:
+            self.names[key] = self.namer.local(layer, role)
+            self.decls.append(dict(name=self.names[key], pointer=_pointer(buf)))
+        return self.names[key]
+
+
+def _writer(graph, name):
+    """The layer that stores a value: a view's (reshape, identity) is its input's."""
+    while ops.REGISTRY[graph.node(name).op].alias:
+        name = graph.input_names(name)[0]
+    return name
+
+
 # Batches run in groups of samples per thread when the model has layers that can compute a
 # group at once (Kernel.group_layout: small images with large weights, which a group reads once
 # instead of once per sample). Each sample of a group has its own copy of the workspace, so
@@ -124,11 +149,10 @@ def group_size(graph, requested=None):
     return group if group >= GROUP_MIN else 1
 
 
-def _group_pointers(buf, sizes):
-    """(pointer to sample 0, C expression for sample s, stride between samples) of a buffer."""
-    kind, offset = buf
-    base = _pointer(buf)
-    stride = {"input": "IN", "output": "OUT", "arena": "WSF"}[kind]
+def _group_pointers(buf, sizes, base):
+    """(pointer to sample 0, C expression for sample s, stride between samples) of a buffer
+    whose name (its pointer to sample 0) is base."""
+    stride = {"input": "IN", "output": "OUT", "arena": "WSF"}[buf[0]]
     return base, f"{base} + (size_t)s * {sizes[stride]}", sizes[stride]
 
 
@@ -145,6 +169,7 @@ def generate(graph, name=None, weights="auto", profile=False, slots=1, group=Non
     env = environment()
     prefix = model_prefix(name or graph.name)
     namer = Namer()
+    buffer_name = _BufferNames(namer)
     total = sum(int(a.size) for n in graph.nodes() for a in n.params.values())
     use_blob = weights == "blob" or (weights == "auto" and total > WEIGHTS_IN_C_MAX)
     layers, calls, weights, chunks, offset = [], [], [], [], 0
@@ -206,18 +231,21 @@ def generate(graph, name=None, weights="auto", profile=False, slots=1, group=Non
         bufs = [graph.node(src).meta["buffer"] for src in srcs]
         layers.append(env.get_template("ops/" + template).render(ctx))
         bufs.append(node.meta["buffer"])
-        args = [_pointer(b) for b in bufs]
-        sample_args = [_group_pointers(b, sizes)[1] for b in bufs]
+        names = [buffer_name(b, _writer(graph, s)) for b, s in zip(bufs, srcs + [node.name])]
+        args = list(names)
+        sample_args = [_group_pointers(b, sizes, n)[1] for b, n in zip(bufs, names)]
         if "scratch" in node.meta:
-            args.append(_pointer(node.meta["scratch"]))
-            sample_args.append(_group_pointers(node.meta["scratch"], sizes)[1])
+            args.append(buffer_name(node.meta["scratch"], node.name, "scratch"))
+            sample_args.append(_group_pointers(node.meta["scratch"], sizes, args[-1])[1])
         call = dict(fn=fn, args=args, sample_args=sample_args, layer=node.name)
         if ctx["group"]:
             group_scratch = max(group_scratch, ctx["group"]["scratch"])
-            call["group_args"] = [a for b in bufs for a in _group_pointers(b, sizes)[::2]] + \
-                ["gs", "count"]
+            call["group_args"] = [a for b, n in zip(bufs, names)
+                                  for a in _group_pointers(b, sizes, n)[::2]] + ["gs", "count"]
         calls.append(call)
 
+    in_group = {a for c in calls for a in c.get("group_args", c["args"])}
+    group_buffers = [d for d in buffer_name.decls if d["name"] in in_group]
     in_shape = tuple(graph.node(inp).meta["shape"][1:])
     out_shape = tuple(graph.node(out).meta["shape"][1:])
     workspace_floats = graph.meta["workspace_floats"]
@@ -240,6 +268,7 @@ def generate(graph, name=None, weights="auto", profile=False, slots=1, group=Non
                group=group, slot_floats=slot_floats, group_scratch_offset=group * workspace_floats,
                params=f"{total_params:,}",
                flops=f"{total_flops:,}", layers=layers, calls=calls, weights=weights,
+               buffers=buffer_name.decls, group_buffers=group_buffers,
                output_is_input=graph.meta["output_is_input"], blob=blob, profile=profile)
     c_source = env.get_template("model.c.j2").render(ctx)
     header = env.get_template("model.h.j2").render(ctx)
