@@ -1,7 +1,8 @@
 """Convolutions into channel blocks (runtime/cnn_nchwc.h), called directly: the direct kernel
 on blocks (its padded copy, row steps or bands of rows by groups of output blocks, as
 conv_direct_nchwc.c.j2 runs it), and the shifted kernel from planes (phase planes or the
-input in place, as conv_shifted_nchwc.c.j2 runs it), each in every tile shape."""
+input in place, as conv_shifted_nchwc.c.j2 runs it), in the tile shapes ops/blocked.py
+chooses from."""
 import numpy as np
 import pytest
 
@@ -165,6 +166,7 @@ CASES = [(16, 16, 1, 1, (1, 1), (1, 1), (0, 0), (1, 1)),
          (32, 64, 9, 8, (3, 3), (2, 2), (1, 1), (1, 1)),      # two input blocks, 4 output
          (17, 80, 6, 13, (1, 1), (2, 2), (0, 0), (1, 1)),     # partial blocks, 5 output
          (20, 33, 11, 10, (5, 3), (1, 2), (2, 0), (1, 2)),
+         (16, 16, 12, 9, (3, 3), (2, 1), (2, 1), (2, 1)),
          (48, 40, 5, 17, (3, 3), (1, 1), (0, 0), (1, 1))]     # unpadded, read in place
 
 
@@ -231,7 +233,7 @@ def test_pad_blocks(lib, blocks, h, w, top, left, hp, wp):
 SHIFTED_CASES = [(3, 16, 9, 11, (3, 3), (1, 1), (1, 1), (1, 1)),    # a stem
                  (1, 20, 13, 10, (5, 5), (2, 2), (2, 2), (1, 1)),
                  (3, 64, 8, 21, (3, 3), (2, 2), (1, 1), (1, 1)),
-                 (4, 33, 10, 9, (3, 2), (1, 2), (0, 0), (2, 1)),    # unpadded: in place
+                 (4, 33, 10, 21, (3, 2), (1, 2), (0, 0), (2, 1)),   # unpadded: in place
                  (2, 80, 1, 5, (1, 3), (1, 1), (0, 1), (1, 1))]
 
 

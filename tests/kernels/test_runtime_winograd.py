@@ -214,16 +214,18 @@ def test_convolution(lib, tile, c, k, h, w):
     assert_close(y[:, :h, :w], expected, 100 * mag if tile == 4 else 4 * mag)
 
 
-# (channels, in_h, in_w, pad, first, count)
-BLOCK_CASES = [(1, 3, 3, 1, 0, None), (5, 7, 6, 1, 0, None), (16, 9, 9, 0, 0, None),
-               (21, 13, 10, 1, 3, 5), (33, 6, 13, 1, 0, None), (3, 1, 1, 1, 0, None)]
+# (channels, in_h, in_w, pad_top, pad_left, first, count): all the tiles, or `count` from
+# `first`; padding 1 on both sides, or (padding (1, 0) of a layer) on the left and right
+BLOCK_CASES = [(1, 3, 3, 1, 1, 0, None), (5, 7, 6, 1, 1, 0, None), (16, 9, 9, 0, 0, 0, None),
+               (21, 13, 10, 1, 1, 3, 5), (33, 6, 13, 1, 0, 0, None), (3, 1, 1, 1, 1, 0, None),
+               (17, 8, 11, 0, 1, 1, 4)]
 
 
 @pytest.mark.parametrize("tile", [4, 2])
 @pytest.mark.parametrize("case", BLOCK_CASES)
 def test_blocks_input_transform(lib, tile, case):
-    channels, h, w, pad, first, count = case
-    out_h, out_w = h + 2 * pad - 2, w + 2 * pad - 2
+    channels, h, w, top, left, first, count = case
+    out_h, out_w = h + 2 * top - 2, w + 2 * left - 2
     tiles_h, tiles_w = -(-out_h // tile), -(-out_w // tile)
     count = tiles_h * tiles_w if count is None else count
     rows = -(-count // MR) * MR
@@ -231,14 +233,14 @@ def test_blocks_input_transform(lib, tile, case):
     x = random(rng, (channels, h, w))
     # the same as from padded planes with the tiles' patches inside them
     hq, wq = tile * tiles_h + 2, tile * tiles_w + 2
-    planes = np.zeros((channels, max(hq, h + pad), max(wq, w + pad)), np.float32)
-    planes[:, pad:pad + h, pad:pad + w] = x
+    planes = np.zeros((channels, max(hq, h + top), max(wq, w + left)), np.float32)
+    planes[:, top:top + h, left:left + w] = x
     expected, mag = transformed_inputs(planes, tile, tiles_w, first, count, rows)
     for parallel, threads in PARALLEL:
         v = filled((tile + 2) ** 2 * rows * channels)
         with c_harness.threads(lib, threads):
-            lib.lib.winograd_blocks_input(ptr(lib, c_harness.to_blocks(x)), channels, h, w, pad,
-                                          pad, tile + 2, tiles_w, first, count, rows,
+            lib.lib.winograd_blocks_input(ptr(lib, c_harness.to_blocks(x)), channels, h, w, top,
+                                          left, tile + 2, tiles_w, first, count, rows,
                                           ptr(lib, v), parallel)
         assert_close(v.reshape(expected.shape), expected, mag,
                      f"parallel {parallel}, {threads} threads")
