@@ -1,0 +1,196 @@
+"""Pooling on channel blocks (runtime/cnn_nchwc.h), called directly: the global average (whole,
+or in parts that threads share, global_pool_blocks.c.j2), the global average that computes
+its input through a 1x1 convolution (global_pool_pointwise_blocks.c.j2), and max pooling
+(max_pool2d_blocks.c.j2)."""
+import numpy as np
+import pytest
+
+import c_harness
+from c_harness import (ACTIVATIONS, BLOCK, PARALLEL, TILES, assert_close, assert_equal, filled,
+                       ptr, random)
+
+HEADERS = ["cnn_nchwc.h"]
+
+SOURCE = c_harness.TILES_C + r"""
+/* the parts' sums added in order, each block's average stored */
+static void average(const float *sums, int parts, int blocks, int channels, float divisor,
+                    float *y)
+{
+    for (int b = 0; b < blocks; ++b) {
+        cnn_vb s = cnn_bload(sums + b * CNN_CB);
+        for (int q = 1; q < parts; ++q)
+            s = cnn_badd(s, cnn_bload(sums + ((size_t)q * blocks + b) * CNN_CB));
+        cnn_global_avg_store(s, channels, divisor, y, b);
+    }
+}
+
+/* parts 1: each block's sum at once; more: the parts' sums into scratch, then added */
+void global_avg(const float *x, int channels, int plane, int parts, float divisor, float *y,
+                float *scratch, int parallel)
+{
+    const int blocks = (channels + CNN_CB - 1) / CNN_CB;
+    if (parts == 1) {
+        for (int b = 0; b < blocks; ++b)
+            cnn_global_avg_store(cnn_block_sum(x + (size_t)b * plane * CNN_CB, 0, plane),
+                                 channels, divisor, y, b);
+        return;
+    }
+    CNN_FOR_THREADS(parallel, q, 0, parts, 1,
+        cnn_global_sum_part(x, blocks, plane, parts, q, scratch + (size_t)q * blocks * CNN_CB));
+    average(scratch, parts, blocks, channels, divisor, y);
+}
+
+static __attribute__((noinline)) void
+pool_part(int tile, int k_n, int blocks, int plane, int parts, int pixels, int q,
+          const float *x, const float *w, const float *bias, int act, float *sums)
+{
+    if (distinct_tile(tile) == 0)
+        cnn_pointwise_pool_part(CNN_PW_MR, CNN_PW_NB, k_n, blocks, plane, parts, pixels, q, x,
+                                w, bias, act, sums);
+    else
+        cnn_pointwise_pool_part(CNN_PW7_MR, CNN_PWW_NB, k_n, blocks, plane, parts, pixels, q,
+                                x, w, bias, act, sums);
+}
+
+/* the average of act(W x + b) over the plane, its pixels in parts and runs of `pixels`;
+ * tile 0 (narrow) or 3 (wide, 7 pixels) */
+void pointwise_avg(int tile, int k_n, int channels, int plane, int parts, int pixels,
+                   const float *x, const float *w, const float *bias, int act, float *y,
+                   float *scratch, int parallel)
+{
+    const int blocks = (channels + CNN_CB - 1) / CNN_CB;
+    CNN_FOR_THREADS(parallel, q, 0, parts, 1,
+        pool_part(tile, k_n, blocks, plane, parts, pixels, q, x, w, bias, act,
+                  scratch + (size_t)q * blocks * CNN_CB));
+    average(scratch, parts, blocks, channels, (float)plane, y);
+}
+
+/* g: in_h, in_w, out_h, out_w, kh, kw, stride_h, stride_w, pad_top, pad_left, dil_h, dil_w,
+ * col_lo, col_hi */
+static __attribute__((noinline)) void
+max_pool_row(const int *g, const float *x, float *y, int act, int r)
+{
+    cnn_max_pool_block_row(g[0], g[1], g[3], g[4], g[5], g[6], g[7], g[8], g[9], g[10], g[11],
+                           g[12], g[13], x, y + (size_t)r * g[3] * CNN_CB, act, r / g[2],
+                           r % g[2]);
+}
+
+void max_pool(const int *g, int blocks, const float *x, float *y, int act, int parallel)
+{
+    CNN_FOR_THREADS(parallel, r, 0, blocks * g[2], 1, max_pool_row(g, x, y, act, r));
+}
+"""
+
+lib = c_harness.fixture(HEADERS, SOURCE, c_harness.BLOCKED_FLAVOURS)
+
+
+@pytest.mark.parametrize("channels", [1, 16, 21, 40])
+@pytest.mark.parametrize("plane", [1, 3, 7, 50])
+@pytest.mark.parametrize("parts", [1, 2, 8])
+def test_global_average(lib, channels, plane, parts):
+    parts = min(parts, plane)
+    rng = np.random.default_rng(channels * plane)
+    x = random(rng, (channels, plane), -4, 4)
+    xb = c_harness.to_blocks(x)
+    blocks = xb.shape[0]
+    divisor = float(plane)
+    for parallel, threads in PARALLEL:
+        y = filled(blocks * BLOCK)
+        scratch = filled(parts * blocks * BLOCK)
+        with c_harness.threads(lib, threads):
+            lib.lib.global_avg(ptr(lib, xb), channels, plane, parts, divisor, ptr(lib, y),
+                               ptr(lib, scratch), parallel)
+        what = f"parallel {parallel}, {threads} threads"
+        assert_close(y[:channels], x.astype(np.float64).mean(axis=1),
+                     np.abs(x).mean(axis=1), what)
+        assert np.isnan(y[channels:]).all(), f"{what}: written past the channels"
+
+
+@pytest.mark.parametrize("k_n,channels,plane", [(1, 3, 1), (5, 16, 7), (16, 40, 30),
+                                                (17, 70, 50), (33, 20, 9)])
+@pytest.mark.parametrize("tile_name", ["narrow", "wide7"])
+@pytest.mark.parametrize("parts,pixels", [(1, 24), (8, 24), (3, 5)])
+@pytest.mark.parametrize("act,bias", [(0, False), (2, True)])
+def test_pointwise_average(lib, k_n, channels, plane, tile_name, parts, pixels, act, bias):
+    """The pipelined pool: each part's pixels through the 1x1 layer in runs, summed as each
+    tile finishes, the parts added in order."""
+    parts, pixels = min(parts, plane), min(pixels, plane)
+    rng = np.random.default_rng(k_n * channels + plane)
+    x = random(rng, (k_n, plane))
+    w = random(rng, (channels, k_n, 1, 1))
+    b = random(rng, channels, -8, 8) if bias else None
+    wp, bp = c_harness.pack_blocked("pointwise_nchwc", w, b)
+    blocks = -(-channels // BLOCK)
+    z = w.reshape(channels, k_n).astype(np.float64) @ x
+    mag = np.abs(w.reshape(channels, k_n)) @ np.abs(x)
+    if bias:
+        z += b[:, None]
+        mag += np.abs(b)[:, None]
+    expected = ACTIVATIONS[act](z).mean(axis=1)
+    for parallel, threads in PARALLEL:
+        y = filled(blocks * BLOCK)
+        scratch = filled(parts * blocks * BLOCK)
+        with c_harness.threads(lib, threads):
+            lib.lib.pointwise_avg(TILES[tile_name], k_n, channels, plane, parts, pixels,
+                                  ptr(lib, c_harness.to_blocks(x)), ptr(lib, wp), ptr(lib, bp),
+                                  act, ptr(lib, y), ptr(lib, scratch), parallel)
+        what = f"parallel {parallel}, {threads} threads"
+        assert_close(y[:channels], expected, mag.mean(axis=1), what)
+
+
+def pool_out(size, k, s, p, d):
+    return (size + 2 * p - d * (k - 1) - 1) // s + 1
+
+
+def max_pool_reference(x, kernel, stride, padding, dilation):
+    """The largest of each window's values inside the input (padding never wins), NaN
+    winning."""
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
+    c, h, w = x.shape
+    oh, ow = pool_out(h, kh, sh, ph, dh), pool_out(w, kw, sw, pw, dw)
+    xp = np.pad(x, ((0, 0), (ph, ph + sh), (pw, pw + sw)), constant_values=-np.inf)
+    y = np.full((c, oh, ow), -np.inf, np.float32)
+    for i in range(kh):
+        for j in range(kw):
+            y = np.fmax(y, xp[:, i * dh:i * dh + oh * sh:sh, j * dw:j * dw + ow * sw:sw])
+    nan = np.zeros((c, oh, ow), bool)  # NaN wins: where any tap inside is NaN
+    for i in range(kh):
+        for j in range(kw):
+            nan |= np.isnan(xp[:, i * dh:i * dh + oh * sh:sh, j * dw:j * dw + ow * sw:sw])
+    y[nan] = np.nan
+    return y
+
+
+# (channels, in_h, in_w, kernel, stride, padding, dilation)
+POOLS = [(1, 1, 1, (1, 1), (1, 1), (0, 0), (1, 1)),
+         (16, 8, 8, (2, 2), (2, 2), (0, 0), (1, 1)),
+         (5, 9, 11, (3, 3), (2, 2), (1, 1), (1, 1)),
+         (20, 13, 7, (3, 2), (1, 2), (1, 1), (2, 1)),
+         (33, 6, 17, (5, 5), (3, 1), (2, 2), (1, 2))]
+
+
+@pytest.mark.parametrize("pool", POOLS)
+@pytest.mark.parametrize("act", [0, 1, 2])
+@pytest.mark.parametrize("nan", [False, True], ids=["finite", "nan"])
+def test_max_pool(lib, pool, act, nan):
+    c, h, w, kernel, stride, padding, dilation = pool
+    out_h = pool_out(h, kernel[0], stride[0], padding[0], dilation[0])
+    out_w = pool_out(w, kernel[1], stride[1], padding[1], dilation[1])
+    lo, hi = c_harness.inner_range(w, out_w, kernel[1], stride[1], padding[1], dilation[1])
+    geometry = np.array([h, w, out_h, out_w, *kernel, *stride, *padding, *dilation, lo, hi],
+                        np.int32)
+    rng = np.random.default_rng(c * h * w)
+    x = random(rng, (c, h, w), -8, 8)
+    if nan:
+        x[rng.random(x.shape) < 0.05] = np.nan
+    blocks = -(-c // BLOCK)
+    expected = max_pool_reference(x, kernel, stride, padding, dilation)
+    with np.errstate(invalid="ignore"):
+        expected = np.where(np.isnan(expected), expected, ACTIVATIONS[act](expected))
+    for parallel, threads in PARALLEL:
+        y = filled((blocks, out_h, out_w, BLOCK), 7.0)
+        with c_harness.threads(lib, threads):
+            lib.lib.max_pool(ptr(lib, geometry), blocks, ptr(lib, c_harness.to_blocks(x)),
+                             ptr(lib, y), act, parallel)
+        assert_equal(c_harness.from_blocks(y, c), expected,
+                     f"parallel {parallel}, {threads} threads")
