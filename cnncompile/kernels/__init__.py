@@ -7,35 +7,30 @@ family's module (or a new module; see TEMPLATE.py), a line here, and its templat
 """
 from .. import ops
 from ..layout import BLOCKS, PLANES
-from . import conv_nchw16c as nchw16c
-from . import conv_nchw_direct as direct
-from . import conv_nchw_gemm as gemm
-from . import conv_transpose as transpose
-from . import conv_winograd as winograd
-from . import linear
+from . import conv_nchw16c, conv_nchw_direct, conv_nchw_gemm, conv_transpose, conv_winograd, linear
 
 REGISTRY = [
-    direct.DepthwisePlanes(),
-    direct.DepthwiseRows(),
-    winograd.WinogradF4x4(),
-    winograd.WinogradF2x2(),
-    direct.Taps(),
-    gemm.Im2rowGemm(),
-    gemm.Gemm1x1(),
-    gemm.ShiftedGemm(),
-    gemm.Im2colGemm(),
-    direct.Direct(),
-    nchw16c.Pointwise(),
-    nchw16c.Depthwise(),
-    nchw16c.Direct(),
-    nchw16c.Entry(),
-    winograd.WinogradF4x4Blocks(),
-    winograd.WinogradF2x2Blocks(),
+    conv_nchw_direct.DepthwisePlanes(),
+    conv_nchw_direct.DepthwiseRows(),
+    conv_winograd.WinogradF4x4(),
+    conv_winograd.WinogradF2x2(),
+    conv_nchw_direct.Taps(),
+    conv_nchw_gemm.Im2rowGemm(),
+    conv_nchw_gemm.Gemm1x1(),
+    conv_nchw_gemm.ShiftedGemm(),
+    conv_nchw_gemm.Im2colGemm(),
+    conv_nchw_direct.Direct(),
+    conv_nchw16c.Pointwise(),
+    conv_nchw16c.Depthwise(),
+    conv_nchw16c.Direct(),
+    conv_nchw16c.Entry(),
+    conv_winograd.WinogradF4x4Blocks(),
+    conv_winograd.WinogradF2x2Blocks(),
     linear.LinearRows(),
     linear.LinearBlocks(),
-    transpose.TransposeInterleave(),
-    transpose.TransposeCol2im(),
-    transpose.TransposeDirect(),
+    conv_transpose.TransposeInterleave(),
+    conv_transpose.TransposeCol2im(),
+    conv_transpose.TransposeDirect(),
 ]
 
 

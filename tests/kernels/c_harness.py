@@ -33,37 +33,45 @@ from cnncompile import build
 from cnncompile.codegen import CSource
 
 # The project's weight packing and kernel geometry, which the tests reuse to build the
-# arrays the runtime reads exactly as the compiler does. (These functions are moving to a
-# cnncompile/kernels/ package: this is the one place that imports them.)
-from cnncompile.ops import blocked as _blocked
-from cnncompile.ops import conv as _conv
-from cnncompile.ops import winograd as _winograd
+# arrays the runtime reads exactly as the compiler does: the one place that imports them.
+from cnncompile import kernels as _kernels  # noqa: E402
+from cnncompile.kernels import conv_base as _conv_base  # noqa: E402
+from cnncompile.kernels import conv_nchw16c as _nchw16c  # noqa: E402
+from cnncompile.kernels import gemm as _gemm  # noqa: E402
+from cnncompile.kernels import phases as _phases  # noqa: E402
+from cnncompile.kernels.conv_winograd import WinogradF2x2, WinogradF4x4  # noqa: E402
+from cnncompile.layout import BLOCK, blocks  # noqa: E402,F401  (BLOCK: CNN_CB)
 
-pack_panels = _conv.pack_panels          # A of cnn_gemm: a[g][panel][k][MR]
-pack_columns = _conv.pack_columns        # B of cnn_gemm_bpacked_block: b[panel][k][32]
-inner_range = _conv.inner_range          # the output columns whose taps are all inside
-shifted_layout = _conv.shifted_layout    # phase planes and tap offsets of shifted kernels
-transform_weights = _winograd.transform_weights  # U = G g G^T, packed as pack_columns
-WINOGRAD = _winograd.VARIANTS            # per variant: tile, g, b_t, a_t
-BPANEL = _conv.NR_MAX                    # CNN_BPANEL
-BLOCK = _blocked.BLOCK                   # CNN_CB
+pack_panels = _gemm.pack_panels          # A of cnn_gemm: a[g][panel][k][MR]
+pack_columns = _gemm.pack_columns        # B of cnn_gemm_bpacked_block: b[panel][k][32]
+inner_range = _conv_base.inner_range     # the output columns whose taps are all inside
+shifted_layout = _phases.shifted_layout  # phase planes and tap offsets of shifted kernels
+WINOGRAD = {k.name: dict(tile=k.tile, g=k.g, b_t=k.b_t, a_t=k.a_t)  # per variant
+            for k in (WinogradF4x4, WinogradF2x2)}
+BPANEL = _gemm.NR_MAX                    # CNN_BPANEL
+
+
+def transform_weights(weight, kernel):
+    """U = G g G^T for the Winograd kernel named ``kernel``, packed as pack_columns."""
+    return _kernels.KERNELS["conv2d"][kernel].transform_weights(weight)
 
 
 def pack_blocked(kernel, weight, bias=None):
-    """(weight, bias) packed for a blocked kernel ('pointwise_nchwc', 'depthwise_nchwc',
-    'direct_nchwc', 'shifted_nchwc'): w[out block][inner][16], bias padded to whole blocks
-    (None without a bias)."""
+    """(weight, bias) packed for a kernel on blocks ('nchw16c.pointwise', 'nchw16c.depthwise',
+    'nchw16c.direct', 'nchw_to_nchw16c.shifted'): w[out block][inner][16], bias padded to whole
+    blocks (None without a bias)."""
     params = {"weight": weight} if bias is None else {"weight": weight, "bias": bias}
-    packed = _blocked.pack(SimpleNamespace(params=params, meta={"kernel": kernel}))
+    node = SimpleNamespace(params=params, meta={"kernel": kernel})
+    packed = _kernels.KERNELS["conv2d"][kernel].pack(node)
     return packed["weight"], packed.get("bias")
 
 
 def pack_linear_blocks(weight, bias=None):
-    """A linear layer's weights (out x in) as linear_blocks packs them: a 1x1 convolution's
+    """A linear layer's weights (out x in) as nc.linear_blocks packs them: a 1x1 convolution's
     blocks w[out / 16][in padded to whole blocks][16]; the bias padded to whole blocks."""
     params = {"weight": weight} if bias is None else {"weight": weight, "bias": bias}
-    inner = _blocked.blocks(weight.shape[1]) * BLOCK
-    packed = _blocked.pack_rows(SimpleNamespace(params=params), weight, inner)
+    inner = blocks(weight.shape[1]) * BLOCK
+    packed = _nchw16c.pack_rows(SimpleNamespace(params=params), weight, inner)
     return packed["weight"], packed.get("bias")
 
 
@@ -86,7 +94,7 @@ FLAVOURS = {
 # portable build of the blocked kernels runs in tests/test_layout.py, whole models).
 BLOCKED_FLAVOURS = ("native", "scalar")
 
-# The tiles of the blocked kernels (runtime/cnn_nchwc.h) that ops/blocked.py chooses from,
+# The tiles of the blocked kernels (runtime/cnn_nchw16c.h) that kernels/conv_nchw16c.py chooses from,
 # by code: pixels x output blocks. C for the harnesses that dispatch on them: each call of a
 # tiled function takes its code's macros as constants, as a model's does; without AVX-512
 # the four are one shape, and distinct_tile maps them onto code 0, so that it is compiled

@@ -1,4 +1,4 @@
-"""The depthwise convolution on channel blocks (runtime/cnn_nchwc.h), called directly: whole
+"""The depthwise convolution on channel blocks (runtime/cnn_nchw16c_depthwise.h), called directly: whole
 planes in bands of output rows (conv_depthwise_nchwc.c.j2), and rings of input rows filled
 just before the rows that read them (conv_pointwise_depthwise_nchwc.c.j2)."""
 import numpy as np
@@ -7,7 +7,7 @@ import pytest
 import c_harness
 from c_harness import ACTIVATIONS, BLOCK, assert_close, filled, ptr, random
 
-HEADERS = ["cnn_nchwc.h"]
+HEADERS = ["cnn_nchw16c_depthwise.h"]
 
 SOURCE = r"""
 struct geometry {
@@ -141,7 +141,7 @@ def test_depthwise(lib, case, act, bias, residual):
     rng = np.random.default_rng(channels * case[2])
     geometry, x, w, b, r, expected, mag = setup(case, rng, bias, residual)
     out_h, out_w = geometry[2], geometry[3]
-    wp, bp = c_harness.pack_blocked("depthwise_nchwc", w, b)
+    wp, bp = c_harness.pack_blocked("nchw16c.depthwise", w, b)
     blocks = -(-channels // BLOCK)
     xb = c_harness.to_blocks(x)
     rb = None if r is None else c_harness.to_blocks(r)
@@ -166,7 +166,7 @@ def test_depthwise_rings(lib, case, bands):
     geometry, x, w, b, r, expected, mag = setup(case, rng, True, False)
     out_h, out_w, in_w = geometry[2], geometry[3], geometry[1]
     bands = min(bands, out_h)
-    wp, bp = c_harness.pack_blocked("depthwise_nchwc", w, b)
+    wp, bp = c_harness.pack_blocked("nchw16c.depthwise", w, b)
     blocks = -(-channels // BLOCK)
     rows = (case[3][0] - 1) * case[6][0] + 1
     rings = filled(bands * blocks * rows * in_w * BLOCK)

@@ -1,7 +1,7 @@
-"""Convolutions into channel blocks (runtime/cnn_nchwc.h), called directly: the direct kernel
+"""Convolutions into channel blocks (runtime/cnn_nchw16c_direct.h, cnn_nchw16c_shifted.h), called directly: the direct kernel
 on blocks (its padded copy, row steps or bands of rows by groups of output blocks, as
 conv_direct_nchwc.c.j2 runs it), and the shifted kernel from planes (phase planes or the
-input in place, as conv_shifted_nchwc.c.j2 runs it), in the tile shapes ops/blocked.py
+input in place, as conv_shifted_nchwc.c.j2 runs it), in the tile shapes kernels/conv_nchw16c.py
 chooses from."""
 import numpy as np
 import pytest
@@ -10,7 +10,7 @@ import c_harness
 from c_harness import (ACTIVATIONS, BLOCK, PARALLEL, TILES, assert_close, assert_equal, filled,
                        ptr, random)
 
-HEADERS = ["cnn_nchwc.h"]
+HEADERS = ["cnn_im2col.h", "cnn_nchw16c_pointwise.h", "cnn_nchw16c_direct.h", "cnn_nchw16c_shifted.h"]
 
 SOURCE = c_harness.TILES_C + r"""
 /* g: kh, kw, stride_h, stride_w, dil_h, dil_w, out_h, out_w, in_h, in_w, pad_top, pad_left,
@@ -171,7 +171,7 @@ CASES = [(16, 16, 1, 1, (1, 1), (1, 1), (0, 0), (1, 1)),
 
 
 def direct_extent(h, w, out_h, out_w, kernel, stride, padding, dilation):
-    """(padded, hp, wp) as ops/blocked.py: padded_input computes them."""
+    """(padded, hp, wp) as kernels/conv_nchw16c.py: padded_input computes them."""
     hp = (out_h - 1) * stride[0] + (kernel[0] - 1) * dilation[0] + 1
     wp = (out_w - 1) * stride[1] + (kernel[1] - 1) * dilation[1] + 1
     padded = padding[0] > 0 or padding[1] > 0 or hp > h or wp > w
@@ -194,7 +194,7 @@ def test_direct(lib, case, tile_name, act, bias, residual):
     w = random(rng, (k, c, *kernel))
     b = random(rng, k, -8, 8) if bias else None
     r = random(rng, (k, out_h, out_w), -4, 4) if residual else None
-    wp_, bp = c_harness.pack_blocked("direct_nchwc", w, b)
+    wp_, bp = c_harness.pack_blocked("nchw16c.direct", w, b)
     in_blocks, out_blocks = -(-c // BLOCK), -(-k // BLOCK)
     expected, mag = epilogue(*conv_reference(x, w, stride, padding, dilation), b, r, act)
     xb = c_harness.to_blocks(x)
@@ -256,7 +256,7 @@ def test_shifted(lib, case, tile_name, act, bias):
     x = random(rng, (c, h, w_))
     w = random(rng, (k, c, *kernel))
     b = random(rng, k, -8, 8) if bias else None
-    wp, bp = c_harness.pack_blocked("shifted_nchwc", w, b)
+    wp, bp = c_harness.pack_blocked("nchw_to_nchw16c.shifted", w, b)
     out_blocks = -(-k // BLOCK)
     expected, mag = epilogue(*conv_reference(x, w, stride, padding, dilation), b, None, act)
     for parallel, threads in PARALLEL:

@@ -7,7 +7,7 @@ import pytest
 import c_harness
 from c_harness import ACTIVATIONS, PARALLEL, assert_close, assert_equal, filled, ptr, random
 
-HEADERS = ["cnn_gemm.h"]
+HEADERS = ["cnn_gemm.h", "cnn_im2col.h"]
 
 SOURCE = r"""
 void constants(int *out)
@@ -233,7 +233,7 @@ def test_gemm(lib, m, kdim, n, b_layout, act, bias):
 @pytest.mark.parametrize("m,kdim,n", [(1, 1, 1), (7, 9, 3), (8, 300, 70), (13, 27, 130),
                                       (19, 260, 200)])
 def test_gemm_rows(lib, m, kdim, n):
-    """B's rows through an offset table (shifted_gemm's phase planes); C has whole NR blocks
+    """B's rows through an offset table (nchw.shifted_gemm's phase planes); C has whole NR blocks
     of columns (the ones past n are scratch), and only m rows."""
     nr = constants(lib)["NR"]
     ldc = -(-n // nr) * nr
@@ -412,7 +412,7 @@ def test_pad_phases(lib, conv, order):
 @pytest.mark.parametrize("conv", PHASE_CONVS[1:])
 def test_shifted_convolution(lib, conv):
     """Phase planes, then cnn_gemm_rows through the tap offsets shifted_layout gives them:
-    the shifted_gemm kernel's two steps make the convolution."""
+    the nchw.shifted_gemm kernel's two steps make the convolution."""
     c, h, w, kernel, stride, padding, dilation = conv
     nr = constants(lib)["NR"]
     k = 11

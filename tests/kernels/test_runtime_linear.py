@@ -1,13 +1,13 @@
 """The linear-layer kernels of runtime/cnn_nchwc.h, called directly: samples as the lanes of a
 vector (linear.c.j2's group path, weights in rows or in blocks), and one sample's outputs
-in groups of output blocks (linear_blocks)."""
+in groups of output blocks (nc.linear_blocks)."""
 import numpy as np
 import pytest
 
 import c_harness
 from c_harness import ACTIVATIONS, PARALLEL, assert_close, filled, ptr, random
 
-HEADERS = ["cnn_nchwc.h"]
+HEADERS = ["cnn_linear.h"]
 
 SOURCE = r"""
 void linear_lanes(int in, int out, const float *x, size_t xs, const float *w, int blocked,

@@ -1,4 +1,4 @@
-"""The 1x1 convolution on channel blocks (runtime/cnn_nchwc.h), called directly: each tile shape
+"""The 1x1 convolution on channel blocks (runtime/cnn_nchw16c_pointwise.h), called directly: each tile shape
 the compiler chooses from, both loop orders of conv_pointwise_nchwc.c.j2, and the row runs a
 pipelined depthwise layer computes its input with (into a ring, or summed)."""
 import numpy as np
@@ -7,7 +7,7 @@ import pytest
 import c_harness
 from c_harness import ACTIVATIONS, BLOCK, TILES, assert_close, filled, ptr, random
 
-HEADERS = ["cnn_nchwc.h"]
+HEADERS = ["cnn_nchw16c_pointwise.h"]
 
 SOURCE = c_harness.TILES_C + r"""
 /* Pair u of the (group of output blocks, pixel step) pairs of a 1x1 convolution, in the
@@ -110,7 +110,7 @@ def test_pointwise(lib, shape, tile_name, act, bias, residual):
     w = random(rng, (k, k_n, 1, 1))
     b = random(rng, k, -8, 8) if bias else None
     r = random(rng, (k, plane), -4, 4) if residual else None
-    wp, bp = c_harness.pack_blocked("pointwise_nchwc", w, b)
+    wp, bp = c_harness.pack_blocked("nchw16c.pointwise", w, b)
     out_blocks = -(-k // BLOCK)
     expected, mag = pointwise_reference(x, w.reshape(k, k_n), b, act)
     if residual:
@@ -147,7 +147,7 @@ def test_pointwise_run(lib, run, tile_name, act, bias, sum_):
     x = random(rng, (k_n, h, w_))
     w = random(rng, (k, k_n, 1, 1))
     b = random(rng, k, -8, 8) if bias else None
-    wp, bp = c_harness.pack_blocked("pointwise_nchwc", w, b)
+    wp, bp = c_harness.pack_blocked("nchw16c.pointwise", w, b)
     row = h - 1  # the last row: the run's input is inside the blocks, not at their start
     xb = c_harness.to_blocks(x)
     ystride = (1 if sum_ else w_) * BLOCK + 24  # room between the blocks, never written

@@ -9,7 +9,7 @@ import c_harness
 from c_harness import (ACTIVATIONS, BLOCK, PARALLEL, TILES, assert_close, assert_equal, filled,
                        ptr, random)
 
-HEADERS = ["cnn_nchwc.h"]
+HEADERS = ["cnn_nchw16c_pool.h"]
 
 SOURCE = c_harness.TILES_C + r"""
 /* the parts' sums added in order, each block's average stored */
@@ -119,7 +119,7 @@ def test_pointwise_average(lib, k_n, channels, plane, tile_name, parts, pixels, 
     x = random(rng, (k_n, plane))
     w = random(rng, (channels, k_n, 1, 1))
     b = random(rng, channels, -8, 8) if bias else None
-    wp, bp = c_harness.pack_blocked("pointwise_nchwc", w, b)
+    wp, bp = c_harness.pack_blocked("nchw16c.pointwise", w, b)
     blocks = -(-channels // BLOCK)
     z = w.reshape(channels, k_n).astype(np.float64) @ x
     mag = np.abs(w.reshape(channels, k_n)) @ np.abs(x)

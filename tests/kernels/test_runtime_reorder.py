@@ -7,7 +7,7 @@ import pytest
 import c_harness
 from c_harness import BLOCK, PARALLEL, assert_equal, filled, ptr, random
 
-HEADERS = ["cnn_nchwc.h"]
+HEADERS = ["cnn_nchw16c_reorder.h"]
 
 SOURCE = r"""
 void transpose16(const float *src, size_t src_stride, float *dst, size_t dst_stride)

@@ -1,5 +1,5 @@
 """Winograd F(4x4, 3x3) and F(2x2, 3x3), called directly: the input transforms (from padded
-planes, runtime/cnn_winograd.h, and from channel blocks, runtime/cnn_nchwc.h), the 36 (16)
+planes, runtime/cnn_winograd.h, and from channel blocks, runtime/cnn_nchw16c_winograd.h), the 36 (16)
 products, and the output transforms, against the matrices of cnncompile/ops/winograd.py."""
 import numpy as np
 import pytest
@@ -7,7 +7,7 @@ import pytest
 import c_harness
 from c_harness import PARALLEL, assert_close, assert_equal, filled, ptr, random
 
-HEADERS = ["cnn_winograd.h", "cnn_nchwc.h"]
+HEADERS = ["cnn_winograd.h", "cnn_nchw16c_winograd.h"]
 
 SOURCE = r"""
 void constants(int *out)
@@ -59,7 +59,7 @@ void winograd_blocks_input(const float *x, int channels, int in_h, int in_w, int
 lib = c_harness.fixture(HEADERS, SOURCE)
 
 MR = 8  # tiles per panel: CNN_MR, checked below
-VARIANT = {4: c_harness.WINOGRAD["winograd_f4x4_3x3"], 2: c_harness.WINOGRAD["winograd_f2x2_3x3"]}
+VARIANT = {4: c_harness.WINOGRAD["nchw.winograd_f4x4"], 2: c_harness.WINOGRAD["nchw.winograd_f2x2"]}
 
 
 def test_constants(lib):
@@ -183,7 +183,7 @@ def conv3x3(x, w, pad):
 def test_convolution(lib, tile, c, k, h, w):
     """The three steps with the weight transform the compiler packs (G g G^T, in
     transform_weights): transforms and matrices agree, and the tiles make the convolution."""
-    name = {4: "winograd_f4x4_3x3", 2: "winograd_f2x2_3x3"}[tile]
+    name = {4: "nchw.winograd_f4x4", 2: "nchw.winograd_f2x2"}[tile]
     rng = np.random.default_rng(c * k)
     x = random(rng, (c, h, w))
     wt = random(rng, (k, c, 3, 3))
