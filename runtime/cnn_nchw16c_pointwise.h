@@ -1,6 +1,6 @@
 /* cnn_nchw16c_pointwise.h: the 1x1 convolution on channel blocks (pointwise_nchwc): a matrix
  * product with the pixels as rows and the output channels as 16-float vector columns, in
- * tiles of pixels x output blocks (CNN_PW_MR, CNN_PWW_MR, CNN_PW7_MR). Used by
+ * tiles of pixels x output blocks (CNN_TILE_MR, CNN_WIDE_MR, CNN_TILE7_MR). Used by
  * conv_pointwise_nchwc.c.j2, and through cnn_pointwise_run by the pipelined pairs
  * (conv_pointwise_depthwise_nchwc.c.j2, cnn_nchw16c_pool.h) and by cnn_linear.h.
  */
@@ -46,7 +46,7 @@ cnn_pointwise_channel(int rows, int nb, int kb_n, int kb, int kk, size_t wstride
     }
 }
 
-/* rows (<= PW_MR or PWW_MR) pixels x nb (<= 4) output blocks of a pointwise convolution:
+/* rows (<= TILE_MR or WIDE_MR) pixels x nb (<= 4) output blocks of a pointwise convolution:
  * y = act(sum_k w[k] x[k] + bias (+ res)) over the k_n input channels. x: the first pixel in
  * input block 0 (pixel i of input channel k at x[k / 16 * plane * 16 + i * 16 + k % 16]); w:
  * output block 0's weights w[k][16] (cnn_pointwise_wstride floats), block j's at w + j *
@@ -114,8 +114,8 @@ cnn_pointwise_pixels(int rows, int nb, int k_n, int ob0, int ob1, size_t xstride
 }
 
 /* A 1x1 convolution, stride 1, blocks in and out: k_n input channels, weights
- * w[out block][k][16] (k < k_n rounded up to whole blocks), in tiles of mr pixels x nb output blocks, (PW_MR,
- * PW_NB) or (PWW_MR, PWW_NB). The caller runs the pixel steps [0, cnn_pointwise_steps(plane,
+ * w[out block][k][16] (k < k_n rounded up to whole blocks), in tiles of mr pixels x nb output blocks, (TILE_MR,
+ * TILE_NB) or (WIDE_MR, WIDE_NB). The caller runs the pixel steps [0, cnn_pointwise_steps(plane,
  * mr)), each mr pixels (one pixel on images of fewer), for output blocks [ob0, ob1). A last
  * partial tile is done as the full tile ending at the last pixel, in the same step as the
  * tile before it (the same values, the same thread). Callers loop over chunks of pixel

@@ -13,7 +13,7 @@
  * stem): the input copied into zero-padded phase planes as for shifted_gemm
  * (cnn_pad_phases), input tap k of output pixel (oh, ow) is then xq[off[k] + oh * wq + ow];
  * or, for a layer without padding, read in place: xq[off[k] + oh * wq + ow * px], wq then
- * stride_h input rows and px stride_w. rows (<= PW_MR or PWW_MR) consecutive pixels of one
+ * stride_h input rows and px stride_w. rows (<= TILE_MR or WIDE_MR) consecutive pixels of one
  * output row times the weights w[out block][k][16] give their 16-channel output vectors
  * directly. */
 static inline __attribute__((always_inline)) void
