@@ -262,6 +262,9 @@ typedef struct {
     int pad_top, pad_left;
     int padded_h, padded_w;    /* pixels a block of the input the direct kernel reads (padded copy) */
     int inner_lo, inner_hi;    /* depthwise: the output columns that see every column tap */
+    int taps;                  /* entry kernel: input values per output (channels x kh x kw) */
+    int row_step, pixel_step;  /* entry kernel: floats from a tap's value for one output row,
+                                  and pixel, to the next's */
     int mr, nb;                /* the tile: pixels x output blocks (CNN_TILE_MR ...) */
     int act;                   /* CNN_ACT_* */
 } cnn_conv16_geom;

@@ -146,12 +146,16 @@ static inline int cnn_pointwise_chunk(int kb_n, int mr, int steps, int team)
     return cnn_max(1, (steps + shared - 1) / shared);
 }
 
+/* Step t of the output blocks of group grp (g.nb blocks from grp * g.nb) of the layer g:
+ * g.in_channels input channels, g.out_h x g.out_w pixels, tiles of g.mr pixels. */
 static inline __attribute__((always_inline)) void
-cnn_pointwise_step(int mr, int nb, int k_n, int ob0, int ob1, int plane,
-                   const float *restrict x, const float *restrict w,
+cnn_pointwise_step(const cnn_conv16_geom g, const float *restrict x, const float *restrict w,
                    const float *restrict bias, const float *restrict res, float *restrict y,
-                   int act, int t)
+                   int grp, int t)
 {
+    const int mr = g.mr, nb = g.nb, k_n = g.in_channels, act = g.act;
+    const int ob0 = grp * nb, ob1 = cnn_min((grp + 1) * nb, g.out_blocks);
+    const int plane = g.out_h * g.out_w;
     const size_t bstride = (size_t)plane * CNN_CB;
     const float *restrict r = res ? res + ob0 * bstride : NULL;
     float *restrict yb = y + ob0 * bstride;
@@ -187,6 +191,16 @@ cnn_pointwise_run(int mr, int nb, int k_n, int ob0, int ob1, int n, size_t xstri
     if (n % mr)
         cnn_pointwise_pixels(n % mr, nb, k_n, ob0, ob1, xstride, ystride, x, w, bias, NULL, y,
                              act, n - n % mr, sum);
+}
+
+/* One output row of the layer g (g.out_w pixels, every output block) into y, block b at
+ * y + b * ystride; x: the row's first pixel in input block 0, a whole plane a block. */
+static inline __attribute__((always_inline)) void
+cnn_pointwise_row(const cnn_conv16_geom g, const float *restrict x, const float *restrict w,
+                  const float *restrict bias, float *restrict y, size_t ystride)
+{
+    cnn_pointwise_run(g.mr, g.nb, g.in_channels, 0, g.out_blocks, g.out_w,
+                      (size_t)g.out_h * g.out_w * CNN_CB, ystride, x, w, bias, y, g.act, 0);
 }
 
 #endif /* CNN_NCHW16C_POINTWISE_H */
