@@ -11,6 +11,18 @@
 
 #include "cnn_gemm.h"
 
+/* The geometry of a convolution's input planes as the copies below read it, written by each
+ * layer as a compound literal with designated initializers in the call: the copies read the
+ * fields they need, the others stay zero. */
+typedef struct {
+    int channels, in_h, in_w;   /* the input planes (one group's channels) */
+    int out_h, out_w;           /* output pixels */
+    int kh, kw, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left;
+    int phases_h, phases_w;     /* phase planes written: the phases the taps reach */
+    int plane_h, plane_w;       /* rows and columns of a phase plane */
+    int slack;                  /* zero floats after the last phase plane */
+} cnn_planes_geom;
+
 /* Panel p of cnn_im2row_panels (below). */
 static inline __attribute__((always_inline)) void
 cnn_im2row_panel(const float *restrict x, size_t xs, int channels, int in_h, int in_w,
@@ -57,12 +69,13 @@ cnn_im2row_panel(const float *restrict x, size_t xs, int channels, int in_h, int
  * rows of pixels past samples * n zero. The transposed im2col, for images so small that the
  * output channels, not the pixels, should fill the vectors; several samples stacked make a
  * taller product over the same weights. */
-static inline void cnn_im2row_panels(const float *restrict x, size_t xs, int samples,
-                                     int channels, int in_h, int in_w, int kh_n, int kw_n,
-                                     int stride_h, int stride_w, int pad_top, int pad_left,
-                                     int dil_h, int dil_w, int out_w, int n,
-                                     float *restrict a, int parallel)
+static inline void cnn_im2row_panels(const cnn_planes_geom g, const float *restrict x,
+                                     size_t xs, int samples, int n, float *restrict a,
+                                     int parallel)
 {
+    const int channels = g.channels, in_h = g.in_h, in_w = g.in_w, kh_n = g.kh, kw_n = g.kw,
+              stride_h = g.stride_h, stride_w = g.stride_w, pad_top = g.pad_top,
+              pad_left = g.pad_left, dil_h = g.dil_h, dil_w = g.dil_w, out_w = g.out_w;
     const int rows = channels * kh_n * kw_n, total = samples * n;
     const int panels = (total + CNN_MR - 1) / CNN_MR;
     CNN_FOR_THREADS(parallel, p, 0, panels, 1,
@@ -72,10 +85,11 @@ static inline void cnn_im2row_panels(const float *restrict x, size_t xs, int sam
 
 /* y (C x OH x OW) = x (C x H x W) at rows oh * sh and columns ow * sw: the input of a 1x1
  * strided, unpadded convolution as the dense matrix a 1x1 GEMM reads. */
-static inline void cnn_subsample(const float *restrict x, int channels, int in_h, int in_w,
-                                 int stride_h, int stride_w, int out_h, int out_w,
+static inline void cnn_subsample(const cnn_planes_geom g, const float *restrict x,
                                  float *restrict y)
 {
+    const int channels = g.channels, in_h = g.in_h, in_w = g.in_w, stride_h = g.stride_h,
+              stride_w = g.stride_w, out_h = g.out_h, out_w = g.out_w;
     for (int c = 0; c < channels; ++c)
         for (int oh = 0; oh < out_h; ++oh) {
             const float *restrict xr = x + ((size_t)c * in_h + (size_t)oh * stride_h) * in_w;
@@ -87,7 +101,7 @@ static inline void cnn_subsample(const float *restrict x, int channels, int in_h
 
 /* Copy x (C x H x W) into zero-padded phase planes for a convolution of stride sh x sw:
  * plane (c, ph, pw) holds padded rows ph, ph + sh, ... and columns pw, pw + sw, ..., hq x wq
- * of them (Hp/sh and Wp/sw rounded up). A kernel tap then reads one plane shifted by a
+ * of them (Hp/sh and Wp/sw rounded up: g.plane_h x g.plane_w). A kernel tap then reads one plane shifted by a
  * constant, for every output pixel: the patch matrix never has to be written out. With
  * stride 1 there is one plane per channel, the zero-padded input. Only phases ph < nph and
  * pw < npw are written: those the kernel's taps reach (a 1x1 stride-2 kernel reads phase
@@ -99,11 +113,12 @@ static inline int cnn_phase_planes(int channels, int nph, int npw)
 
 /* Plane q of cnn_pad_phases (below), q = (c * nph + ph) * npw + pw; the last also writes the
  * slack. Layers whose threads share the planes call it in a loop of their own. */
-static inline void cnn_pad_phase_plane(const float *restrict x, int channels, int in_h, int in_w,
-                                       int pad_top, int pad_left, int stride_h, int stride_w,
-                                       int nph, int npw, int hq, int wq, int slack,
+static inline void cnn_pad_phase_plane(const cnn_planes_geom g, const float *restrict x,
                                        float *restrict xq, int q)
 {
+    const int channels = g.channels, in_h = g.in_h, in_w = g.in_w, pad_top = g.pad_top,
+              pad_left = g.pad_left, stride_h = g.stride_h, stride_w = g.stride_w,
+              nph = g.phases_h, npw = g.phases_w, hq = g.plane_h, wq = g.plane_w;
     const int c = q / (nph * npw), ph = q / npw % nph, pw = q % npw;
     float *restrict plane = xq + (size_t)q * hq * wq;
     for (int qh = 0; qh < hq; ++qh) {
@@ -128,17 +143,14 @@ static inline void cnn_pad_phase_plane(const float *restrict x, int channels, in
             row[qw] = 0.0f;
     }
     if (q == cnn_phase_planes(channels, nph, npw) - 1)
-        memset(plane + (size_t)hq * wq, 0, sizeof(float) * (size_t)slack);
+        memset(plane + (size_t)hq * wq, 0, sizeof(float) * (size_t)g.slack);
 }
 
-static inline void cnn_pad_phases(const float *restrict x, int channels, int in_h, int in_w,
-                                  int pad_top, int pad_left, int stride_h, int stride_w,
-                                  int nph, int npw, int hq, int wq, int slack,
+static inline void cnn_pad_phases(const cnn_planes_geom g, const float *restrict x,
                                   float *restrict xq)
 {
-    for (int q = 0; q < cnn_phase_planes(channels, nph, npw); ++q)
-        cnn_pad_phase_plane(x, channels, in_h, in_w, pad_top, pad_left, stride_h, stride_w, nph,
-                            npw, hq, wq, slack, xq, q);
+    for (int q = 0; q < cnn_phase_planes(g.channels, g.phases_h, g.phases_w); ++q)
+        cnn_pad_phase_plane(g, x, xq, q);
 }
 
 /* Row r of every panel of cnn_im2col_panels (below). */
@@ -166,12 +178,13 @@ cnn_im2col_row(const float *restrict x, int in_h, int in_w, int kh_n, int kw_n,
  * zero-padded. Row r = (c * KH + kh) * KW + kw; column p = oh * OW + ow. coords: room for
  * 2 * (np rounded up to NR) ints, each column's window origin, computed once per chunk so
  * that the copy loop has no division and no branch. */
-static inline void cnn_im2col_panels(const float *restrict x, int channels, int in_h, int in_w,
-                                     int kh_n, int kw_n, int stride_h, int stride_w,
-                                     int pad_top, int pad_left, int dil_h, int dil_w,
-                                     int out_w, int p0, int np, float *restrict b,
-                                     int *restrict coords, int parallel)
+static inline void cnn_im2col_panels(const cnn_planes_geom g, const float *restrict x, int p0,
+                                     int np, float *restrict b, int *restrict coords,
+                                     int parallel)
 {
+    const int channels = g.channels, in_h = g.in_h, in_w = g.in_w, kh_n = g.kh, kw_n = g.kw,
+              stride_h = g.stride_h, stride_w = g.stride_w, pad_top = g.pad_top,
+              pad_left = g.pad_left, dil_h = g.dil_h, dil_w = g.dil_w, out_w = g.out_w;
     const int rows = channels * kh_n * kw_n;
     const int panels = (np + CNN_NR - 1) / CNN_NR;
     int *restrict h0 = coords, *restrict w0 = coords + panels * CNN_NR;

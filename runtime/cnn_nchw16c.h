@@ -199,45 +199,76 @@ cnn_block_epilogue(cnn_vb v, cnn_vb bias, const float *restrict r, float *restri
     cnn_bstore(y, cnn_bact(v, act));
 }
 
-/* Pointwise micro-kernel shape: PW_MR pixels x PW_NB output blocks of accumulators, as many
+/* The pixel tiles of the kernels on blocks (pointwise, direct, entry), named by role:
+ *   CNN_TILE_MR x CNN_TILE_NB: the narrow tile, pixels x output blocks, for any layer;
+ *   CNN_WIDE_MR x CNN_WIDE_NB: the wide tile, for layers whose output blocks come in fours;
+ *   CNN_TILE7_MR: 7 pixels in place of either tile's MR, for runs that 7 divides better.
+ * kernels/conv_nchw16c.py (blocked_lower, pixel_tile) chooses one per layer. */
+
+/* The narrow tile: TILE_MR pixels x TILE_NB output blocks of accumulators, as many
  * as the registers hold beside the weights (AVX-512: 16 of 32 zmm; AVX2: 8 of 16 ymm, each
  * block being two; 128-bit vectors: 8 of 16 or 32). */
 #if defined(__AVX512F__)
-#define CNN_PW_MR 8
-#define CNN_PW_NB 2
+#define CNN_TILE_MR 8
+#define CNN_TILE_NB 2
 #elif defined(__AVX__)
-#define CNN_PW_MR 4
-#define CNN_PW_NB 1
+#define CNN_TILE_MR 4
+#define CNN_TILE_NB 1
 #else
-#define CNN_PW_MR 2
-#define CNN_PW_NB 1
+#define CNN_TILE_MR 2
+#define CNN_TILE_NB 1
 #endif
 /* ... and the wide tile of the pointwise, stem and direct kernels, for layers whose output
  * blocks come in fours: with AVX-512, 6 pixels x 4 blocks, 24 accumulators (MLAS's NCHWc
  * pointwise kernel likewise takes up to 4 filter blocks at once); 128 -> 256 channels on
- * 32x32, one thread: 0.58 -> 0.53 ms. Elsewhere it is the PW_MR x PW_NB tile. */
-#if defined(CNN_PWW_MR)
+ * 32x32, one thread: 0.58 -> 0.53 ms. Elsewhere it is the TILE_MR x TILE_NB tile. */
+#if defined(CNN_WIDE_MR)
 #elif defined(__AVX512F__)
-#define CNN_PWW_MR 6
-#define CNN_PWW_NB 4
+#define CNN_WIDE_MR 6
+#define CNN_WIDE_NB 4
 #else
-#define CNN_PWW_MR CNN_PW_MR
-#define CNN_PWW_NB CNN_PW_NB
+#define CNN_WIDE_MR CNN_TILE_MR
+#define CNN_WIDE_NB CNN_TILE_NB
 #endif
 /* ... and a 7-pixel variant of either, for runs of pixels that tiles of 7 cover with less
- * waste (7x7 feature maps, rows of 14, 28, 56 pixels; ops/blocked.py: pixel_tile chooses):
+ * waste (7x7 feature maps, rows of 14, 28, 56 pixels; kernels/conv_nchw16c.py: pixel_tile chooses):
  * 7 x 4 blocks is 28 accumulators beside 4 weight vectors, the pixel's value read by the FMA
  * itself. */
 #if defined(__AVX512F__)
-#define CNN_PW7_MR 7
+#define CNN_TILE7_MR 7
 #else
-#define CNN_PW7_MR CNN_PW_MR
+#define CNN_TILE7_MR CNN_TILE_MR
 #endif
 /* accumulator arrays hold any of the tiles (nb <= 4 in all) */
-#define CNN_TILE_MR_MAX (CNN_PW_MR > CNN_PWW_MR ? CNN_PW_MR : CNN_PWW_MR)
-#if CNN_PW7_MR > CNN_TILE_MR_MAX
+#define CNN_TILE_MR_MAX (CNN_TILE_MR > CNN_WIDE_MR ? CNN_TILE_MR : CNN_WIDE_MR)
+#if CNN_TILE7_MR > CNN_TILE_MR_MAX
 #error "CNN_TILE_MR_MAX must hold the 7-pixel tile"
 #endif
+
+/* The geometry of one convolution on channel blocks, declared once by each layer's function
+ * (templates/ops/conv_*_nchwc.c.j2) with designated initializers, as a static constant, and
+ * passed by value to the kernels below and in cnn_nchw16c_*.h: they are always inlined, and
+ * GCC folds each field to its constant, as it did the positional arguments (a static object
+ * is no variable an OpenMP region has to share). A kernel reads the fields it needs; the
+ * others stay zero. */
+typedef struct {
+    int in_h, in_w;            /* input pixels */
+    int out_h, out_w;          /* output pixels */
+    int in_channels;           /* input channels (the pointwise kernel skips a partial block's padding) */
+    int in_blocks, out_blocks; /* channel blocks of 16 */
+    int kh, kw;                /* kernel taps */
+    int stride_h, stride_w;
+    int dil_h, dil_w;
+    int pad_top, pad_left;
+    int padded_h, padded_w;    /* pixels a block of the input the direct kernel reads (padded copy) */
+    int inner_lo, inner_hi;    /* depthwise: the output columns that see every column tap */
+    int taps;                  /* entry kernel: input values per output (channels x kh x kw) */
+    int row_step, pixel_step;  /* entry kernel: floats from a tap's value for one output row,
+                                  and pixel, to the next's */
+    int mr, nb;                /* the tile: pixels x output blocks (CNN_TILE_MR ...) */
+    int act;                   /* CNN_ACT_* */
+} cnn_conv16_geom;
+
 
 /* One round of the register transposes below: for every pair of rows i and i + h (bit h
  * clear in i), lane c of row i becomes lo's pick from the pair, lane c of row i + h hi's

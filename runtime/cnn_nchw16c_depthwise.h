@@ -146,18 +146,20 @@ cnn_depthwise_row(const float *restrict xb, const float *restrict w, const cnn_v
 /* Output rows [oh0, oh1) of block b of a depthwise convolution (one input channel per
  * output channel), blocks in and out, any kernel size, stride, padding and dilation. xb:
  * block b of the input, its rows in_w pixels apart; ring 0 for a whole plane, or the rows a
- * ring holds, input row h then at row h % ring. Output columns [col_lo, col_hi) have every
+ * ring holds, input row h then at row h % ring. Output columns [g.inner_lo, g.inner_hi) have every
  * column tap inside the input: they go CNN_DW_TILE at a time, on every row (the row taps
- * clipped on the first and last rows), a remainder as the tile ending at col_hi (the same
+ * clipped on the first and last rows), a remainder as the tile ending at g.inner_hi (the same
  * values stored again). The columns outside, and rows with fewer columns than a tile, go one
  * by one with their taps clipped. */
 static inline __attribute__((always_inline)) void
-cnn_depthwise_block(int in_h, int in_w, int out_h, int out_w, int kh_n, int kw_n, int stride_h,
-                    int stride_w, int pad_top, int pad_left, int dil_h, int dil_w, int col_lo,
-                    int col_hi, const float *restrict xb, int ring, const float *restrict w,
-                    const float *restrict bias, const float *restrict res, float *restrict y,
-                    int act, int b, int oh0, int oh1)
+cnn_depthwise_block(const cnn_conv16_geom g, const float *restrict xb, int ring,
+                    const float *restrict w, const float *restrict bias,
+                    const float *restrict res, float *restrict y, int b, int oh0, int oh1)
 {
+    const int in_h = g.in_h, in_w = g.in_w, out_h = g.out_h, out_w = g.out_w, kh_n = g.kh,
+              kw_n = g.kw, stride_h = g.stride_h, stride_w = g.stride_w, pad_top = g.pad_top,
+              pad_left = g.pad_left, dil_h = g.dil_h, dil_w = g.dil_w, col_lo = g.inner_lo,
+              col_hi = g.inner_hi, act = g.act;
     const float *restrict wb = w + (size_t)b * kh_n * kw_n * CNN_CB;
     const cnn_vb bv = bias ? cnn_bload(bias + b * CNN_CB) : cnn_bzero();
     cnn_vb wreg[CNN_DW_WREG];
@@ -180,14 +182,13 @@ cnn_depthwise_block(int in_h, int in_w, int out_h, int out_w, int kh_n, int kw_n
     }
 }
 
-/* Pipelined 1x1 -> depthwise pairs (passes/pipeline_pointwise.py): the depthwise layer
+/* Pipelined 1x1 -> depthwise pairs (passes/pipeline_pointwise.py): the depthwise layer g
  * computes its input, the 1x1 layer's output, into rings of rows just before the rows that
- * read them. The input rows [0, n) that output rows [0, oh] of a depthwise layer read: */
-static inline int cnn_depthwise_rows_read(int oh, int in_h, int kh_n, int stride_h, int pad_top,
-                                          int dil_h)
+ * read them. The input rows [0, n) that output rows [0, oh] of the depthwise layer read: */
+static inline int cnn_depthwise_rows_read(const cnn_conv16_geom g, int oh)
 {
-    const int end = oh * stride_h - pad_top + (kh_n - 1) * dil_h + 1;
-    return end < 0 ? 0 : cnn_min(in_h, end);
+    const int end = oh * g.stride_h - g.pad_top + (g.kh - 1) * g.dil_h + 1;
+    return end < 0 ? 0 : cnn_min(g.in_h, end);
 }
 
 #endif /* CNN_NCHW16C_DEPTHWISE_H */

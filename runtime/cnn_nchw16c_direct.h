@@ -12,7 +12,7 @@
 /* A convolution with blocks in and out, any kernel size, stride and dilation, as ONNX
  * Runtime's NCHWc convolutions (MLAS) and oneDNN's nChw16c direct kernels compute it: the
  * input copied into zero-padded blocks first (cnn_pad_blocks_row) when it has padding, then,
- * for rows (<= PW_MR) consecutive pixels of an output row and nb (<= PW_NB) output blocks,
+ * for rows (<= TILE_MR) consecutive pixels of an output row and nb (<= TILE_NB) output blocks,
  * each input channel of each tap is one scalar per pixel times the 16-channel weight vector
  * of each output block. x: the window origin of the tile's first pixel in the tile's first
  * input block (wp pixels a row, in_bstride floats a block); w: output block 0's weights for
@@ -69,22 +69,26 @@ static inline int cnn_direct_chunk(int taps, int nb)
     return n > 1 ? n : 1;
 }
 
-/* Output rows [oh0, oh0 + oh_n) of the output blocks of group g (nb blocks from g * nb),
- * each pass over a chunk of input blocks going along each row in tiles of mr pixels (the
- * whole row on rows of fewer); (mr, nb) is (PW_MR, PW_NB) or the wide (PWW_MR, PWW_NB). A
- * chunk's weights are read from L1 by every tile of the rows, the partial sums stored in y
- * between chunks. A last group of fewer blocks goes one block at a time. */
+/* Output rows [oh0, oh0 + oh_n) of the output blocks of group grp (g.nb blocks from grp *
+ * g.nb), each pass over a chunk of input blocks going along each row in tiles of g.mr pixels
+ * (the whole row on rows of fewer); (mr, nb) is (TILE_MR, TILE_NB) or the wide (WIDE_MR,
+ * WIDE_NB). x: the input, g.padded_h x g.padded_w pixels a block. A chunk's weights are read
+ * from L1 by every tile of the rows, the partial sums stored in y between chunks. A last
+ * group of fewer blocks goes one block at a time. */
 static inline __attribute__((always_inline)) void
-cnn_direct_step(int mr, int nbw, int ib_n, int out_blocks, int kh_n, int kw_n, int stride_h,
-                int stride_w, int dil_h, int dil_w, int hp, int wp, int out_h, int out_w,
-                const float *restrict x, const float *restrict w, const float *restrict bias,
-                const float *restrict res, float *restrict y, int act, int oh0, int oh_n, int g)
+cnn_direct_step(const cnn_conv16_geom g, const float *restrict x, const float *restrict w,
+                const float *restrict bias, const float *restrict res, float *restrict y,
+                int oh0, int oh_n, int grp)
 {
-    /* g < groups; said again so that, inlined, a constant out_blocks bounds ob0 and nb */
-    g = out_blocks > nbw ? g : 0;
-    const int ob0 = g * nbw, nb = cnn_min(nbw, out_blocks - ob0);
+    const int mr = g.mr, nbw = g.nb, ib_n = g.in_blocks, kh_n = g.kh, kw_n = g.kw;
+    const int stride_w = g.stride_w, dil_h = g.dil_h, dil_w = g.dil_w, wp = g.padded_w;
+    const int out_w = g.out_w, act = g.act;
+    /* grp < groups; said again so that, inlined, a constant out_blocks bounds ob0 and nb */
+    grp = g.out_blocks > nbw ? grp : 0;
+    const int ob0 = grp * nbw, nb = cnn_min(nbw, g.out_blocks - ob0);
     const int chunk = cnn_direct_chunk(kh_n * kw_n, nbw);
-    const size_t in_bstride = (size_t)hp * wp * CNN_CB, out_bstride = (size_t)out_h * out_w * CNN_CB;
+    const size_t in_bstride = (size_t)g.padded_h * wp * CNN_CB,
+                 out_bstride = (size_t)g.out_h * out_w * CNN_CB;
     const size_t per_in = (size_t)kh_n * kw_n * CNN_CB * CNN_CB, wstride = ib_n * per_in;
     const float *restrict wg = w + ob0 * wstride;
     const float *restrict bg = bias ? bias + ob0 * CNN_CB : NULL;
@@ -96,7 +100,7 @@ cnn_direct_step(int mr, int nbw, int ib_n, int out_blocks, int kh_n, int kw_n, i
         for (int oh = oh0; oh < oh0 + oh_n; ++oh) {
             const size_t o = (size_t)ob0 * out_bstride + (size_t)oh * out_w * CNN_CB;
             const float *restrict xb =
-                x + (size_t)oh * stride_h * wp * CNN_CB + ib * in_bstride;
+                x + (size_t)oh * g.stride_h * wp * CNN_CB + ib * in_bstride;
             const float *restrict rg = res ? res + o : NULL;
             for (int ow = 0; ow < out_w; ow += tile) {
                 const int rows = ow + tile <= out_w ? tile : rem;
@@ -129,14 +133,17 @@ cnn_direct_step(int mr, int nbw, int ib_n, int out_blocks, int kh_n, int kw_n, i
     }
 }
 
-/* Row r of block b of the zero-padded copy of a blocked input: hp x wp pixels, input pixel
- * (ih, iw) at (ih + pad_top, iw + pad_left); rows and columns past the input zero. */
+/* Row r of block b of the zero-padded copy xp of a blocked input: g.padded_h x g.padded_w
+ * pixels, input pixel (ih, iw) at (ih + g.pad_top, iw + g.pad_left); rows and columns past
+ * the input zero. */
 static inline __attribute__((always_inline)) void
-cnn_pad_blocks_row(const float *restrict x, int in_h, int in_w, int pad_top, int pad_left,
-                   int hp, int wp, float *restrict xp, int b, int r)
+cnn_pad_blocks_row(const cnn_conv16_geom g, const float *restrict x, float *restrict xp, int b,
+                   int r)
 {
+    const int in_h = g.in_h, in_w = g.in_w, pad_left = g.pad_left, hp = g.padded_h,
+              wp = g.padded_w;
     float *restrict row = xp + ((size_t)b * hp + r) * wp * CNN_CB;
-    const int ih = r - pad_top;
+    const int ih = r - g.pad_top;
     if (ih < 0 || ih >= in_h) {
         memset(row, 0, sizeof(float) * (size_t)wp * CNN_CB);
         return;

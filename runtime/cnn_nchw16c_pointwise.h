@@ -1,6 +1,6 @@
 /* cnn_nchw16c_pointwise.h: the 1x1 convolution on channel blocks (pointwise_nchwc): a matrix
  * product with the pixels as rows and the output channels as 16-float vector columns, in
- * tiles of pixels x output blocks (CNN_PW_MR, CNN_PWW_MR, CNN_PW7_MR). Used by
+ * tiles of pixels x output blocks (CNN_TILE_MR, CNN_WIDE_MR, CNN_TILE7_MR). Used by
  * conv_pointwise_nchwc.c.j2, and through cnn_pointwise_run by the pipelined pairs
  * (conv_pointwise_depthwise_nchwc.c.j2, cnn_nchw16c_pool.h) and by cnn_linear.h.
  */
@@ -46,7 +46,7 @@ cnn_pointwise_channel(int rows, int nb, int kb_n, int kb, int kk, size_t wstride
     }
 }
 
-/* rows (<= PW_MR or PWW_MR) pixels x nb (<= 4) output blocks of a pointwise convolution:
+/* rows (<= TILE_MR or WIDE_MR) pixels x nb (<= 4) output blocks of a pointwise convolution:
  * y = act(sum_k w[k] x[k] + bias (+ res)) over the k_n input channels. x: the first pixel in
  * input block 0 (pixel i of input channel k at x[k / 16 * plane * 16 + i * 16 + k % 16]); w:
  * output block 0's weights w[k][16] (cnn_pointwise_wstride floats), block j's at w + j *
@@ -114,8 +114,8 @@ cnn_pointwise_pixels(int rows, int nb, int k_n, int ob0, int ob1, size_t xstride
 }
 
 /* A 1x1 convolution, stride 1, blocks in and out: k_n input channels, weights
- * w[out block][k][16] (k < k_n rounded up to whole blocks), in tiles of mr pixels x nb output blocks, (PW_MR,
- * PW_NB) or (PWW_MR, PWW_NB). The caller runs the pixel steps [0, cnn_pointwise_steps(plane,
+ * w[out block][k][16] (k < k_n rounded up to whole blocks), in tiles of mr pixels x nb output blocks, (TILE_MR,
+ * TILE_NB) or (WIDE_MR, WIDE_NB). The caller runs the pixel steps [0, cnn_pointwise_steps(plane,
  * mr)), each mr pixels (one pixel on images of fewer), for output blocks [ob0, ob1). A last
  * partial tile is done as the full tile ending at the last pixel, in the same step as the
  * tile before it (the same values, the same thread). Callers loop over chunks of pixel
@@ -146,12 +146,16 @@ static inline int cnn_pointwise_chunk(int kb_n, int mr, int steps, int team)
     return cnn_max(1, (steps + shared - 1) / shared);
 }
 
+/* Step t of the output blocks of group grp (g.nb blocks from grp * g.nb) of the layer g:
+ * g.in_channels input channels, g.out_h x g.out_w pixels, tiles of g.mr pixels. */
 static inline __attribute__((always_inline)) void
-cnn_pointwise_step(int mr, int nb, int k_n, int ob0, int ob1, int plane,
-                   const float *restrict x, const float *restrict w,
+cnn_pointwise_step(const cnn_conv16_geom g, const float *restrict x, const float *restrict w,
                    const float *restrict bias, const float *restrict res, float *restrict y,
-                   int act, int t)
+                   int grp, int t)
 {
+    const int mr = g.mr, nb = g.nb, k_n = g.in_channels, act = g.act;
+    const int ob0 = grp * nb, ob1 = cnn_min((grp + 1) * nb, g.out_blocks);
+    const int plane = g.out_h * g.out_w;
     const size_t bstride = (size_t)plane * CNN_CB;
     const float *restrict r = res ? res + ob0 * bstride : NULL;
     float *restrict yb = y + ob0 * bstride;
@@ -187,6 +191,16 @@ cnn_pointwise_run(int mr, int nb, int k_n, int ob0, int ob1, int n, size_t xstri
     if (n % mr)
         cnn_pointwise_pixels(n % mr, nb, k_n, ob0, ob1, xstride, ystride, x, w, bias, NULL, y,
                              act, n - n % mr, sum);
+}
+
+/* One output row of the layer g (g.out_w pixels, every output block) into y, block b at
+ * y + b * ystride; x: the row's first pixel in input block 0, a whole plane a block. */
+static inline __attribute__((always_inline)) void
+cnn_pointwise_row(const cnn_conv16_geom g, const float *restrict x, const float *restrict w,
+                  const float *restrict bias, float *restrict y, size_t ystride)
+{
+    cnn_pointwise_run(g.mr, g.nb, g.in_channels, 0, g.out_blocks, g.out_w,
+                      (size_t)g.out_h * g.out_w * CNN_CB, ystride, x, w, bias, y, g.act, 0);
 }
 
 #endif /* CNN_NCHW16C_POINTWISE_H */

@@ -92,15 +92,17 @@ static inline void cnn_global_sum_part(const float *restrict x, int blocks, int 
 }
 
 
-/* Part q of `parts` of a global average pool that computes its input, a 1x1 convolution's
- * output (passes/pipeline_pointwise.py): pixels [q * plane / parts, (q + 1) * plane / parts)
- * of x (the 1x1 layer's input, k_n channels) through the 1x1 layer, each tile's outputs added
- * into sums[block][16] as it finishes, in runs of `pixels`. */
+/* Part q of `parts` of a global average pool that computes its input, the output of the 1x1
+ * layer g (passes/pipeline_pointwise.py): pixels [q * plane / parts, (q + 1) * plane / parts)
+ * of x (the 1x1 layer's input) through the 1x1 layer, each tile's outputs added into
+ * sums[block][16] as it finishes, in runs of `pixels`. */
 static inline __attribute__((always_inline)) void
-cnn_pointwise_pool_part(int mr, int nb, int k_n, int blocks, int plane, int parts, int pixels,
-                        int q, const float *restrict x, const float *restrict w,
-                        const float *restrict bias, int act, float *restrict sums)
+cnn_pointwise_pool_part(const cnn_conv16_geom g, int parts, int pixels, int q,
+                        const float *restrict x, const float *restrict w,
+                        const float *restrict bias, float *restrict sums)
 {
+    const int mr = g.mr, nb = g.nb, k_n = g.in_channels, blocks = g.out_blocks, act = g.act;
+    const int plane = g.out_h * g.out_w;
     const int p0 = (int)((long long)q * plane / parts);
     const int p1 = (int)((long long)(q + 1) * plane / parts);
     const size_t xstride = (size_t)plane * CNN_CB;

@@ -13,7 +13,7 @@
  * stem): the input copied into zero-padded phase planes as for shifted_gemm
  * (cnn_pad_phases), input tap k of output pixel (oh, ow) is then xq[off[k] + oh * wq + ow];
  * or, for a layer without padding, read in place: xq[off[k] + oh * wq + ow * px], wq then
- * stride_h input rows and px stride_w. rows (<= PW_MR or PWW_MR) consecutive pixels of one
+ * stride_h input rows and px stride_w. rows (<= TILE_MR or WIDE_MR) consecutive pixels of one
  * output row times the weights w[out block][k][16] give their 16-channel output vectors
  * directly. */
 static inline __attribute__((always_inline)) void
@@ -64,7 +64,8 @@ cnn_shifted_pixels(int rows, int nb, int kdim, int out_blocks, int out_h, int ou
                          bias ? bias + ob * CNN_CB : NULL, yp + ob * bstride, bstride, act);
 }
 
-/* Steps [0, cnn_shifted_steps(out_h, out_w, mr)): mr pixels of a row each (one pixel on
+/* Steps [0, cnn_shifted_steps(out_h, out_w, mr)) of the layer g (g.taps values per output,
+ * g.row_step and g.pixel_step the wq and px above): mr pixels of a row each (one pixel on
  * rows of fewer), in tiles of mr pixels x nb blocks as for the pointwise kernel; a row's last
  * partial tile is done as the full tile ending at its last pixel, in the same step as the
  * tile before it. */
@@ -79,10 +80,11 @@ static inline int cnn_shifted_steps(int out_h, int out_w, int mr)
 }
 
 static inline __attribute__((always_inline)) void
-cnn_shifted_step(int mr, int nb, int kdim, int out_blocks, int out_h, int out_w, int wq, int px,
-                 const float *restrict xq, const int *restrict off, const float *restrict w,
-                 const float *restrict bias, float *restrict y, int act, int t)
+cnn_shifted_step(const cnn_conv16_geom g, const float *restrict xq, const int *restrict off,
+                 const float *restrict w, const float *restrict bias, float *restrict y, int t)
 {
+    const int mr = g.mr, nb = g.nb, kdim = g.taps, out_blocks = g.out_blocks, out_h = g.out_h,
+              out_w = g.out_w, wq = g.row_step, px = g.pixel_step, act = g.act;
     const int per_row = cnn_shifted_row_steps(out_w, mr), oh = t / per_row, s = t % per_row;
     if (out_w < mr) {
         cnn_shifted_pixels(1, nb, kdim, out_blocks, out_h, out_w, wq, px, xq, off, w, bias, y,

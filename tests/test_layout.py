@@ -120,23 +120,23 @@ def test_blocked_runs_match_the_reference_and_torch(shape, kwargs, stem):
         ["nchw16c.depthwise", "nchw16c.pointwise", "nchw16c.depthwise", "nchw16c.pointwise",
          "nchw16c.depthwise"]
     assert g.node("pool").meta.get("reads") == "blocks"
-    wide = "pixels x CNN_PWW_NB blocks (runtime" in compiled.c_source
+    wide = "pixels x CNN_WIDE_NB blocks (runtime" in compiled.c_source
     assert wide == (kwargs.get("mid", 40) % 64 == 0)
-    wide_stem = "pixels x CNN_PWW_NB blocks along each output row"
+    wide_stem = "pixels x CNN_WIDE_NB blocks along each output row"
     assert (wide_stem in compiled.c_source) == (stem == "nchw_to_nchw16c.shifted" and
                                                 kwargs.get("channels", 24) % 64 == 0)
 
 
 @pytest.mark.parametrize("run,wide,tile", [
-    (49, True, "CNN_PW7_MR"),    # 7x7: 7 tiles of 7 against 9 of 6
-    (49, False, "CNN_PW7_MR"),   # ... and 7 of 8
-    (7, False, "CNN_PW7_MR"),    # a row of 7: one tile, not 7 single pixels
-    (14, True, "CNN_PW7_MR"),    # rows of 14: no tile of 2 left over
-    (196, True, "CNN_PWW_MR"),   # 14x14: 198 pixels computed against 196, too few to gain
-    (196, False, "CNN_PW_MR"),
-    (12, True, "CNN_PWW_MR"),    # 6 divides it
-    (5, True, "CNN_PWW_MR"),     # fewer than a tile: one pixel at a time, as before
-    (5, False, "CNN_PW_MR"),
+    (49, True, "CNN_TILE7_MR"),    # 7x7: 7 tiles of 7 against 9 of 6
+    (49, False, "CNN_TILE7_MR"),   # ... and 7 of 8
+    (7, False, "CNN_TILE7_MR"),    # a row of 7: one tile, not 7 single pixels
+    (14, True, "CNN_TILE7_MR"),    # rows of 14: no tile of 2 left over
+    (196, True, "CNN_WIDE_MR"),   # 14x14: 198 pixels computed against 196, too few to gain
+    (196, False, "CNN_TILE_MR"),
+    (12, True, "CNN_WIDE_MR"),    # 6 divides it
+    (5, True, "CNN_WIDE_MR"),     # fewer than a tile: one pixel at a time, as before
+    (5, False, "CNN_TILE_MR"),
 ])
 def test_seven_pixel_tiles_where_they_compute_fewer_pixels(run, wide, tile):
     assert pixel_tile(run, wide) == tile
@@ -154,7 +154,7 @@ def test_seven_pixel_tiles_match_the_reference_and_torch(build, kwargs, shape, l
     model, twin = twins(build, **kwargs)
     compiled = check_against_reference(model, shape, batches=(1, 3), torch_model=twin)
     assert kernels.get(compiled.graph.node(layer)).layout_out == layout.BLOCKS
-    assert compiled.c_source.count("tiles of CNN_PW7_MR pixels") >= 1
+    assert compiled.c_source.count("tiles of CNN_TILE7_MR pixels") >= 1
 
 
 @pytest.mark.parametrize("shape,kwargs", [
@@ -460,7 +460,7 @@ def test_pointwise_chunks_are_shared_evenly_and_cover_every_pixel(size):
     compiled = check_against_reference(model, (1, 3, size, size), batches=(1, 2),
                                        torch_model=twin, num_threads=2)
     assert compiled.graph.node("2").meta["kernel"] == "nchw16c.pointwise"
-    assert "cnn_pointwise_chunk(2, CNN_PWW_MR, steps, CNN_MAX_TEAM(1))" in compiled.c_source
+    assert "cnn_pointwise_chunk(2, CNN_WIDE_MR, steps, CNN_MAX_TEAM(1))" in compiled.c_source
     x = random_input((2, 3, size, size))
     want = compiled(x)
     for threads in (1, 3):
@@ -586,8 +586,8 @@ def test_a_pipelined_pointwise_layer_tiles_its_rows(pipeline_every_pair):
     model, twin = twins(pointwise_depthwise, mid=40)
     compiled = check_against_reference(model, (1, 3, 6, 14), batches=(1, 2), torch_model=twin)
     assert compiled.graph.node("pw").meta["reader"] == "depthwise"
-    assert "in tiles of CNN_PW7_MR pixels" in compiled.c_source
-    assert pixel_tile(6 * 14, wide=False) == "CNN_PW_MR"
+    assert "in tiles of CNN_TILE7_MR pixels" in compiled.c_source
+    assert pixel_tile(6 * 14, wide=False) == "CNN_TILE_MR"
 
 
 def pointwise_pool(nn, F, channels=8, mid=40, bias=True):

@@ -28,7 +28,7 @@ PIPELINE_BANDS = 4
 DEPTHWISE_SLOWDOWN = 2
 # pixels a tile computes with AVX-512 (runtime/cnn_nchw16c.h): the wide tile, the narrow one,
 # and the 7-pixel variant of either; elsewhere all three are the same size
-TILE_PIXELS = {"CNN_PWW_MR": 6, "CNN_PW_MR": 8, "CNN_PW7_MR": 7}
+TILE_PIXELS = {"CNN_WIDE_MR": 6, "CNN_TILE_MR": 8, "CNN_TILE7_MR": 7}
 
 
 class BlockedConv(ConvKernel):
@@ -200,12 +200,12 @@ def blocked_lower(node, ins, rows):
     output blocks outermost, each block's weights read once rather than once per tile."""
     a = node.attrs
     plane = int(np.prod(node.meta["shape"][2:]))
-    # the wide tile (CNN_PWW_*) when the output blocks come in fours, so no group is narrow
+    # the wide tile (CNN_WIDE_*) when the output blocks come in fours, so no group is narrow
     wide = blocks(a["out_channels"]) % 4 == 0
     run = node.meta["shape"][3] if rows else plane
     return dict(in_blocks=blocks(a["in_channels"]), out_blocks=blocks(a["out_channels"]),
                 blocked_act=VECTOR_ACTIVATIONS[node.meta.get("activation", {}).get("fn")],
-                pw_mr=pixel_tile(run, wide), pw_nb="CNN_PWW_NB" if wide else "CNN_PW_NB",
+                pw_mr=pixel_tile(run, wide), pw_nb="CNN_WIDE_NB" if wide else "CNN_TILE_NB",
                 by_output=plane < a["out_channels"] and blocks(a["out_channels"]) > 2,
                 direct=None)
 
@@ -214,12 +214,12 @@ def pixel_tile(run, wide):
     """The tile's pixel count (a macro of runtime/cnn_nchw16c.h) for runs of ``run`` pixels:
     7 where that computes at least 1/16 fewer pixels than the usual 6 or 8, a run's last
     partial tile counting whole (7x7 images; rows of 14, 28 or 56 pixels)."""
-    usual = "CNN_PWW_MR" if wide else "CNN_PW_MR"
+    usual = "CNN_WIDE_MR" if wide else "CNN_TILE_MR"
 
     def computed(name):
         return -(-run // TILE_PIXELS[name]) * TILE_PIXELS[name]
-    gains = run >= 7 and 16 * computed("CNN_PW7_MR") <= 15 * computed(usual)
-    return "CNN_PW7_MR" if gains else usual
+    gains = run >= 7 and 16 * computed("CNN_TILE7_MR") <= 15 * computed(usual)
+    return "CNN_TILE7_MR" if gains else usual
 
 
 def padded_input(node, ins):
