@@ -103,23 +103,23 @@ TILES = {"narrow": 0, "wide": 1, "narrow7": 2, "wide7": 3}
 TILES_C = """
 static inline int tile_mr(int tile)
 {
-    const int mr[4] = {CNN_PW_MR, CNN_PWW_MR, CNN_PW7_MR, CNN_PW7_MR};
+    const int mr[4] = {CNN_TILE_MR, CNN_WIDE_MR, CNN_TILE7_MR, CNN_TILE7_MR};
     return mr[tile];
 }
 
 static inline int tile_nb(int tile)
 {
-    const int nb[4] = {CNN_PW_NB, CNN_PWW_NB, CNN_PW_NB, CNN_PWW_NB};
+    const int nb[4] = {CNN_TILE_NB, CNN_WIDE_NB, CNN_TILE_NB, CNN_WIDE_NB};
     return nb[tile];
 }
 
 static inline int distinct_tile(int tile)
 {
-    if (tile == 3 && CNN_PW7_MR == CNN_PWW_MR)
+    if (tile == 3 && CNN_TILE7_MR == CNN_WIDE_MR)
         tile = 1;
-    if (tile == 2 && CNN_PW7_MR == CNN_PW_MR)
+    if (tile == 2 && CNN_TILE7_MR == CNN_TILE_MR)
         tile = 0;
-    if (tile == 1 && CNN_PWW_MR == CNN_PW_MR && CNN_PWW_NB == CNN_PW_NB)
+    if (tile == 1 && CNN_WIDE_MR == CNN_TILE_MR && CNN_WIDE_NB == CNN_TILE_NB)
         tile = 0;
     return tile;
 }

@@ -30,9 +30,13 @@ static __attribute__((noinline)) void
 depthwise_rows(struct geometry s, const float *xb, int ring, const float *w, const float *bias,
                const float *res, float *y, int act, int b, int oh0, int oh1)
 {
-    cnn_depthwise_block(s.in_h, s.in_w, s.out_h, s.out_w, s.kh, s.kw, s.stride_h, s.stride_w,
-                        s.pad_top, s.pad_left, s.dil_h, s.dil_w, s.col_lo, s.col_hi, xb, ring,
-                        w, bias, res, y, act, b, oh0, oh1);
+    cnn_depthwise_block((cnn_conv16_geom){.in_h = s.in_h, .in_w = s.in_w, .out_h = s.out_h,
+                                          .out_w = s.out_w, .kh = s.kh, .kw = s.kw,
+                                          .stride_h = s.stride_h, .stride_w = s.stride_w,
+                                          .pad_top = s.pad_top, .pad_left = s.pad_left,
+                                          .dil_h = s.dil_h, .dil_w = s.dil_w,
+                                          .inner_lo = s.col_lo, .inner_hi = s.col_hi, .act = act},
+                        xb, ring, w, bias, res, y, b, oh0, oh1);
 }
 
 /* every block in bands of `band` output rows */
@@ -60,12 +64,12 @@ void depthwise_ring(const int *g, int blocks, const float *x, const float *w,
     for (int band = 0; band < bands; ++band) {
         const int oh0 = band * s.out_h / bands, oh1 = (band + 1) * s.out_h / bands;
         float *r = rings + (size_t)band * blocks * ring;
-        int next = cnn_depthwise_rows_read(oh0, s.in_h, s.kh, s.stride_h, s.pad_top, s.dil_h)
-                   - rows_n;
+        const cnn_conv16_geom rg = {.in_h = s.in_h, .kh = s.kh, .stride_h = s.stride_h,
+                                    .pad_top = s.pad_top, .dil_h = s.dil_h};
+        int next = cnn_depthwise_rows_read(rg, oh0) - rows_n;
         next = next < 0 ? 0 : next;
         for (int oh = oh0; oh < oh1; ++oh) {
-            const int ready = cnn_depthwise_rows_read(oh, s.in_h, s.kh, s.stride_h, s.pad_top,
-                                                      s.dil_h);
+            const int ready = cnn_depthwise_rows_read(rg, oh);
             for (; next < ready; ++next)
                 for (int b = 0; b < blocks; ++b)
                     memcpy(r + b * ring + (size_t)(next % rows_n) * row,

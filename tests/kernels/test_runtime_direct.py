@@ -32,7 +32,9 @@ void pad_blocks(const float *x, int blocks, int in_h, int in_w, int pad_top, int
                 int hp, int wp, float *xp)
 {
     for (int r = 0; r < blocks * hp; ++r)
-        cnn_pad_blocks_row(x, in_h, in_w, pad_top, pad_left, hp, wp, xp, r / hp, r % hp);
+        cnn_pad_blocks_row((cnn_conv16_geom){.in_h = in_h, .in_w = in_w, .pad_top = pad_top,
+                                             .pad_left = pad_left, .padded_h = hp, .padded_w = wp},
+                           x, xp, r / hp, r % hp);
 }
 
 /* rows [oh0, oh0 + oh_n) of group g of output blocks; not inlined into the loop below,
@@ -42,17 +44,19 @@ direct_unit(int tile, struct geometry s, int in_blocks, int out_blocks, const fl
             const float *w, const float *bias, const float *res, float *y, int act, int oh0,
             int oh_n, int g)
 {
-#define DIRECT_STEP(mr, nb)                                                                    \
-    cnn_direct_step(mr, nb, in_blocks, out_blocks, s.kh, s.kw, s.stride_h, s.stride_w,        \
-                    s.dil_h, s.dil_w, s.hp, s.wp, s.out_h, s.out_w, xp, w, bias, res, y, act,  \
-                    oh0, oh_n, g)
+#define DIRECT_STEP(tile_mr_, tile_nb_)                                                                    \
+    cnn_direct_step((cnn_conv16_geom){.in_blocks = in_blocks, .out_blocks = out_blocks,      \
+                        .kh = s.kh, .kw = s.kw, .stride_h = s.stride_h, .stride_w = s.stride_w, \
+                        .dil_h = s.dil_h, .dil_w = s.dil_w, .padded_h = s.hp, .padded_w = s.wp, \
+                        .out_h = s.out_h, .out_w = s.out_w, .mr = tile_mr_, .nb = tile_nb_, .act = act},    \
+                    xp, w, bias, res, y, oh0, oh_n, g)
     tile = distinct_tile(tile);
     if (tile == 0)
-        DIRECT_STEP(CNN_PW_MR, CNN_PW_NB);
+        DIRECT_STEP(CNN_TILE_MR, CNN_TILE_NB);
     else if (tile == 1)
-        DIRECT_STEP(CNN_PWW_MR, CNN_PWW_NB);
+        DIRECT_STEP(CNN_WIDE_MR, CNN_WIDE_NB);
     else /* tile 3: each shape costs seconds to compile here; tile 2's is tested elsewhere */
-        DIRECT_STEP(CNN_PW7_MR, CNN_PWW_NB);
+        DIRECT_STEP(CNN_TILE7_MR, CNN_WIDE_NB);
 #undef DIRECT_STEP
 }
 
@@ -67,8 +71,10 @@ void direct(int tile, const int *g, int in_blocks, int out_blocks, int padded, c
     const float *xp = x;
     if (padded) {
         CNN_FOR_THREADS(parallel, r, 0, in_blocks * s.hp, 1,
-            cnn_pad_blocks_row(x, s.in_h, s.in_w, s.pad_top, s.pad_left, s.hp, s.wp, scratch,
-                               r / s.hp, r % s.hp));
+            cnn_pad_blocks_row((cnn_conv16_geom){.in_h = s.in_h, .in_w = s.in_w,
+                                                 .pad_top = s.pad_top, .pad_left = s.pad_left,
+                                                 .padded_h = s.hp, .padded_w = s.wp},
+                               x, scratch, r / s.hp, r % s.hp));
         xp = scratch;
     }
     tile = distinct_tile(tile);
@@ -91,17 +97,20 @@ shifted_unit(int tile, int kdim, int out_blocks, int out_h, int out_w, int wq, i
              const float *xq, const int *off, const float *w, const float *bias, float *y,
              int act, int t)
 {
-#define SHIFTED_STEP(mr, nb)                                                                   \
-    cnn_shifted_step(mr, nb, kdim, out_blocks, out_h, out_w, wq, px, xq, off, w, bias, y, act, t)
+#define SHIFTED_STEP(tile_mr_, tile_nb_)                                                                   \
+    cnn_shifted_step((cnn_conv16_geom){.mr = tile_mr_, .nb = tile_nb_, .taps = kdim, .out_blocks = out_blocks, \
+                         .out_h = out_h, .out_w = out_w, .row_step = wq, .pixel_step = px,       \
+                         .act = act},                                                            \
+                     xq, off, w, bias, y, t)
     tile = distinct_tile(tile);
     if (tile == 0)
-        SHIFTED_STEP(CNN_PW_MR, CNN_PW_NB);
+        SHIFTED_STEP(CNN_TILE_MR, CNN_TILE_NB);
     else if (tile == 1)
-        SHIFTED_STEP(CNN_PWW_MR, CNN_PWW_NB);
+        SHIFTED_STEP(CNN_WIDE_MR, CNN_WIDE_NB);
     else if (tile == 2)
-        SHIFTED_STEP(CNN_PW7_MR, CNN_PW_NB);
+        SHIFTED_STEP(CNN_TILE7_MR, CNN_TILE_NB);
     else
-        SHIFTED_STEP(CNN_PW7_MR, CNN_PWW_NB);
+        SHIFTED_STEP(CNN_TILE7_MR, CNN_WIDE_NB);
 #undef SHIFTED_STEP
 }
 
@@ -117,8 +126,13 @@ void shifted(int tile, const int *g, int channels, int nph, int npw, int slack, 
     const float *xq = x;
     if (!in_place) {
         CNN_FOR_THREADS(parallel, q, 0, cnn_phase_planes(channels, nph, npw), 1,
-            cnn_pad_phase_plane(x, channels, s.in_h, s.in_w, s.pad_top, s.pad_left, s.stride_h,
-                                s.stride_w, nph, npw, s.hp, s.wp, slack, scratch, q));
+            cnn_pad_phase_plane((cnn_planes_geom){.channels = channels, .in_h = s.in_h,
+                                                  .in_w = s.in_w, .pad_top = s.pad_top,
+                                                  .pad_left = s.pad_left, .stride_h = s.stride_h,
+                                                  .stride_w = s.stride_w, .phases_h = nph,
+                                                  .phases_w = npw, .plane_h = s.hp,
+                                                  .plane_w = s.wp, .slack = slack},
+                                x, scratch, q));
         xq = scratch;
     }
     tile = distinct_tile(tile);

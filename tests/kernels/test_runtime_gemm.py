@@ -59,30 +59,44 @@ void im2row_panels(const float *x, size_t xs, int samples, int channels, int in_
                    int kh_n, int kw_n, int stride_h, int stride_w, int pad_top, int pad_left,
                    int dil_h, int dil_w, int out_w, int n, float *a, int parallel)
 {
-    cnn_im2row_panels(x, xs, samples, channels, in_h, in_w, kh_n, kw_n, stride_h, stride_w,
-                      pad_top, pad_left, dil_h, dil_w, out_w, n, a, parallel);
+    cnn_im2row_panels((cnn_planes_geom){.channels = channels, .in_h = in_h, .in_w = in_w,
+                                        .kh = kh_n, .kw = kw_n, .stride_h = stride_h,
+                                        .stride_w = stride_w, .pad_top = pad_top,
+                                        .pad_left = pad_left, .dil_h = dil_h, .dil_w = dil_w,
+                                        .out_w = out_w},
+                      x, xs, samples, n, a, parallel);
 }
 
 void im2col_panels(const float *x, int channels, int in_h, int in_w, int kh_n, int kw_n,
                    int stride_h, int stride_w, int pad_top, int pad_left, int dil_h, int dil_w,
                    int out_w, int p0, int np, float *b, int *coords, int parallel)
 {
-    cnn_im2col_panels(x, channels, in_h, in_w, kh_n, kw_n, stride_h, stride_w, pad_top,
-                      pad_left, dil_h, dil_w, out_w, p0, np, b, coords, parallel);
+    cnn_im2col_panels((cnn_planes_geom){.channels = channels, .in_h = in_h, .in_w = in_w,
+                                        .kh = kh_n, .kw = kw_n, .stride_h = stride_h,
+                                        .stride_w = stride_w, .pad_top = pad_top,
+                                        .pad_left = pad_left, .dil_h = dil_h, .dil_w = dil_w,
+                                        .out_w = out_w},
+                      x, p0, np, b, coords, parallel);
 }
 
 void subsample(const float *x, int channels, int in_h, int in_w, int stride_h, int stride_w,
                int out_h, int out_w, float *y)
 {
-    cnn_subsample(x, channels, in_h, in_w, stride_h, stride_w, out_h, out_w, y);
+    cnn_subsample((cnn_planes_geom){.channels = channels, .in_h = in_h, .in_w = in_w,
+                                    .stride_h = stride_h, .stride_w = stride_w, .out_h = out_h,
+                                    .out_w = out_w},
+                  x, y);
 }
 
 void pad_phases(const float *x, int channels, int in_h, int in_w, int pad_top, int pad_left,
                 int stride_h, int stride_w, int nph, int npw, int hq, int wq, int slack,
                 float *xq)
 {
-    cnn_pad_phases(x, channels, in_h, in_w, pad_top, pad_left, stride_h, stride_w, nph, npw,
-                   hq, wq, slack, xq);
+    cnn_pad_phases((cnn_planes_geom){.channels = channels, .in_h = in_h, .in_w = in_w,
+                                     .pad_top = pad_top, .pad_left = pad_left,
+                                     .stride_h = stride_h, .stride_w = stride_w, .phases_h = nph,
+                                     .phases_w = npw, .plane_h = hq, .plane_w = wq, .slack = slack},
+                   x, xq);
 }
 
 /* the planes one by one in reverse order, as threads sharing them may finish them */
@@ -91,8 +105,12 @@ void pad_phase_planes_reversed(const float *x, int channels, int in_h, int in_w,
                                int hq, int wq, int slack, float *xq)
 {
     for (int q = cnn_phase_planes(channels, nph, npw) - 1; q >= 0; --q)
-        cnn_pad_phase_plane(x, channels, in_h, in_w, pad_top, pad_left, stride_h, stride_w,
-                            nph, npw, hq, wq, slack, xq, q);
+        cnn_pad_phase_plane((cnn_planes_geom){.channels = channels, .in_h = in_h, .in_w = in_w,
+                                              .pad_top = pad_top, .pad_left = pad_left,
+                                              .stride_h = stride_h, .stride_w = stride_w,
+                                              .phases_h = nph, .phases_w = npw, .plane_h = hq,
+                                              .plane_w = wq, .slack = slack},
+                            x, xq, q);
 }
 """
 

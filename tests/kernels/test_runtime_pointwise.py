@@ -27,8 +27,10 @@ pointwise_pair(int mr, int nb, int k_n, int out_blocks, int plane, const float *
         g = r / size;
         t = c * chunk + r % size;
     }
-    cnn_pointwise_step(mr, nb, k_n, g * nb, cnn_min((g + 1) * nb, out_blocks), plane, x, w,
-                       bias, res, y, act, t);
+    cnn_pointwise_step((cnn_conv16_geom){.mr = mr, .nb = nb, .in_channels = k_n,
+                                         .out_blocks = out_blocks, .out_h = 1, .out_w = plane,
+                                         .act = act},
+                       x, w, bias, res, y, g, t);
 }
 
 /* not inlined into the loop below, which CNN_FOR_THREADS writes twice */
@@ -39,16 +41,16 @@ pointwise_unit(int tile, int k_n, int out_blocks, int plane, const float *x, con
 {
     tile = distinct_tile(tile);
     if (tile == 0)
-        pointwise_pair(CNN_PW_MR, CNN_PW_NB, k_n, out_blocks, plane, x, w, bias, res, y, act,
+        pointwise_pair(CNN_TILE_MR, CNN_TILE_NB, k_n, out_blocks, plane, x, w, bias, res, y, act,
                        by_output, chunk, u);
     else if (tile == 1)
-        pointwise_pair(CNN_PWW_MR, CNN_PWW_NB, k_n, out_blocks, plane, x, w, bias, res, y, act,
+        pointwise_pair(CNN_WIDE_MR, CNN_WIDE_NB, k_n, out_blocks, plane, x, w, bias, res, y, act,
                        by_output, chunk, u);
     else if (tile == 2)
-        pointwise_pair(CNN_PW7_MR, CNN_PW_NB, k_n, out_blocks, plane, x, w, bias, res, y, act,
+        pointwise_pair(CNN_TILE7_MR, CNN_TILE_NB, k_n, out_blocks, plane, x, w, bias, res, y, act,
                        by_output, chunk, u);
     else
-        pointwise_pair(CNN_PW7_MR, CNN_PWW_NB, k_n, out_blocks, plane, x, w, bias, res, y, act,
+        pointwise_pair(CNN_TILE7_MR, CNN_WIDE_NB, k_n, out_blocks, plane, x, w, bias, res, y, act,
                        by_output, chunk, u);
 }
 
@@ -73,10 +75,10 @@ void pointwise_run(int tile, int k_n, int ob0, int ob1, int n, size_t xstride, s
                    int sum)
 {
     if (distinct_tile(tile) == 0)
-        cnn_pointwise_run(CNN_PW_MR, CNN_PW_NB, k_n, ob0, ob1, n, xstride, ystride, x, w, bias,
+        cnn_pointwise_run(CNN_TILE_MR, CNN_TILE_NB, k_n, ob0, ob1, n, xstride, ystride, x, w, bias,
                           y, act, sum);
     else
-        cnn_pointwise_run(CNN_PW7_MR, CNN_PWW_NB, k_n, ob0, ob1, n, xstride, ystride, x, w,
+        cnn_pointwise_run(CNN_TILE7_MR, CNN_WIDE_NB, k_n, ob0, ob1, n, xstride, ystride, x, w,
                           bias, y, act, sum);
 }
 """

@@ -45,11 +45,15 @@ pool_part(int tile, int k_n, int blocks, int plane, int parts, int pixels, int q
           const float *x, const float *w, const float *bias, int act, float *sums)
 {
     if (distinct_tile(tile) == 0)
-        cnn_pointwise_pool_part(CNN_PW_MR, CNN_PW_NB, k_n, blocks, plane, parts, pixels, q, x,
-                                w, bias, act, sums);
+        cnn_pointwise_pool_part((cnn_conv16_geom){.mr = CNN_TILE_MR, .nb = CNN_TILE_NB,
+                                                  .in_channels = k_n, .out_blocks = blocks,
+                                                  .out_h = 1, .out_w = plane, .act = act},
+                                parts, pixels, q, x, w, bias, sums);
     else
-        cnn_pointwise_pool_part(CNN_PW7_MR, CNN_PWW_NB, k_n, blocks, plane, parts, pixels, q,
-                                x, w, bias, act, sums);
+        cnn_pointwise_pool_part((cnn_conv16_geom){.mr = CNN_TILE7_MR, .nb = CNN_WIDE_NB,
+                                                  .in_channels = k_n, .out_blocks = blocks,
+                                                  .out_h = 1, .out_w = plane, .act = act},
+                                parts, pixels, q, x, w, bias, sums);
 }
 
 /* the average of act(W x + b) over the plane, its pixels in parts and runs of `pixels`;
