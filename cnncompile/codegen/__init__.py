@@ -133,11 +133,12 @@ GROUP_WORKSPACE_BYTES = 16 << 20
 def group_size(graph, requested=None):
     """Samples per group: 1 (every layer per sample) unless some layer computes groups and
     their weights outweigh a sample's workspace (what a group saves against what it costs);
-    then
-    ``requested`` (compile's batch_group) or as many as fit the workspace budget."""
-    grouped = [n for n in graph.nodes() if kernels.implementation(n).template_for(n)
-               and kernels.implementation(n).group_layout(n, graph.input_values(n.name),
-                                                          n.meta["shape"], 2)]
+    then ``requested`` (compile's batch_group) or as many as fit the workspace budget."""
+    def computes_groups(node):
+        impl = kernels.implementation(node)
+        return impl.template_for(node) and impl.group_layout(
+            node, graph.input_values(node.name), node.meta["shape"], 2)
+    grouped = [n for n in graph.nodes() if computes_groups(n)]
     if not grouped:
         return 1
     if requested is not None:
