@@ -214,10 +214,27 @@ class Tensor:
         self._untraceable("numpy()")
 
     def __getitem__(self, key):
+        if "__getitem__" in _functional:
+            return _functional["__getitem__"](self, key)
         raise TraceError("indexing or slicing a tensor inside forward() is not supported; "
                          "use layers and view/reshape/flatten", layer=self.name)
 
+    def __pow__(self, exponent):
+        return self._method("__pow__", exponent)
+
+    def __abs__(self):
+        return self._method("__abs__")
+
+    def _method(self, name, *args):
+        if name not in _functional:
+            raise TraceError(f"{name} of a traced tensor is not supported", layer=self.name)
+        return _functional[name](self, *args)
+
     def __getattr__(self, name):
+        # methods that cnncompile.nn registers (register_tensor_methods) come before the
+        # unsupported placeholders: cnncompile.nn defines them, the tracer only dispatches
+        if name in _functional:
+            return lambda *args, **kwargs: _functional[name](self, *args, **kwargs)
         if name in TENSOR_METHODS:
             return lambda *args, **kwargs: record_unsupported(f"x.{name}()",
                                                               [self] + list(args), name=name)

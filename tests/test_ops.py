@@ -17,6 +17,7 @@ from cnncompile.api import build_graph
 from cnncompile import kernels
 from cnncompile.kernels.conv_winograd import WinogradF2x2, WinogradF4x4
 from cnncompile.resources import templates_dir
+import op_cases
 from helpers import (assert_close, check_against_reference, random_input, randomise_batch_norm,
                      run_torch, torch_twin)
 
@@ -245,6 +246,8 @@ CASES = {
         ([], (1, 3, 4, 4)),  # the identity model: output is a copy of the input
     ],
 }
+for _op, _cases in op_cases.collect().items():  # the families in tests/op_cases/
+    CASES.setdefault(_op, []).extend(_cases)
 
 
 def build(layers, framework):
