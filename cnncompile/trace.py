@@ -152,9 +152,30 @@ class Tensor:
             if reverse and op in ("sub", "div"):
                 attrs["reverse"] = True
             return apply(op, [self], attrs)
+        if hasattr(other, "__array__") and hasattr(other, "shape"):
+            return self._arith_constant(op, other, reverse)
         raise TraceError(f"{op} of a tensor and a {type(other).__name__} is not supported; "
-                         "the other operand must be a tensor from forward() or a number",
-                         layer=self.name)
+                         "the other operand must be a tensor from forward(), a number or a "
+                         "weight array", layer=self.name)
+
+    __array_ufunc__ = None  # weight * x: numpy hands the product to __rmul__ below
+
+    def _arith_constant(self, op, other, reverse):
+        """``self op c`` for a constant array ``c`` (a Parameter, a buffer), broadcast as
+        torch does over the per-sample dimensions."""
+        import numpy as np
+        c = np.asarray(other.detach().cpu().numpy() if hasattr(other, "detach") else other,
+                       np.float32)
+        if c.size == 1 and c.ndim <= self.dim():
+            return self._arith(op, float(c.reshape(())), reverse)
+        c = c.reshape((1,) * (self.dim() - c.ndim) + c.shape)
+        if c.ndim > self.dim() or c.shape[0] != 1:
+            raise TraceError(f"{op} of a {self.dim()}-D tensor and a constant of shape "
+                             f"{list(np.shape(other))} would mix samples of the batch; the "
+                             "constant must broadcast over the per-sample dimensions",
+                             layer=self.name)
+        attrs = {"reverse": True} if reverse else {}
+        return apply(op, [self], attrs, {"other": np.ascontiguousarray(c[0])})
 
     def __add__(self, other):
         return self._arith("add", other)
@@ -303,7 +324,7 @@ class Tracer:
 
     def record(self, op, inputs, attrs, params, name=None):
         scope = self.scopes[-1] if self.scopes else None
-        source = None
+        source = scope.source if scope is not None else None
         if scope is not None and scope.leaf and not scope.used:
             base, source = scope.path, scope.source  # a layer is one node, named by its path
             scope.used = True

@@ -1,6 +1,6 @@
 """Frontends: models that are not written with cnncompile.nn.
 
-``torch`` converts a real ``torch.nn.Module`` (through torch.fx), ``onnx`` an ONNX file. Each
+``torch`` converts a real ``torch.nn.Module`` (through torch.export), ``onnx`` an ONNX file. Each
 builds a cnncompile.nn module whose forward() replays the foreign graph with cnncompile's own
 layers and functional calls, so the result is traced, checked and optimised exactly like a
 model written with ``import cnncompile.nn as nn``. torch and onnx are optional extras and are
@@ -25,12 +25,12 @@ def is_onnx_model(model):
 def to_cnncompile(model, input_shape=None):
     """``model`` as a cnncompile.nn module, and the input shape to compile it for.
 
-    A cnncompile.nn module is returned as is; a torch module is converted through torch.fx;
+    A cnncompile.nn module is returned as is; a torch module is converted through torch.export;
     an ONNX model (a path or an ``onnx.ModelProto``) through the ONNX importer, which can take
     the input shape from the file."""
     if is_torch_module(model):
         from .torch import convert
-        return convert(model), input_shape
+        return convert(model, input_shape), input_shape
     if is_onnx_model(model):
         from .onnx import convert
         converted = convert(model, input_shape)

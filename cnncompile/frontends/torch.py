@@ -1,271 +1,293 @@
-"""PyTorch frontend: a real ``torch.nn.Module`` -> an equivalent cnncompile.nn module.
+"""PyTorch frontend: a real ``torch.nn.Module`` -> a cnncompile.nn module that replays it.
 
-torch.fx traces the module symbolically into a graph of calls: ``call_module`` (a torch.nn
-layer such as ``layer1.0.conv1``), ``call_function`` (``F.relu``, ``torch.flatten``, ``+``),
-``call_method`` (``x.view(...)``, ``x.size(0)``) and ``get_attr`` (a tensor held by the
-module). Each torch.nn layer becomes the cnncompile.nn layer of the same name, built from the
-torch layer's own attributes and loaded with its weights, and registered at the same module
-path, so compiled layers keep their torch names. forward() then replays the fx graph on
-cnncompile's tracer, and the result is compiled like any cnncompile.nn model.
+torch.export runs the model's forward() with real shapes and records the ATen ops it calls,
+so shape asserts, ``x.ndim`` checks, shape-dependent branches and custom module classes
+(subclasses of torch layers, timm's wrappers) are gone before cnncompile sees the graph. The
+batch dimension is exported as dynamic, so every size computed from it stays symbolic and a
+view that mixes samples is caught. Each ATen op then replays as the cnncompile.nn call that
+computes it (aten.py, aten_tensor.py), inside the scope of the module that called it
+(``nn_module_stack``), so the layers keep their torch names: ``features.3.conv.1``.
 
 Everything the model uses that cnncompile cannot compile is listed in one error, each entry
-with the module path it was found in.
+with the module path it was found in and the ATen op in torch's own words.
 """
-import inspect
-import operator
+import os
+import warnings
 
 import numpy as np
 
-from .. import nn
+from .. import nn, trace
 from ..errors import TraceError, UnsupportedError
-from ..nn import functional as F
-from ..support import SUPPORTED_HINT, TENSOR_METHODS, TORCH_FUNCTIONS, TORCH_NN_LAYERS
 from ..trace import Scope, Tensor, _current
+from . import aten_tensor  # noqa: F401  (registers the handlers of ops on values)
+from .aten import SKIPPED, handler
 
-# Python operators as fx records them (x + y, x += y, -x, x.size(0) * 2, ...); they run on
-# the tracer's Tensor, or on ints for shape arithmetic
-OPERATORS = frozenset([operator.add, operator.iadd, operator.sub, operator.isub, operator.mul,
-                       operator.imul, operator.truediv, operator.itruediv, operator.floordiv,
-                       operator.neg, operator.getitem])
-
-# torch.<name> functions that are torch.nn.functional's (or a Tensor method's) namesake
-TORCH_NAMESPACE = ("relu", "relu_", "sigmoid", "tanh", "flatten", "cat", "concat", "add", "sub",
-                   "mul", "div", "softmax", "log_softmax", "max_pool2d", "avg_pool2d",
-                   "adaptive_avg_pool2d", "adaptive_max_pool2d", "conv1d", "conv2d", "conv3d",
-                   "conv_transpose2d", "batch_norm", "dropout", "reshape", "hardtanh", "selu",
-                   "prelu", "clamp", "clip")
+# ops that never name their layer: a torch layer is named after the op that computes it
+# (nn.Conv2d with padding_mode="reflect" is the conv, not the pad before it)
+_SECONDARY = frozenset(["constant_pad_nd", "pad", "sym_size", "contiguous", "clone", "expand",
+                        "detach", "alias", "_to_copy", "to", "lift_fresh_copy", "view"])
+_CONTAINERS = ("Module", "Sequential", "ModuleList", "ModuleDict")
 
 
 def _require_torch():
     try:
         import torch
-        import torch.fx  # noqa: F401
+        import torch.export  # noqa: F401
     except ImportError:  # pragma: no cover - torch is what called us
         raise ImportError("compiling a torch.nn.Module needs PyTorch: pip install torch") from None
     return torch
 
 
-def _function_names(torch):
-    """id(torch function) -> its name, for torch.nn.functional and the torch namespace."""
-    names = {}
-    for name in dir(torch.nn.functional):
-        obj = getattr(torch.nn.functional, name)
-        if callable(obj) and not name.startswith("_"):
-            names.setdefault(id(obj), name)
-    for name in TORCH_NAMESPACE:
-        obj = getattr(torch, name, None)
-        if obj is not None:
-            names.setdefault(id(obj), name)
-    return names
-
-
-def _cnncompile_function(name):
-    """The cnncompile.nn.functional (or Tensor-method) equivalent of torch's ``name``."""
-    name = name.rstrip("_")  # relu_ works in place in torch; the traced value is the same
-    if name == "concat":
-        name = "cat"
-    if name in ("add", "sub", "mul", "div"):
-        return getattr(operator, "truediv" if name == "div" else name)
-    if name == "reshape":
-        return lambda x, *shape: x.reshape(*shape)
-    if name in TORCH_FUNCTIONS:
-        return None
-    return vars(F).get(name)
-
-
-def _layer_class(torch_module):
-    """The cnncompile.nn class for a torch.nn layer, or None."""
-    cls = type(torch_module)
-    if not cls.__module__.startswith("torch.nn."):
-        return None
-    name = cls.__name__
-    if name in TORCH_NN_LAYERS or name not in nn.__all__:
-        return None
-    return getattr(nn, name)
-
-
-def _describe(node):
-    """Where an fx node comes from: its module path, for error messages."""
-    if node.op == "call_module":
-        return node.target
-    stack = node.meta.get("nn_module_stack") or {}
-    paths = [path for path, _ in stack.values()]
-    return paths[-1] if paths else ""
-
-
 def _array(value):
-    return value.detach().cpu().numpy().astype(np.float32, copy=False)
+    value = value.detach().cpu()
+    return value.numpy().astype(np.float32) if value.is_floating_point() else value.numpy()
 
 
-class _Container(nn.Module):
-    """A module path level (``layer1``, ``layer1.0``) that only holds converted layers."""
+def _is_torch_layer(cls):
+    """A torch.nn layer, or a subclass of one (timm's BatchNormAct2d is a BatchNorm2d)."""
+    return any(c.__module__.startswith("torch.nn.modules.") and c.__name__ not in _CONTAINERS
+               for c in cls.__mro__)
 
 
-class TorchModule(nn.Module):
-    """A converted torch module: its layers as cnncompile.nn layers, its forward() the fx graph."""
+def _shapes(input_shape):
+    """One shape per forward() argument: input_shape is a shape or a list of them."""
+    if input_shape and isinstance(input_shape[0], (tuple, list)):
+        return [tuple(int(d) for d in s) for s in input_shape]
+    return [tuple(int(d) for d in input_shape)]
 
-    def __init__(self, graph, constants, layers):
+
+def _export(torch, module, shapes):
+    """torch.export of ``module`` in eval mode, with a dynamic batch where the model allows."""
+    from torch.export import Dim
+    name = type(module).__name__
+    batch = max(2, shapes[0][0])  # torch specialises sizes 0 and 1
+    example = tuple(torch.zeros((batch,) + s[1:]) for s in shapes)
+    dynamic = tuple({0: Dim.AUTO} for _ in shapes)
+    was_training = module.training
+    module.eval()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            program = torch.export.export(module, example, dynamic_shapes=dynamic)
+            if _batch_is_static(program):  # forward() depends on the batch size: take the user's
+                example = tuple(torch.zeros(s) for s in shapes)
+                program = torch.export.export(module, example)
+    except Exception as exc:  # export raises many kinds; all mean "cannot capture forward()"
+        reason = _reason(exc)
+        raise TraceError(
+            f"torch.export cannot capture {name}.forward(): {type(exc).__name__}: {reason}\n"
+            "cnncompile reads a torch module through torch.export, which runs forward() on "
+            "example inputs and records the tensor operations. Make forward() depend on tensor "
+            "shapes only, not on tensor values (no `if x.sum() > 0`, .item() or .tolist()), "
+            "and call only torch operations there; or export the model to ONNX with "
+            "torch.onnx.export(..., dynamo=False), which records one path through forward(), "
+            "and compile the .onnx file") from None
+    finally:
+        module.train(was_training)
+    return program
+
+
+def _reason(exc):
+    """torch's message, without its pointers to debugging options: what failed and where."""
+    lines = [ln.rstrip() for ln in str(exc).strip().splitlines() if ln.strip()]
+    noise = ("For ", "If you suspect", "consider using", "Caused by", "The error above")
+    kept = [ln for ln in lines if not ln.strip().startswith(noise)]
+    return "\n    ".join(kept[:8] + (["..."] if len(kept) > 8 else []))
+
+
+def _batch_is_static(program):
+    for node in program.graph.nodes:
+        if node.op == "placeholder" and node.name in _user_inputs(program):
+            if isinstance(node.meta["val"].shape[0], int):
+                return True
+    return False
+
+
+def _user_inputs(program):
+    from torch.export.graph_signature import InputKind
+    return [s.arg.name for s in program.graph_signature.input_specs
+            if s.kind == InputKind.USER_INPUT]
+
+
+def _constants(program):
+    """Node name -> numpy array of every parameter, buffer and constant the graph reads."""
+    from torch.export.graph_signature import InputKind
+    values = {}
+    for spec in program.graph_signature.input_specs:
+        if spec.kind in (InputKind.PARAMETER, InputKind.BUFFER, InputKind.CONSTANT_TENSOR):
+            source = program.state_dict if spec.target in program.state_dict else program.constants
+            value = source[spec.target]
+            values[spec.arg.name] = _array(value) if hasattr(value, "detach") else value
+    return values
+
+
+class _Layers:
+    """Which module call each node belongs to, and which node names a torch layer."""
+
+    def __init__(self, module, graph):
+        self.scopes, self.named = {}, {}
+        for node in graph.nodes:
+            if node.op != "call_function":
+                continue
+            stack = node.meta.get("nn_module_stack") or {}
+            if not stack:
+                continue
+            key, (path, _) = list(stack.items())[-1]
+            self.scopes[node.name] = (key, path)
+            if key in self.named and self.named[key][1]:
+                continue
+            try:
+                cls = type(module.get_submodule(path))
+            except AttributeError:
+                continue
+            if not _is_torch_layer(cls):
+                continue
+            main = _packet(node) not in _SECONDARY
+            if key not in self.named or main:
+                self.named[key] = (node.name, main)
+
+    def scope(self, node):
+        """The tracer Scope to record ``node`` in: a torch layer's node takes its path."""
+        if node.name not in self.scopes:
+            return None
+        key, path = self.scopes[node.name]
+        return Scope(path, self.named.get(key, (None,))[0] == node.name, _source(node))
+
+
+def _packet(node):
+    target = node.target
+    return getattr(getattr(target, "_overloadpacket", None), "__name__", None) or \
+        getattr(target, "__name__", str(target))
+
+
+def _source(node):
+    """file:line of the model code that called the op (the innermost frame outside torch),
+    from the stack torch recorded."""
+    import torch
+    torch_dir = os.path.dirname(torch.__file__)
+    lines = [ln.strip() for ln in (node.meta.get("stack_trace") or "").splitlines()]
+    for i in reversed(range(len(lines))):
+        path, _, rest = lines[i][6:].partition('", line ')
+        if lines[i].startswith('File "') and \
+                not os.path.abspath(path).startswith(torch_dir + os.sep):
+            code = lines[i + 1] if i + 1 < len(lines) else ""
+            return f"{path}:{rest.split(',')[0]}" + (f": {code}" if code else "")
+    return None
+
+
+def _flat(value):
+    if isinstance(value, (list, tuple)):
+        return [x for v in value for x in _flat(v)]
+    if isinstance(value, dict):
+        return [x for v in value.values() for x in _flat(v)]
+    return [value]
+
+
+class ExportedModule(nn.Module):
+    """A torch module as torch.export captured it; forward() replays its ATen graph."""
+
+    def __init__(self, program, module):
         super().__init__()
-        object.__setattr__(self, "_fx_graph", graph)
-        object.__setattr__(self, "_constants", constants)
-        for path, layer in layers.items():
-            parent = self
-            *parents, leaf = path.split(".")
-            for part in parents:
-                child = parent._modules.get(part)
-                if child is None:
-                    child = _Container()
-                    parent.add_module(part, child)
-                parent = child
-            parent.add_module(leaf, layer)
+        object.__setattr__(self, "_program", program)
+        object.__setattr__(self, "_constants", _constants(program))
+        object.__setattr__(self, "_layers", _Layers(module, program.graph))
 
     def forward(self, *inputs):
-        env = {}
-        remaining = list(inputs)
-        for node in self._fx_graph.nodes:
-            if node.op == "placeholder":
-                if remaining:
-                    env[node.name] = remaining.pop(0)
-                elif node.args:
-                    env[node.name] = node.args[0]  # a default argument value
-                else:
-                    raise TraceError(f"forward() of the torch module takes an argument "
-                                     f"{node.target!r} besides the input; cnncompile compiles "
-                                     "models of one input tensor", layer=node.target)
-            elif node.op == "output":
-                return self._value(node.args[0], env)
-            else:
-                env[node.name] = self._run(node, env)
-        raise TraceError("the torch module's fx graph has no output")
-
-    def _value(self, arg, env):
         import torch.fx
-        if isinstance(arg, torch.fx.Node):
-            return env[arg.name]
-        if isinstance(arg, (list, tuple)):
-            return type(arg)(self._value(a, env) for a in arg)
-        if isinstance(arg, dict):
-            return {k: self._value(v, env) for k, v in arg.items()}
-        if hasattr(arg, "detach"):  # a torch tensor constant
-            return _array(arg)
-        return arg
+        from torch.utils._pytree import tree_unflatten
+        program = self._program
+        names = _user_inputs(program)
+        if len(inputs) != len(names):
+            raise TraceError(f"{self._graph_name()}.forward() takes {len(names)} input tensors "
+                             f"({', '.join(names)}); got {len(inputs)} input shapes")
+        env = dict(self._constants)
+        env.update(zip(names, inputs))
+        for node in program.graph.nodes:
+            if node.op == "call_function":
+                env[node.name] = self._run(node, env)
+            elif node.op == "output":
+                specs = program.graph_signature.output_specs  # buffer mutations, then outputs
+                values = [env[a.name] if isinstance(a, torch.fx.Node) else a
+                          for a, spec in zip(node.args[0], specs)
+                          if spec.kind.name == "USER_OUTPUT"]
+                return tree_unflatten(values, program.call_spec.out_spec)
+        raise TraceError("the exported torch module has no output")
+
+    def _graph_name(self):
+        return type(self).__name__
 
     def _run(self, node, env):
-        args = self._value(node.args, env)
-        kwargs = self._value(node.kwargs, env)
-        if node.op == "get_attr":
-            return self._constants[node.target]
-        if node.op == "call_module":
-            return self.get_submodule(node.target)(*args, **kwargs)
-        tracer, scope = _current(), _describe(node)
-        if tracer is not None and scope:
-            tracer.scopes.append(Scope(scope, False))
+        import torch.fx
+        args = torch.fx.node.map_arg(node.args, lambda n: env[n.name])
+        kwargs = torch.fx.node.map_arg(node.kwargs, lambda n: env[n.name])
+        packet = _packet(node)
+        if packet in SKIPPED:
+            return None
+        if not any(isinstance(v, Tensor) for v in _flat([args, kwargs])):
+            return _evaluate(node, args, kwargs)
+        if packet == "getitem":
+            return args[0][args[1]]
+        overload = getattr(node.target, "_overloadname", "default")
+        fn = handler(packet, overload)
+        tracer, scope = _current(), self._layers.scope(node)
+        if tracer is not None and scope is not None:
+            tracer.scopes.append(scope)
         try:
-            if node.op == "call_method":
-                obj, rest = args[0], args[1:]
-                return getattr(obj, node.target)(*rest, **kwargs)
-            if node.target is getattr:
-                return getattr(*args)
-            if node.target in OPERATORS:
-                return node.target(*args, **kwargs)
-            return node.meta["cnncompile_function"](*args, **kwargs)
+            if fn is None:
+                return _unsupported(node, packet, overload, args, kwargs)
+            return fn(*args, **kwargs)
+        except AttributeError as exc:  # a function cnncompile.nn.functional does not have
+            if "cnncompile.nn.functional" not in str(exc):
+                raise
+            return _unsupported(node, packet, overload, args, kwargs)
         finally:
-            if tracer is not None and scope:
+            if tracer is not None and scope is not None:
                 tracer.scopes.pop()
 
-    def get_submodule(self, path):
-        module = self
-        for part in path.split("."):
-            module = module._modules[part]
-        return module
+
+def _unsupported(node, packet, overload, args, kwargs):
+    tensors = [v for v in _flat([args, kwargs]) if isinstance(v, Tensor)]
+    out = trace.record_unsupported(f"aten.{packet}.{overload}", tensors, name=packet)
+    value = node.meta.get("val")
+    return [out] * len(value) if isinstance(value, (list, tuple)) else out
 
 
-def _convert_layer(torch_module):
-    """A cnncompile.nn layer built like ``torch_module`` and holding its weights, or a reason
-    why it cannot be."""
-    cls = _layer_class(torch_module)
-    if cls is None:
-        return None, None
-    if cls is nn.BatchNorm2d and torch_module.running_mean is None:
-        return None, ("BatchNorm2d without running statistics (track_running_stats=False) "
-                      "normalises with each batch's statistics; cnncompile compiles inference "
-                      "with fixed statistics")
-    kwargs = {}
-    for param in list(inspect.signature(cls.__init__).parameters.values())[1:]:
-        if (param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD)
-                or param.name in ("device", "dtype")):
-            continue
-        if param.name == "bias":  # a flag in the constructor, a tensor or None on the layer
-            kwargs["bias"] = (getattr(torch_module, "bias", None) is not None
-                              or cls is nn.BatchNorm2d)
-        elif hasattr(torch_module, param.name):
-            value = getattr(torch_module, param.name)
-            kwargs[param.name] = list(value) if isinstance(value, list) else value
-    try:
-        layer = cls(**kwargs)
-    except (TypeError, ValueError) as exc:
-        return None, f"cannot be rebuilt as cnncompile.nn.{cls.__name__}: {exc}"
-    state = {k: _array(v) if v.is_floating_point() else v.detach().cpu().numpy()
-             for k, v in torch_module.state_dict().items()}
-    layer.load_state_dict(state, strict=False)
-    layer.train(torch_module.training)
-    return layer, None
+def _evaluate(node, args, kwargs):
+    """A node of constants only (a weight transposed, a shape computed): torch computes it."""
+    import torch
+    to_torch = (lambda v: torch.from_numpy(np.ascontiguousarray(v))
+                if isinstance(v, np.ndarray) else v)
+    args = torch.utils._pytree.tree_map(to_torch, args)
+    kwargs = torch.utils._pytree.tree_map(to_torch, kwargs)
+    out = node.target(*args, **kwargs)
+    return torch.utils._pytree.tree_map(
+        lambda v: _array(v) if isinstance(v, torch.Tensor) else v, out)
 
 
-def convert(module):
-    """``module`` (a torch.nn.Module) as a cnncompile.nn module with the same layers, weights
-    and forward(); raises one error listing everything that cannot be compiled."""
+def _warn_if_training(torch, module):
+    kinds = (torch.nn.modules.batchnorm._BatchNorm, torch.nn.modules.dropout._DropoutNd)
+    if module.training and any(isinstance(m, kinds) for m in module.modules()):
+        warnings.warn(f"{type(module).__name__} is in training mode; cnncompile compiles it for "
+                      "inference, as model.eval() would (BatchNorm uses its running statistics, "
+                      "Dropout does nothing). Call model.eval() first to silence this warning.",
+                      stacklevel=5)
+
+
+def convert(module, input_shape):
+    """``module`` (a torch.nn.Module) as a cnncompile.nn module whose forward() replays it;
+    tracing it raises one error listing everything that cannot be compiled."""
     torch = _require_torch()
-    name = type(module).__name__
-    try:
-        graph_module = torch.fx.symbolic_trace(module)
-    except Exception as exc:  # fx raises several kinds; all mean "cannot trace symbolically"
-        raise TraceError(
-            f"torch.fx cannot trace {name}: {type(exc).__name__}: {exc}\ncnncompile reads a torch "
-            "module by symbolic tracing, so forward() may not branch on tensor values or call "
-            "code fx cannot follow. Rewrite that part of forward() (shapes are known: branch on "
-            "x.shape only), or export the model to ONNX (torch.onnx.export) and compile the "
-            ".onnx file") from None
-    functions = _function_names(torch)
-    layers, constants, problems = {}, {}, []
-    for node in graph_module.graph.nodes:
-        where = _describe(node)
-        if node.op == "call_module":
-            sub = graph_module.get_submodule(node.target)
-            if node.target in layers:
-                continue
-            layer, reason = _convert_layer(sub)
-            if layer is None:
-                kind = f"{type(sub).__module__}.{type(sub).__name__}"
-                problems.append((where, f"{kind}" + (f": {reason}" if reason else
-                                                     " has no cnncompile.nn counterpart")))
-            else:
-                layers[node.target] = layer
-        elif node.op == "get_attr":
-            value = graph_module
-            for part in node.target.split("."):
-                value = getattr(value, part)
-            constants[node.target] = _array(value) if hasattr(value, "detach") else value
-        elif node.op == "call_function":
-            if node.target is getattr or node.target in OPERATORS:
-                continue
-            fname = functions.get(id(node.target),
-                                  getattr(node.target, "__name__", str(node.target)))
-            fn = _cnncompile_function(fname) if id(node.target) in functions else None
-            if fn is None:
-                owner = getattr(node.target, "__module__", None) or "torch"
-                problems.append((where, f"{owner}.{fname}()"))
-            node.meta["cnncompile_function"] = fn
-        elif node.op == "call_method":
-            if node.target in TENSOR_METHODS or not hasattr(Tensor, node.target):
-                problems.append((where, f"Tensor.{node.target}()"))
-    if problems:
-        lines = [f"{name} cannot be compiled: {len(problems)} unsupported "
-                 f"operation{'s' if len(problems) > 1 else ''}"]
-        lines += [f"  - {where or '(top level forward)'}: {what}" for where, what in problems]
-        lines.append(SUPPORTED_HINT[0].upper() + SUPPORTED_HINT[1:] + ".")
-        raise UnsupportedError("\n".join(lines))
-    converted_cls = type(name, (TorchModule,), {"__module__": type(module).__module__})
-    converted = converted_cls(graph_module.graph, constants, layers)
-    converted.train(module.training)
-    return converted
+    if input_shape is None:
+        raise ValueError("input_shape is missing: give the shape of one call's input, "
+                         "e.g. input_shape=(1, 3, 224, 224)")
+    shapes = _shapes(input_shape)
+    if any(not s or any(d <= 0 for d in s) for s in shapes):
+        raise ValueError(f"input_shape must be positive integers such as (1, 3, 32, 32), "
+                         f"got {input_shape}")
+    _warn_if_training(torch, module)
+    program = _export(torch, module, shapes)
+    cls = type(type(module).__name__, (ExportedModule,), {"__module__": type(module).__module__})
+    return cls(program, module).eval()
+
+
+__all__ = ["convert", "ExportedModule", "UnsupportedError"]

@@ -243,11 +243,28 @@ def linear(input, weight, bias=None):
     w = _weight(weight, "weight", "linear")
     if w.ndim != 2:
         raise ValueError(f"linear: weight must be 2-D (out_features, in_features), got {w.shape}")
+    ndim = input.dim() if isinstance(input, trace.Tensor) else np.ndim(input)
+    if 2 < ndim <= 5:
+        return _linear_over_last_dim(input, w, _weight(bias, "bias", "linear"), ndim)
     attrs = {"in_features": int(w.shape[1]), "out_features": int(w.shape[0])}
     params = {"weight": w}
     if bias is not None:
         params["bias"] = _weight(bias, "bias", "linear")
     return trace.apply("linear", [input], attrs, params)
+
+
+def _linear_over_last_dim(input, w, b, ndim):
+    """A Linear over the last dimension of a (N, ..., C) value (channels-last pixels, as
+    ConvNeXt writes its MLP): a 1x1 convolution between two permutes, so that it runs on the
+    convolution kernels."""
+    if not isinstance(input, trace.Tensor):
+        y = np.asarray(input, np.float64) @ w.astype(np.float64).T
+        return (y + (0 if b is None else b)).astype(np.float32)
+    to_channels = (0, ndim - 1) + tuple(range(1, ndim - 1))
+    back = (0,) + tuple(range(2, ndim)) + (1,)
+    weight = w.reshape(w.shape + (1,) * (ndim - 2))
+    y = convolution(permute(input, to_channels), weight, b, 1, 0, 1, 1, rank=ndim - 2)
+    return permute(y, back)
 
 
 def flatten(input, start_dim=0, end_dim=-1):
