@@ -244,7 +244,7 @@ def linear(input, weight, bias=None):
     if w.ndim != 2:
         raise ValueError(f"linear: weight must be 2-D (out_features, in_features), got {w.shape}")
     ndim = input.dim() if isinstance(input, trace.Tensor) else np.ndim(input)
-    if 2 < ndim <= 5:
+    if 2 < ndim <= 5 and input.shape[-1] == w.shape[1]:  # else the op says to flatten first
         return _linear_over_last_dim(input, w, _weight(bias, "bias", "linear"), ndim)
     attrs = {"in_features": int(w.shape[1]), "out_features": int(w.shape[0])}
     params = {"weight": w}
