@@ -213,6 +213,9 @@ class Tensor:
     def __pow__(self, exponent):
         return self._method("__pow__", exponent)
 
+    def __matmul__(self, other):
+        return self._method("matmul", other)
+
     def __abs__(self):
         return self._method("__abs__")
 

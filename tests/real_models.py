@@ -339,6 +339,24 @@ def shape_branch(nn, F, T):
     return ShapeBranch()
 
 
+def attention(nn, F, T):
+    class Attention(nn.Module):
+        """EfficientViT (MSRA)-style attention over the pixels of a small map."""
+        def __init__(self, dim=4):
+            super().__init__()
+            self.dim, self.scale = dim, dim ** -0.5
+            self.qkv = nn.Conv2d(6, 3 * dim, 1)
+            self.proj = nn.Sequential(nn.ReLU(), nn.Conv2d(dim, 6, 1))
+
+        def forward(self, x):
+            B, C, H, W = x.shape
+            q, k, v = self.qkv(x).view(B, -1, H * W).split([self.dim] * 3, dim=1)
+            attn = ((q.transpose(-2, -1) @ k) * self.scale).softmax(dim=-1)
+            y = (v @ attn.transpose(-2, -1)).view(B, self.dim, H, W)
+            return x + self.proj(y)
+    return Attention()
+
+
 # name -> (pattern, input shapes (one per forward() argument), cnncompile.nn can build it)
 PATTERNS = {
     "bn_act": (bn_act, [(1, 3, 8, 8)], True),
@@ -355,4 +373,5 @@ PATTERNS = {
     "video3d": (video3d, [(1, 3, 4, 6, 6)], True),
     "two_inputs_dict": (two_inputs_dict, [(1, 3, 6, 6), (1, 2, 6, 6)], True),
     "shape_branch": (shape_branch, [(1, 3, 6, 6)], True),
+    "attention": (attention, [(1, 6, 3, 5)], True),
 }

@@ -80,19 +80,9 @@ def linear(input, weight, bias=None):
     return F.linear(input, constant(weight, "linear weight"), constant(bias, "linear bias"))
 
 
-def _matmul_constant(x, w, what):
-    w = constant(w, what)
-    if w.ndim != 2:
-        return trace.record_unsupported(f"aten.{what} with a {w.ndim}-D constant", [x])
-    return F.linear(x, np.ascontiguousarray(w.T))
-
-
-@aten("mm", "matmul")
+@aten("mm", "matmul", "bmm")
 def matmul(self, other):
-    if isinstance(other, Tensor):
-        return trace.record_unsupported("aten.matmul of two computed tensors", [self, other],
-                                        hint="one operand must be a weight")
-    return _matmul_constant(self, other, "matmul")
+    return F.matmul(self, other)
 
 
 @aten("addmm")

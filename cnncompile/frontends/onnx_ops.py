@@ -168,6 +168,8 @@ def gemm(node, a, b, c=None):
 @converter("MatMul")
 def matmul(node, a, b):
     a = node.tensor(a, "A")
+    if isinstance(b, Tensor):
+        return F.matmul(a, b)
     b = node.floats(b, "B (the weight)")
     if a.dim() != 2 or b.ndim != 2:
         raise node.unsupported(f"MatMul of a rank-{a.dim()} input and a rank-{b.ndim} weight; "

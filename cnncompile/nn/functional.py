@@ -267,6 +267,24 @@ def _linear_over_last_dim(input, w, b, ndim):
     return permute(y, back)
 
 
+def matmul(input, other):
+    """torch.matmul of two computed values (per sample, batch dimensions broadcast), or of a
+    value and a 2-D weight (a Linear without bias)."""
+    if isinstance(input, trace.Tensor) and isinstance(other, trace.Tensor):
+        return trace.apply("matmul", [input, other], {})
+    if isinstance(input, trace.Tensor):
+        w = _weight(other, "weight", "matmul")
+        if w.ndim != 2:
+            return trace.record_unsupported(f"matmul by a {w.ndim}-D constant", [input],
+                                            hint="a weight operand must be a 2-D matrix")
+        return linear(input, np.ascontiguousarray(w.T))
+    if isinstance(other, trace.Tensor):
+        return trace.record_unsupported("matmul of a constant by a computed value", [other],
+                                        hint="write it as (b.transpose(-1, -2) @ "
+                                             "a.transpose(-1, -2)).transpose(-1, -2)")
+    return trace.apply("matmul", [input, other], {})
+
+
 def flatten(input, start_dim=0, end_dim=-1):
     if isinstance(input, trace.Tensor):
         return input.flatten(start_dim, end_dim)
@@ -276,7 +294,8 @@ def flatten(input, start_dim=0, end_dim=-1):
 
 
 # x.relu(), x.sigmoid(), x.tanh() and x.softmax(dim) on a traced tensor call these functions
-trace.register_tensor_methods(relu=relu, sigmoid=sigmoid, tanh=tanh, softmax=softmax)
+trace.register_tensor_methods(relu=relu, sigmoid=sigmoid, tanh=tanh, softmax=softmax,
+                              matmul=matmul)
 
 
 def __getattr__(name):
