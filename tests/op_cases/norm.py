@@ -87,6 +87,8 @@ CASES = {
         ([("GroupNorm", (6, 6), dict(affine=False))], (1, 6, 4)),
         ([("GroupNorm", (3, 12), dict(eps=1e-3))], (1, 12, 2, 3, 4)),
         ([("GroupNorm", (4, 8), {})], (1, 8)),
+        ([("GroupNorm", (2, 4), dict(bias=False))], (1, 4, 3, 2)),
+        ([("InstanceNorm2d", (3,), dict(affine=True, bias=False))], (1, 3, 2, 3)),
         ([("Conv2d", (3, 32, 3), dict(padding=1)), ("GroupNorm", (8, 32), {}), ("SiLU", (), {})],
          (1, 3, 9, 9)),
         ([("InstanceNorm1d", (4,), {})], (1, 4, 9)),
