@@ -32,6 +32,16 @@ def _check_param(node, key, expected, hint):
                           f"{tuple(expected)}; {hint}", ShapeError)
 
 
+# partial sums a row's statistics run in (templates/ops/_moments.c.j2): a vector of 8 floats
+LANES = 8
+
+
+def _moments(count, eps):
+    """The constants of the moments macro for rows of ``count`` values."""
+    return dict(count=count, whole=count - count % LANES, lanes=LANES,
+                inv_count=c_float(1.0 / count), eps=c_float(eps))
+
+
 def _flops(node, out_shape):
     # sum, centre, square-add, normalise (2); the affine weight and bias 1 each
     return (5 + ("weight" in node.params) + ("bias" in node.params)) * numel_per_sample(out_shape)
@@ -78,8 +88,7 @@ class LayerNorm(Op):
 
     def lower(self, node, ins, out_shape):
         count = math.prod(node.attrs["normalized_shape"])
-        return dict(rows=numel_per_sample(out_shape) // count, count=count,
-                    inv_count=c_float(1.0 / count), eps=c_float(node.attrs["eps"]),
+        return dict(rows=numel_per_sample(out_shape) // count, **_moments(count, node.attrs["eps"]),
                     weight="weight" in node.params, bias="bias" in node.params)
 
 
@@ -123,6 +132,6 @@ class GroupNorm(Op):
         channels, groups = out_shape[1], node.attrs["num_groups"]
         plane = numel_per_sample(out_shape) // channels
         per_group = channels // groups
-        return dict(groups=groups, per_group=per_group, plane=plane, count=per_group * plane,
-                    inv_count=c_float(1.0 / (per_group * plane)), eps=c_float(node.attrs["eps"]),
+        return dict(groups=groups, per_group=per_group, plane=plane,
+                    **_moments(per_group * plane, node.attrs["eps"]),
                     weight="weight" in node.params, bias="bias" in node.params)
