@@ -7,6 +7,8 @@ from .padding import *  # noqa: F401,F403  (ZeroPad2d, ReflectionPad2d, ...)
 from .padding import __all__ as _padding_layers
 from .pooling import AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, MaxPool2d
 from .module import Module, ModuleList, Parameter, Sequential
+from .norm import *  # noqa: F401,F403  (LayerNorm, GroupNorm, InstanceNorm1d/2d/3d)
+from .norm import __all__ as _norm_layers
 from .normalization import (AlphaDropout, BatchNorm2d, Dropout, Dropout1d, Dropout2d, Dropout3d,
                             Identity)
 
@@ -16,7 +18,7 @@ __all__ = ["Module", "Sequential", "ModuleList", "Parameter", "Conv1d", "Conv2d"
            "Flatten", "ReLU", "ReLU6", "LeakyReLU", "ELU", "Sigmoid", "Tanh", "Hardtanh",
            "Hardswish", "Hardsigmoid", "SiLU", "GELU", "Softmax", "LogSoftmax", "BatchNorm2d",
            "Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "Identity", "functional",
-           "init"] + _padding_layers
+           "init"] + _padding_layers + _norm_layers
 
 
 def __getattr__(name):

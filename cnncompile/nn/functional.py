@@ -8,6 +8,7 @@ import numpy as np
 from .. import trace
 from ..errors import TraceError
 from .module import to_numpy
+from .functional_norm import *  # noqa: F401,F403  (layer_norm, group_norm, instance_norm)
 
 
 def _pair(value):

@@ -47,6 +47,9 @@ class Module:
 
     # Set by leaf layers (Conv2d, ReLU, ...): the registry op a call of this module becomes.
     op_name = None
+    # Buffers a checkpoint may lack, which then keep their value: older torch checkpoints have
+    # no BatchNorm num_batches_tracked, and torch's BatchNorm fills it in as it loads them.
+    _optional_state = ()
 
     def __init__(self):
         object.__setattr__(self, "_parameters", OrderedDict())
@@ -187,7 +190,8 @@ class Module:
                 for name, value in getattr(module, kind).items():
                     if value is not None:
                         own[f"{prefix}.{name}" if prefix else name] = (module, kind, name)
-        missing = [k for k in own if k not in state_dict]
+        missing = [k for k, (module, _, name) in own.items()
+                   if k not in state_dict and name not in module._optional_state]
         unexpected = [k for k in state_dict if k not in own]
         errors = []
         for key, (module, kind, name) in own.items():

@@ -8,6 +8,7 @@ from .module import Module, Parameter
 class BatchNorm2d(Module):
     """Compiled with its running statistics, as torch computes it in eval() mode."""
     op_name = "batch_norm"
+    _optional_state = ("num_batches_tracked",)
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
                  track_running_stats=True, device=None, dtype=None, *, bias=True):
