@@ -64,8 +64,12 @@ def _dims(dims):
 # -- permutations ---------------------------------------------------------------------------
 def permute(input, dims):
     """torch.permute: ``dims`` lists every dimension once; dims[0] must stay 0 (the batch)."""
-    rank = len(_shape(input))
     dims = tuple(dims)
+    if _traced(input) and input.node.meta["shape"] is None:  # after an unsupported layer
+        rank = len(dims)  # recorded all the same, so that tracing goes on to list the others
+        return trace.apply("permute", [input], {"perm": tuple(_dim(input, d, "permute", rank)
+                                                              for d in dims)})
+    rank = len(_shape(input))
     if len(dims) != rank:
         raise _error(input, "permute", f"permute{dims} has {len(dims)} dims but the input has "
                      f"{rank}")
@@ -242,12 +246,13 @@ def _expand_ellipsis(x, key):
 def getitem(input, key):
     """x[...] with what CNN code writes: slices with positive steps, integers, None and
     '...'. The batch (the first index) must be the whole ':'."""
+    shown = _show(key if isinstance(key, tuple) else (key,))
     key = _expand_ellipsis(input, key)
     batch = key[0]
     if batch is None or batch != _FULL and not (
             isinstance(batch, builtins.slice) and batch.start in (None, 0)
             and batch.stop is None and batch.step in (None, 1)):
-        raise _error(input, "getitem", f"x[{_show(key)}] indexes the batch dimension; the "
+        raise _error(input, "getitem", f"x[{shown}] indexes the batch dimension; the "
                      "compiled model takes any batch size and keeps every sample: the first "
                      "index must be ':' (x[:, a:b], x[..., 1:])", UnsupportedError)
     y, dim = input, 0
@@ -258,7 +263,7 @@ def getitem(input, key):
         elif isinstance(k, builtins.slice):
             size = _shape(y)[dim]
             if k.step is not None and k.step <= 0:
-                raise _error(input, "getitem", f"x[{_show(key)}]: only positive slice steps "
+                raise _error(input, "getitem", f"x[{shown}]: only positive slice steps "
                              "are supported (torch does not allow others either)",
                              UnsupportedError)
             if dim:
