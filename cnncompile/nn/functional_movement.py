@@ -6,6 +6,7 @@ views (reshape). The batch is free at call time, so it must stay dimension 0, wh
 slicing or indexing it raises UnsupportedError saying what to write instead.
 """
 import builtins
+import numbers
 
 import numpy as np
 
@@ -270,8 +271,8 @@ def getitem(input, key):
                 start, stop, step = k.indices(size)
                 y = slice(y, dim, start, max(start, stop), step)
             dim += 1
-        elif isinstance(k, int) and not isinstance(k, bool):
-            y = select(y, dim, k)
+        elif isinstance(k, numbers.Integral) and not isinstance(k, (bool, np.bool_)):
+            y = select(y, dim, int(k))
         else:
             raise _error(input, "getitem", f"indexing with {type(k).__name__} is not supported; "
                          "index with slices, integers, None and '...'", UnsupportedError)

@@ -116,3 +116,44 @@ CASES = {
         (_model(five_dims), (1, 6, 2, 4)),
     ],
 }
+
+
+def shufflenet_v2_stage(nn, F, cat):
+    """A stage of torchvision's ShuffleNetV2 (its InvertedResidual, as written there): one
+    stride-2 unit and two stride-1 units, wide enough for the channel-block kernels."""
+    def conv_bn(a, b, k, stride=1, groups=1, relu=True):
+        layers = [nn.Conv2d(a, b, k, stride, k // 2, groups=groups, bias=False),
+                  nn.BatchNorm2d(b)]
+        return nn.Sequential(*layers, *([nn.ReLU(inplace=True)] if relu else []))
+
+    def channel_shuffle(x, groups):
+        batchsize, num_channels, height, width = x.size()
+        channels_per_group = num_channels // groups
+        x = x.view(batchsize, groups, channels_per_group, height, width)
+        x = x.transpose(1, 2).contiguous()
+        return x.view(batchsize, num_channels, height, width)
+
+    class InvertedResidual(nn.Module):
+        def __init__(self, inp, oup, stride):
+            super().__init__()
+            self.stride, branch = stride, oup // 2
+            if stride > 1:
+                self.branch1 = nn.Sequential(conv_bn(inp, inp, 3, stride, inp, relu=False),
+                                             conv_bn(inp, branch, 1))
+            self.branch2 = nn.Sequential(conv_bn(inp if stride > 1 else branch, branch, 1),
+                                         conv_bn(branch, branch, 3, stride, branch, relu=False),
+                                         conv_bn(branch, branch, 1))
+
+        def forward(self, x):
+            if self.stride == 1:
+                x1, x2 = x.chunk(2, dim=1)
+                out = cat((x1, self.branch2(x2)), dim=1)
+            else:
+                out = cat((self.branch1(x), self.branch2(x)), dim=1)
+            return channel_shuffle(out, 2)
+
+    return nn.Sequential(InvertedResidual(24, 64, 2), InvertedResidual(64, 64, 1),
+                         InvertedResidual(64, 64, 1))
+
+
+CASES["slice"].append((shufflenet_v2_stage, (1, 24, 14, 14)))
