@@ -182,3 +182,45 @@ def test_functions_run_on_numpy_arrays_like_torch():
 def test_layers_repr_like_torch():
     for name, arg in (("ChannelShuffle", 2), ("PixelShuffle", 3), ("PixelUnshuffle", 2)):
         assert repr(getattr(cnn, name)(arg)) == repr(getattr(torch.nn, name)(arg))
+
+
+# -- the official ONNX node cases of these ops ----------------------------------------------
+# Refused, each with a CompileError: they move, cut or index the batch (dimension 0), select
+# nothing, reverse, or have several outputs (a compiled model has one).
+REFUSED = set("""
+    test_slice test_slice_start_out_of_bounds test_slice_neg_steps test_squeeze
+    test_transpose_default test_transpose_all_permutations_2 test_transpose_all_permutations_3
+    test_transpose_all_permutations_4 test_transpose_all_permutations_5 test_unsqueeze_axis_0
+""".split())
+MOVEMENT_OPS = {"Transpose", "Slice", "Split", "DepthToSpace", "SpaceToDepth", "Squeeze",
+                "Unsqueeze"}
+
+
+def _node_cases():
+    import warnings
+    from onnx.backend.test.loader import load_model_tests
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        every = load_model_tests(kind="node")
+    return [c for c in every if len(c.model.graph.node) == 1
+            and c.model.graph.node[0].op_type in MOVEMENT_OPS]
+
+
+NODE_CASES = _node_cases()
+
+
+@pytest.mark.parametrize("case", NODE_CASES, ids=[c.name for c in NODE_CASES])
+def test_onnx_node_case(case):
+    from test_onnx_conformance import _bind_extra_inputs
+    model, x = _bind_extra_inputs(case)
+    if case.name in REFUSED or len(model.graph.output) > 1:
+        with pytest.raises(cnncompile.CompileError):
+            cnncompile.from_onnx(model, input_shape=x.shape)
+        return
+    y = cnncompile.from_onnx(model, input_shape=x.shape, werror=True)(x)
+    assert_close(y, np.asarray(case.data_sets[0][1][0]), case.name)
+
+
+def test_node_cases_are_found():
+    names = {c.name for c in NODE_CASES}
+    assert REFUSED <= names and len(names - REFUSED) >= 35

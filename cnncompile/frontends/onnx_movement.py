@@ -119,6 +119,11 @@ def space_to_depth(node, x):
     x, b, (n, c, h, w) = _blocks(node, x)
     if h % b or w % b:
         raise node.bad(f"height {h} and width {w} must divide by blocksize {b}")
+    mode = node.attrs.get("mode", "DCR")  # an attribute since opset 28
+    if mode == "CRD":  # the inverse of DepthToSpace's CRD: torch's pixel_unshuffle
+        return F.pixel_unshuffle(x, b)
+    if mode != "DCR":
+        raise node.bad(f"mode {mode!r} is not DCR or CRD")
     y = F.permute(x.reshape(n, c, h // b, b, w // b, b), (0, 3, 5, 1, 2, 4))
     return y.reshape(n, c * b * b, h // b, w // b)
 
