@@ -38,10 +38,10 @@ def _error(x, op, message, cls=ShapeError):
 def _dim(x, dim, op, rank=None):
     """``dim`` in 0..rank-1 (rank: x's by default), as torch wraps negative dims."""
     rank = len(_shape(x)) if rank is None else rank
-    if not isinstance(dim, int) or not -rank <= dim < rank:
+    if not isinstance(dim, numbers.Integral) or isinstance(dim, bool) or not -rank <= dim < rank:
         raise _error(x, op, f"dimension {dim!r} is out of range (expected to be in range of "
                      f"[{-rank}, {rank - 1}])", IndexError if not _traced(x) else ShapeError)
-    return dim % rank
+    return int(dim) % rank
 
 
 def _no_batch(x, op, dim, fix):
@@ -93,8 +93,8 @@ swapaxes = swapdims = transpose
 
 def movedim(input, source, destination):
     rank = len(_shape(input))
-    src = [source] if isinstance(source, int) else list(source)
-    dst = [destination] if isinstance(destination, int) else list(destination)
+    src = [source] if isinstance(source, numbers.Integral) else list(source)
+    dst = [destination] if isinstance(destination, numbers.Integral) else list(destination)
     if len(src) != len(dst):
         raise _error(input, "movedim", f"movedim: source ({len(src)} dims) and destination "
                      f"({len(dst)} dims) must have the same number of dims")
