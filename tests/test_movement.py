@@ -6,6 +6,7 @@ import torch
 
 import cnncompile
 import cnncompile.nn as cnn
+from cnncompile import reference
 import cnncompile.nn.functional as CF
 from cnncompile.errors import ModelFileError, ShapeError, UnsupportedError
 from helpers import assert_close, random_input, run_torch
@@ -224,3 +225,29 @@ def test_onnx_node_case(case):
 def test_node_cases_are_found():
     names = {c.name for c in NODE_CASES}
     assert REFUSED <= names and len(names - REFUSED) >= 35
+
+
+class Everything(cnn.Module):
+    """Tiled and untiled permutes, strided slices, selects and shuffles, one after another;
+    the output ends on a slice, so the last copy writes the caller's buffer."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = cnn.Conv2d(8, 20, 1)
+        self.up = cnn.PixelShuffle(2)
+
+    def forward(self, x):
+        y = self.conv(x).permute(0, 2, 3, 1)                   # (N, 17, 19, 20): tiles
+        y = cnn.functional.channel_shuffle(y.permute(0, 3, 1, 2) * 1.0, 4)
+        a, b = y[:, :16].chunk(2, dim=1)
+        z = self.up(a + b)[:, :, 1::3, ::2]                      # (N, 2, 11, 19)
+        w = y[:, 16:18, 2:13, ::2]                               # (N, 2, 11, 10)
+        v = y[:, 18:20, 3:14, None, 4]                           # (N, 2, 11, 1)
+        return cnncompile.cat((z, w, v), 3)
+
+
+def test_runs_clean_under_asan_and_ubsan(tmp_path):
+    from test_sanitizers import run_sanitized
+    compiled = cnncompile.compile(Everything().eval(), (1, 8, 17, 19), num_threads=2)
+    x = random_input((3, 8, 17, 19))
+    assert_close(run_sanitized(compiled, tmp_path / "c", x), reference.run(compiled.graph, x))
