@@ -15,6 +15,7 @@ from ..nn import functional as F
 from ..trace import Tensor
 from .onnx_layers import torch_pads  # importing it registers the layers' converters
 from . import onnx_norm  # noqa: F401  (registers LayerNormalization, GroupNormalization...)
+from . import onnx_movement  # noqa: F401  (registers Transpose, Slice, Split, ...)
 from .onnx_node import ARITH, CONVERTERS, Node, converter, with_constant
 
 # ops evaluated by onnx's reference implementation when every input is a constant

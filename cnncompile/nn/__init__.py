@@ -5,6 +5,7 @@ from .activation import (ELU, GELU, Hardsigmoid, Hardswish, Hardtanh, LeakyReLU,
 from .layers import Conv1d, Conv2d, Conv3d, ConvTranspose2d, Flatten, Fold, Linear, Unfold
 from .padding import *  # noqa: F401,F403  (ZeroPad2d, ReflectionPad2d, ...)
 from .padding import __all__ as _padding_layers
+from .movement import ChannelShuffle, PixelShuffle, PixelUnshuffle
 from .pooling import AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, MaxPool2d
 from .module import Module, ModuleList, Parameter, Sequential
 from .norm import *  # noqa: F401,F403  (LayerNorm, GroupNorm, InstanceNorm1d/2d/3d)
@@ -17,7 +18,8 @@ __all__ = ["Module", "Sequential", "ModuleList", "Parameter", "Conv1d", "Conv2d"
            "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "Linear",
            "Flatten", "ReLU", "ReLU6", "LeakyReLU", "ELU", "Sigmoid", "Tanh", "Hardtanh",
            "Hardswish", "Hardsigmoid", "SiLU", "GELU", "Softmax", "LogSoftmax", "BatchNorm2d",
-           "Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "Identity", "functional",
+           "Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "Identity",
+           "ChannelShuffle", "PixelShuffle", "PixelUnshuffle", "functional",
            "init"] + _padding_layers + _norm_layers
 
 

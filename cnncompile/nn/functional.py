@@ -298,6 +298,8 @@ def flatten(input, start_dim=0, end_dim=-1):
 trace.register_tensor_methods(relu=relu, sigmoid=sigmoid, tanh=tanh, softmax=softmax,
                               matmul=matmul)
 
+from .functional_movement import *  # noqa: E402,F401,F403  (permute, slices, shuffles)
+
 
 def __getattr__(name):
     from ..support import TORCH_FUNCTIONS
