@@ -36,3 +36,12 @@ def to_cnncompile(model, input_shape=None):
         converted = convert(model, input_shape)
         return converted, converted.input_shape
     return model, input_shape
+
+
+def io_names(model):
+    """(input names, output names) that a converted model carries (an ONNX graph's), or
+    (None, None): trace() then names them after forward()'s arguments and return value."""
+    onnx = sys.modules.get(__name__ + ".onnx")
+    if onnx is not None and isinstance(model, onnx.OnnxModule):
+        return model.input_names, model.output_names
+    return None, None
