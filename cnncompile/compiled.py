@@ -65,7 +65,8 @@ class CompiledModel:
             self.output_names = [p["name"] for p in outputs]
             self.input_shapes = [tuple(p["shape"]) for p in inputs]
             self.output_shapes = [tuple(p["shape"]) for p in outputs]
-            self.input_shape, self.output_shape = tuple(self.input_shapes), tuple(self.output_shapes)
+            self.input_shape = tuple(self.input_shapes)
+            self.output_shape = tuple(self.output_shapes)
         self._ports = (inputs, outputs)
         self.workspace_bytes = int(workspace_bytes)
         self.c_source, self.header, self.graph = c_source, header, graph

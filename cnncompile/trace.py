@@ -401,18 +401,13 @@ def call_module(module, args, kwargs):
 
 
 def trace(module, input_shape, input_names=None, output_names=None):
-    """Trace ``module`` into a Graph.
+    """Trace ``module`` on inputs of ``input_shape`` into a Graph: (N, C, H, W) for a
+    forward() of one tensor, a list of shapes (same N) for one per forward() argument.
 
-    input_shape: (N, C, H, W) for a forward() of one tensor, or a list of shapes, one per
-    forward() argument, for several; N, the batch, is the same for every input.
-    input_names / output_names: what to call the inputs and outputs (default: forward()'s
-    argument names; the positions and keys of the tuple, list or dict forward() returns).
-
-    graph.inputs lists the input nodes in argument order and graph.outputs the returned
-    tensors in the order the returned structure flattens (tuple and list order, dict insertion
-    order; a tensor returned twice appears twice). graph.meta["io"] holds the names and the
-    structure to rebuild (see model_io.py); it is absent for one input and one returned tensor.
-    """
+    graph.inputs: the inputs in argument order; graph.outputs: the tensors returned, in the
+    order the returned tuple/list/dict flattens. graph.meta["io"] names them (input_names,
+    output_names, default: forward()'s arguments, the tuple positions and dict keys) and
+    keeps the structure (model_io.py); it is absent for one input and one tensor returned."""
     if not isinstance(module, tuple(_module_types)):
         raise TypeError(f"cnncompile compiles a cnncompile.nn.Module, a torch.nn.Module or an "
                         f"ONNX model (a .onnx path or onnx.ModelProto), got "
@@ -435,5 +430,7 @@ def trace(module, input_shape, input_names=None, output_names=None):
     tracer.graph.outputs = [t.name for t in tensors]
     if output_names is not None:
         labels = list(output_names)
-    tracer.graph.meta["io"] = io.describe(names if several else ["input"], labels, tree)
+    if not several:
+        names = list(input_names or ["input"])
+    tracer.graph.meta["io"] = io.describe(names, labels, tree)
     return tracer.graph

@@ -3,6 +3,8 @@ too), compiled against torch, the numpy reference and ONNX Runtime; the C interf
 names every pointer; the checks on the batch sizes of one call."""
 import io
 import json
+import os
+import subprocess
 import warnings
 
 import numpy as np
@@ -382,3 +384,66 @@ def test_cli_several_input_shapes(tmp_path, capsys):
     assert "Inputs x (N, 4), y (N, 2) -> outputs 0 (N, 3), 1 (N, 4)" in text
     assert "Check: max |compiled - numpy reference| = " in text
     assert "const float *input_y," in (out / "model.h").read_text()
+
+
+MAIN = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include "model.h"
+
+/* Reads x.bin and y.bin (batch samples each), writes out.bin and aux.bin. */
+static float *read_floats(const char *path, size_t n)
+{
+    float *p = malloc(sizeof(float) * n);
+    FILE *f = fopen(path, "rb");
+    if (!p || !f || fread(p, sizeof(float), n, f) != n)
+        exit(3);
+    fclose(f);
+    return p;
+}
+
+static void write_floats(const char *path, const float *p, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(p, sizeof(float), n, f) != n)
+        exit(4);
+    fclose(f);
+}
+
+int main(int argc, char **argv)
+{
+    const size_t batch = argc > 1 ? (size_t)atoi(argv[1]) : 1;
+    float *x = read_floats("x.bin", batch * {MACRO}_INPUT_X_SIZE);
+    float *y = read_floats("y.bin", batch * {MACRO}_INPUT_Y_SIZE);
+    float *out = malloc(sizeof(float) * batch * {MACRO}_OUTPUT_OUT_SIZE);
+    float *aux = malloc(sizeof(float) * batch * {MACRO}_OUTPUT_AUX_SIZE);
+    void *ws = malloc({prefix}_workspace_size());
+    const int rc = {prefix}_forward(x, y, out, aux, (int)batch, ws);
+    write_floats("out.bin", out, batch * {MACRO}_OUTPUT_OUT_SIZE);
+    write_floats("aux.bin", aux, batch * {MACRO}_OUTPUT_AUX_SIZE);
+    free(x), free(y), free(out), free(aux), free(ws);
+    return rc;
+}
+"""
+
+
+def test_c_program_calls_the_named_pointers_under_sanitizers(two_inputs, tmp_path):
+    """model.h alone is enough to call the model from C; ASan and UBSan find nothing."""
+    compiled, _ = two_inputs
+    out = compiled.save(tmp_path)
+    main = MAIN.replace("{MACRO}", compiled.prefix.upper()).replace("{prefix}", compiled.prefix)
+    (out / "main.c").write_text(main)
+    flags = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-g", "-O1"]
+    res = subprocess.run(["gcc", "-std=c99", "-Wall", "-Werror", "-fopenmp", *flags, "model.c",
+                          "main.c", "-o", "model", "-lm"], cwd=out, capture_output=True,
+                         text=True)
+    assert res.returncode == 0, res.stderr
+    x, y = random_input((3, 3, 8, 8)), random_input((3, 10), seed=1)
+    x.tofile(out / "x.bin")
+    y.tofile(out / "y.bin")
+    env = dict(os.environ, OMP_NUM_THREADS="2", ASAN_OPTIONS="detect_leaks=0")
+    res = subprocess.run(["./model", "3"], cwd=out, env=env, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    want = compiled(x, y)
+    assert_close(np.fromfile(out / "out.bin", np.float32).reshape(3, 5), want["out"])
+    assert_close(np.fromfile(out / "aux.bin", np.float32).reshape(3, 16), want["aux"])

@@ -117,10 +117,16 @@ def _ports(graph, namer, macro):
             while size_macro in macros:  # names that differ only in case
                 size_macro = size_macro[:-len("_SIZE")] + "_X_SIZE"
             macros.add(size_macro)
-            ports[kind].append(dict(name=label, label=comment(readable(label)), param=param, local=here,
-                                    shape=shape, dims=", ".join(map(str, shape)),
+            ports[kind].append(dict(name=label, label=comment(readable(label)), param=param,
+                                    local=here, shape=shape, dims=", ".join(map(str, shape)),
                                     size=int(np.prod(shape)), macro=size_macro))
     return ports
+
+
+def _sample_params(ports):
+    """The parameters of run_sample() and run_group(): a pointer per input and output."""
+    return ", ".join([f"const float *restrict {p['local']}" for p in ports["input"]]
+                     + [f"float *restrict {p['local']}" for p in ports["output"]])
 
 
 def _batch_pointers(ports, step):
@@ -327,6 +333,8 @@ def generate(graph, name=None, weights="auto", profile=False, slots=1, group=Non
                several="io" in graph.meta, inputs=ports["input"], outputs=ports["output"],
                ports=ports["input"] + ports["output"], copies=copies, unused=unused,
                signature=forward_params(ports["input"], ports["output"]),
+               sample_params=_sample_params(ports),
+               any_null=" || ".join(f"!{p['param']}" for p in ports["input"] + ports["output"]),
                at_n=_batch_pointers(ports, "n"), at_g=_batch_pointers(ports, "g * per"))
     c_source = env.get_template("model.c.j2").render(ctx)
     header = env.get_template("model.h.j2").render(ctx)

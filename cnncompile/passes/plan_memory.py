@@ -1,9 +1,10 @@
 """Memory planning: one static per-sample workspace, buffers reused by liveness.
 
 Each value is stored in a buffer: one of the caller's inputs, one of the caller's outputs,
-or a slice of the workspace arena. Views (reshape) share their input's buffer; an in-place-capable op (ReLU)
-writes over its input when nothing reads that input afterwards. Arena slices are placed first
-fit by offset, a slice being free once the last layer reading it has run.
+or a slice of the workspace arena. Views (reshape) share their input's buffer; an
+in-place-capable op (ReLU) writes over its input when nothing reads that input afterwards.
+Arena slices are placed first fit by offset, a slice being free once the last layer reading
+it has run.
 """
 from .. import kernels, ops
 from ..layout import floats
