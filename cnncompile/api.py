@@ -16,13 +16,14 @@ def build_graph(model, input_shape, skip_passes=(), after=None, kernels=None, op
     ``options`` (a CompileOptions) takes the place of ``skip_passes`` and ``kernels``."""
     if options is None:
         options = CompileOptions(kernels=kernels or {}, skip_passes=skip_passes)
+    original = model
     model, input_shape = frontends.to_cnncompile(model, input_shape)
     if input_shape is None:
         raise ValueError("input_shape is missing: give the shape of one call's input, "
                          "e.g. input_shape=(1, 3, 32, 32), or a list of shapes, one per "
                          "forward() argument")
     _warn_if_training(model)
-    input_names, output_names = frontends.io_names(model)
+    input_names, output_names = frontends.io_names(model, original)
     graph = trace.trace(model, input_shape, input_names, output_names)
     graph.options = options
     return passes.run(graph, after=after, skip=options.skip_passes)

@@ -45,6 +45,13 @@ def _shape(shape):
     return shape
 
 
+def input_names(given, forward, count):
+    """The names of ``count`` inputs: ``given`` (a frontend's), else forward()'s arguments."""
+    if given is not None and len(given) >= count:
+        return [str(n) for n in given[:count]]
+    return argument_names(forward, count)
+
+
 def argument_names(forward, count):
     """The names of forward()'s first ``count`` positional arguments (input0, input1... for
     *args); a TraceError when forward() takes fewer."""

@@ -414,7 +414,7 @@ def trace(module, input_shape, input_names=None, output_names=None):
                         f"{type(module).__name__}")
     shapes, several = io.input_shapes(input_shape)
     if several:
-        names = list(input_names or io.argument_names(module.forward, len(shapes)))
+        names = io.input_names(input_names, module.forward, len(shapes))
     with Tracer(module) as tracer:
         if several:
             xs = [tracer.input(shape, name) for shape, name in zip(shapes, names)]
@@ -431,6 +431,6 @@ def trace(module, input_shape, input_names=None, output_names=None):
     if output_names is not None:
         labels = list(output_names)
     if not several:
-        names = list(input_names or ["input"])
+        names = list(input_names or ["input"])[:1]
     tracer.graph.meta["io"] = io.describe(names, labels, tree)
     return tracer.graph

@@ -106,6 +106,7 @@ def test_from_torch_two_inputs(two_inputs):
     _, theirs = two_inputs
     compiled = cnncompile.from_torch(theirs, SHAPES, werror=True)
     check_against_torch(compiled, theirs, SHAPES, batches=(2,))
+    assert compiled.input_names == ["x", "y"] and compiled.output_names == ["out", "aux"]
 
 
 def test_call_by_name_unbatched_and_empty(two_inputs):
