@@ -16,12 +16,15 @@ def build_graph(model, input_shape, skip_passes=(), after=None, kernels=None, op
     ``options`` (a CompileOptions) takes the place of ``skip_passes`` and ``kernels``."""
     if options is None:
         options = CompileOptions(kernels=kernels or {}, skip_passes=skip_passes)
+    original = model
     model, input_shape = frontends.to_cnncompile(model, input_shape)
     if input_shape is None:
         raise ValueError("input_shape is missing: give the shape of one call's input, "
-                         "e.g. input_shape=(1, 3, 32, 32)")
+                         "e.g. input_shape=(1, 3, 32, 32), or a list of shapes, one per "
+                         "forward() argument")
     _warn_if_training(model)
-    graph = trace.trace(model, input_shape)
+    input_names, output_names = frontends.io_names(model, original)
+    graph = trace.trace(model, input_shape, input_names, output_names)
     graph.options = options
     return passes.run(graph, after=after, skip=options.skip_passes)
 
@@ -44,7 +47,11 @@ def compile(model, input_shape=None, *, name=None, cache_dir=None, flags=None, w
     model: a cnncompile.nn module, a torch.nn.Module (read through torch.fx), or an ONNX
         model (a path to a .onnx file or an onnx.ModelProto).
     input_shape: (N, C, H, W) with N any batch size (the compiled model takes any batch);
-        for an ONNX model it defaults to the shape the file declares (batch 1 if symbolic).
+        for a forward() of several tensors, a list of shapes, one per argument, with the same
+        N; for an ONNX model it defaults to the shapes the file declares (batch 1 if
+        symbolic). The compiled model takes its inputs in that order (or by forward()'s
+        argument names) and returns what forward() returns: an array, or a tuple, list or
+        dict of arrays (an ONNX model of several outputs: a tuple, in the file's order).
     name: prefix of the exported C functions (default: the model's class name).
     cache_dir: where builds are cached (default $CNNCOMPILE_CACHE_DIR or ~/.cache/cnncompile).
     flags: C compiler flags (default: build.NATIVE_FLAGS; build.PORTABLE_FLAGS for export).
@@ -90,7 +97,8 @@ def compile(model, input_shape=None, *, name=None, cache_dir=None, flags=None, w
                          source.workspace_bytes, module.lib, module.ffi,
                          c_source=source.c_source, header=source.header, graph=graph,
                          path=artifact.library, build_info=info, weights_asm=source.weights_asm,
-                         profiler=build_profiler, num_threads=num_threads)
+                         profiler=build_profiler, num_threads=num_threads,
+                         inputs=source.inputs, outputs=source.outputs, io=source.io)
 
 
 def from_torch(module, input_shape, **options):

@@ -108,13 +108,15 @@ def _candidates(module):
 
 
 def _input_shape(args, module):
-    if args.input_shape:
-        return parse_shape(args.input_shape)
+    if args.input_shape:  # given once per input of forward(), in its argument order
+        shapes = [parse_shape(text) for text in args.input_shape]
+        return shapes[0] if len(shapes) == 1 else shapes
     if module is None:
         return None  # an ONNX file declares its input shape
     for key in ("INPUT_SHAPE", "input_shape"):
         if hasattr(module, key):
-            return tuple(getattr(module, key))
+            shape = getattr(module, key)
+            return list(shape) if isinstance(shape, list) else tuple(shape)
     raise CliError("the input shape is not known: pass --input-shape N,C,H,W (e.g. 1,3,32,32) "
                    "or define INPUT_SHAPE in the model file")
 
@@ -127,7 +129,8 @@ def cmd_compile(args):
     if module is None:
         model, shape = frontends.to_cnncompile(model, shape)
     out_dir = Path(args.output or f"build/{Path(args.model.split(':')[0]).stem}")
-    print(f"Compiling {label} for input {shape} ...", flush=True)
+    inputs = "inputs" if isinstance(shape, list) else "input"
+    print(f"Compiling {label} for {inputs} {shape} ...", flush=True)
     t0 = time.perf_counter()
     compiled = cnncompile.compile(model, shape, name=args.name, verbose=args.verbose,
                                   flags=build.PORTABLE_FLAGS if args.portable else None,
@@ -138,9 +141,12 @@ def cmd_compile(args):
     print(f"Compiled in {seconds:.2f}s" + (" (cached build)" if compiled.build_info["cached"] else ""))
     if not args.no_check:
         rng = np.random.default_rng(0)
-        x = rng.standard_normal((2,) + compiled.input_shape).astype(np.float32)
-        err = float(np.max(np.abs(compiled(x) - reference.run(compiled.graph, x))))
-        ms = compiled.profile(x[:1], repeat=20, warmup=3)["median_ms"]
+        xs = [rng.standard_normal((2,) + s).astype(np.float32) for s in compiled.input_shapes]
+        got, want = _leaves(compiled(*xs)), _leaves(reference.run(compiled.graph, *xs))
+        err = max(float(np.max(np.abs(a - b), initial=0.0)) for a, b in zip(got, want))
+        one = [x[:1] for x in xs]
+        ms = compiled.profile(one[0] if len(one) == 1 else one, repeat=20,
+                              warmup=3)["median_ms"]
         print(f"Check: max |compiled - numpy reference| = {err:.3g} on a random batch of 2; "
               f"{ms:.3f} ms per sample")
     lines = len(compiled.c_source.splitlines())
@@ -157,11 +163,20 @@ def cmd_compile(args):
     return 0
 
 
+def _leaves(value):
+    """The arrays of what a model returns (an array, or a tuple, list or dict of them)."""
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, (tuple, list)):
+        return [a for v in value for a in _leaves(v)]
+    return [value]
+
+
 def cmd_inspect(args):
     from . import frontends, passes, trace
     module, model, label = load_model(args.model)
     model, shape = frontends.to_cnncompile(model, _input_shape(args, module))
-    graph = trace.trace(model, shape)
+    graph = trace.trace(model, shape, *frontends.io_names(model))
     if args.dot:
         graph = passes.run(graph, after=args.after)
         print(graph.to_dot())
@@ -196,9 +211,10 @@ def make_parser():
                        description="Compile a model, save the C and a shared library, print "
                        "the layer summary and check the result against the numpy reference.")
     c.add_argument("model", help=model_help)
-    c.add_argument("--input-shape", help="N,C,H,W, e.g. 1,3,32,32 (N: any; the compiled "
-                   "model takes any batch size). Default: INPUT_SHAPE in the file, or the "
-                   "shape an ONNX file declares")
+    c.add_argument("--input-shape", action="append", help="N,C,H,W, e.g. 1,3,32,32 (N: any; "
+                   "the compiled model takes any batch size); once per input for a model of "
+                   "several, in forward()'s argument order. Default: INPUT_SHAPE in the file "
+                   "(a list of shapes for several inputs), or the shapes an ONNX file declares")
     c.add_argument("-o", "--output", help="output folder (default build/<file name>)")
     c.add_argument("--name", help="prefix of the C functions (default: the model class name)")
     c.add_argument("--portable", action="store_true", help="build for any CPU of this "
@@ -214,7 +230,8 @@ def make_parser():
 
     i = sub.add_parser("inspect", help="print the layer graph after each optimisation pass")
     i.add_argument("model", help=model_help)
-    i.add_argument("--input-shape", help="N,C,H,W (default: INPUT_SHAPE in the file)")
+    i.add_argument("--input-shape", action="append", help="N,C,H,W, once per input (default: "
+                   "INPUT_SHAPE in the file)")
     i.add_argument("--after", choices=sorted(set(PASS_NAMES)), help="stop after this pass")
     i.add_argument("--all", action="store_true", help="print the graph after every pass")
     i.add_argument("--dot", action="store_true", help="print Graphviz dot instead")

@@ -4,6 +4,10 @@ The input is checked against the compiled shape (any batch size), converted to c
 float32 when it is not (float64, Fortran order, negative strides...), and handed to C without
 a copy when it already is. The GIL is released during the C call, so one CompiledModel can
 serve many threads; each thread gets its own workspace.
+
+A model of several inputs takes them positionally, in forward()'s argument order (or by
+forward()'s argument names as keywords), all with the same batch size; a model that returns
+a tuple, list or dict of tensors returns the same structure of arrays.
 """
 import json
 import os
@@ -13,6 +17,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from . import model_io
 
 INT_MAX = 2**31 - 1
 _FLOAT32 = np.dtype(np.float32)  # the native float32 descriptor numpy's arrays share
@@ -44,10 +50,24 @@ def _aligned_bytes(size):
 class CompiledModel:
     def __init__(self, prefix, input_shape, output_shape, workspace_bytes, lib, ffi,
                  c_source=None, header=None, graph=None, path=None, build_info=None,
-                 weights_asm=None, profiler=None, num_threads=None):
+                 weights_asm=None, profiler=None, num_threads=None, inputs=None, outputs=None,
+                 io=None):
         self.prefix = prefix
         self.input_shape = tuple(input_shape)      # per sample, e.g. (3, 32, 32)
         self.output_shape = tuple(output_shape)    # per sample, e.g. (10,)
+        # several inputs or outputs (io: names and returned structure, see model_io.py):
+        # input_shape / output_shape are then the tuples of every input's / output's shape
+        self._io = io
+        self.input_names, self.output_names = ["input"], ["output"]
+        self.input_shapes, self.output_shapes = [self.input_shape], [self.output_shape]
+        if io is not None:
+            self.input_names = [p["name"] for p in inputs]
+            self.output_names = [p["name"] for p in outputs]
+            self.input_shapes = [tuple(p["shape"]) for p in inputs]
+            self.output_shapes = [tuple(p["shape"]) for p in outputs]
+            self.input_shape = tuple(self.input_shapes)
+            self.output_shape = tuple(self.output_shapes)
+        self._ports = (inputs, outputs)
         self.workspace_bytes = int(workspace_bytes)
         self.c_source, self.header, self.graph = c_source, header, graph
         self.path = Path(path) if path is not None else None  # the plain shared library
@@ -64,24 +84,27 @@ class CompiledModel:
         self._out_one = (1,) + self.output_shape
 
     # -- calling ---------------------------------------------------------------------------
-    def _expected(self):
-        return "(N, " + ", ".join(map(str, self.input_shape)) + ")"
+    def _expected(self, i=0):
+        return "(N, " + ", ".join(map(str, self.input_shapes[i])) + ")"
 
-    def _prepare(self, x):
-        """Any input into a contiguous float32 batch (no copy when it already is one; calls
-        check that common case first, inline), and whether it came without a batch axis."""
+    def _prepare(self, x, i=0):
+        """Any input (the i-th) into a contiguous float32 batch (no copy when it already is
+        one; calls check that common case first, inline), and whether it came without a batch
+        axis."""
         if hasattr(x, "detach") and hasattr(x, "cpu") and not isinstance(x, np.ndarray):
             x = x.detach().cpu().numpy()
         x = np.asarray(x)
+        shape = self.input_shapes[i]
+        what = "input" if self._io is None else f"input {self.input_names[i]}"
         if x.dtype.kind != "f":
             raise TypeError(f"{self.prefix}: expected a float32 array of shape "
-                            f"{self._expected()}, got dtype {x.dtype}; convert it with "
-                            f"x.astype(np.float32)")
-        unbatched = x.ndim == len(self.input_shape) and x.shape == self.input_shape
+                            f"{self._expected(i)}" + ("" if self._io is None else f" for {what}")
+                            + f", got dtype {x.dtype}; convert it with x.astype(np.float32)")
+        unbatched = x.ndim == len(shape) and x.shape == shape
         if unbatched:
             x = x[None]
-        if x.ndim != len(self.input_shape) + 1 or tuple(x.shape[1:]) != self.input_shape:
-            raise ValueError(f"{self.prefix}: expected input of shape {self._expected()} "
+        if x.ndim != len(shape) + 1 or tuple(x.shape[1:]) != shape:
+            raise ValueError(f"{self.prefix}: expected {what} of shape {self._expected(i)} "
                              f"(N = any batch size), got {tuple(x.shape)}")
         if x.shape[0] > INT_MAX:
             raise ValueError(f"{self.prefix}: batch {x.shape[0]} is larger than {INT_MAX}")
@@ -104,7 +127,10 @@ class CompiledModel:
             self._local.ptr = self._ffi.from_buffer(ws) if self.workspace_bytes else self._ffi.NULL
         return self._local.ptr
 
-    def __call__(self, x):
+    def __call__(self, *inputs, **named):
+        if self._io is not None or len(inputs) != 1 or named:
+            return self._call_io(inputs, named)
+        x = inputs[0]
         # the common case first, with as few Python steps as it takes: a call on a small model
         # is tens of microseconds, and each attribute lookup here is tens of nanoseconds
         if (type(x) is np.ndarray and x.dtype is _FLOAT32 and x.shape[1:] == self.input_shape
@@ -131,6 +157,57 @@ class CompiledModel:
 
     forward = __call__
 
+    def _bind(self, inputs, named):
+        """The call's inputs in forward()'s argument order, from positions and names."""
+        count = len(self.input_names)
+        if len(inputs) > count:
+            raise TypeError(f"{self.prefix} takes {count} input(s) "
+                            f"({', '.join(self.input_names)}), got {len(inputs)}")
+        bound = dict(zip(self.input_names, inputs))
+        for key, value in named.items():
+            if key not in self.input_names:
+                raise TypeError(f"{self.prefix} has no input named {key!r}; its inputs are "
+                                f"{', '.join(self.input_names)}")
+            if key in bound:
+                raise TypeError(f"{self.prefix} got input {key!r} twice")
+            bound[key] = value
+        missing = [n for n in self.input_names if n not in bound]
+        if missing:
+            raise TypeError(f"{self.prefix} is missing input(s) {', '.join(missing)}; it takes "
+                            f"{', '.join(self.input_names)}")
+        return [bound[n] for n in self.input_names]
+
+    def _prepare_all(self, inputs, named=None):
+        """Every input as a contiguous float32 batch, whether they came without a batch axis,
+        and the batch size, which must be the same for all."""
+        prepared = [self._prepare(x, i) for i, x in enumerate(self._bind(inputs, named or {}))]
+        xs = [x for x, _ in prepared]
+        flags = {u for _, u in prepared}
+        batches = [x.shape[0] for x in xs]
+        if len(flags) > 1:
+            raise ValueError(f"{self.prefix}: some inputs have a batch axis and some do not; "
+                             "give every input with the batch axis (N, ...)")
+        if len(set(batches)) > 1:
+            sizes = ", ".join(f"{n}: {b}" for n, b in zip(self.input_names, batches))
+            raise ValueError(f"{self.prefix}: the inputs have batch sizes {sizes}; every "
+                             "input of one call must have the same batch size (dimension 0)")
+        return xs, flags.pop(), batches[0]
+
+    def _call_io(self, inputs, named):
+        """A call of a model of several inputs or outputs (or any call but model(x))."""
+        xs, unbatched, n = self._prepare_all(inputs, named)
+        outs = [np.empty((n,) + shape, np.float32) for shape in self.output_shapes]
+        if n:
+            self._apply_threads()
+            from_buffer = self._ffi.from_buffer
+            rc = self._forward(*[from_buffer("float[]", a) for a in xs + outs], n,
+                               self._workspace())
+            if rc != 0:
+                raise RuntimeError(f"{self.prefix}_forward returned {rc}")
+        if unbatched:
+            outs = [o[0] for o in outs]
+        return outs[0] if self._io is None else model_io.rebuild(self._io["tree"], outs)
+
     def profile(self, x, repeat=100, warmup=10, layers=False):
         """Time the compiled model on ``x``: median and min milliseconds per call.
 
@@ -138,22 +215,22 @@ class CompiledModel:
         result["layers"] is a list of (layer, kernel, mean ms per call, GFLOP/s), and
         print(compiled.profile_table(x)) shows it as a table.
         """
-        x, _ = self._prepare(x)
+        xs, _, n = self._prepare_all(x if self._io is not None else (x,))
         for _ in range(warmup):
-            self(x)
+            self(*xs)
         times = []
         for _ in range(repeat):
             t0 = time.perf_counter()
-            self(x)
+            self(*xs)
             times.append((time.perf_counter() - t0) * 1e3)
         times.sort()
-        result = {"batch": x.shape[0], "median_ms": times[len(times) // 2], "min_ms": times[0],
+        result = {"batch": n, "median_ms": times[len(times) // 2], "min_ms": times[0],
                   "repeat": repeat}
         if layers:
-            result["layers"] = self._profile_layers(x, repeat)
+            result["layers"] = self._profile_layers(xs, n, repeat)
         return result
 
-    def _profile_layers(self, x, repeat):
+    def _profile_layers(self, xs, n, repeat):
         if self._profiler_factory is None:
             raise ValueError("per-layer profiles need the model from cnncompile.compile()")
         if self._profiler is None:
@@ -161,19 +238,19 @@ class CompiledModel:
         fn, ffi, names = self._profiler
         self._apply_threads()
         seconds = np.zeros(len(names))
-        out = np.empty((x.shape[0],) + self.output_shape, np.float32)
+        outs = [np.empty((n,) + shape, np.float32) for shape in self.output_shapes]
         ws = _aligned_bytes(self.workspace_bytes)
         for _ in range(repeat):
-            fn(ffi.from_buffer("float[]", x), ffi.from_buffer("float[]", out), x.shape[0],
+            fn(*[ffi.from_buffer("float[]", a) for a in xs + outs], n,
                ffi.from_buffer(ws), ffi.from_buffer("double[]", seconds))
         rows = []
         for name, s in zip(names, seconds):
             node = self.graph.node(name)
             ms = s / repeat * 1e3
-            flops = node.meta.get("flops", 0) * x.shape[0]
+            flops = node.meta.get("flops", 0) * n
             if "pipelined_from" in node.meta:  # its call computes the 1x1 layer too
                 producer = node.meta["pipelined_from"]
-                flops += self.graph.node(producer).meta.get("flops", 0) * x.shape[0]
+                flops += self.graph.node(producer).meta.get("flops", 0) * n
                 name = f"{name} (+ {producer})"
             rows.append((name, node.meta.get("kernel", node.op), ms,
                          flops / (ms * 1e6) if ms > 0 else 0.0))
@@ -192,12 +269,24 @@ class CompiledModel:
         return "\n".join(lines)
 
     # -- inspection ----------------------------------------------------------------------------
+    def _signature(self, sep=": "):
+        """'x: (N, 3, 32, 32), y: (N, 10) -> out: (N, 10), aux: (N, 5)'"""
+        def side(names, shapes):
+            return ", ".join(f"{name}{sep}(N, {', '.join(map(str, shape))})"
+                             for name, shape in zip(names, shapes))
+        return (f"{side(self.input_names, self.input_shapes)} -> "
+                f"{side(self.output_names, self.output_shapes)}")
+
     def summary(self):
         lines = []
         if self.graph is not None:
             lines.append(self.graph.summary())
-        lines.append(f"Input (N, {', '.join(map(str, self.input_shape))}) -> output "
-                     f"(N, {', '.join(map(str, self.output_shape))}); workspace "
+        if self._io is None:
+            shapes = (f"Input (N, {', '.join(map(str, self.input_shape))}) -> output "
+                      f"(N, {', '.join(map(str, self.output_shape))})")
+        else:
+            shapes = f"Inputs {self._signature(' ')}".replace(" -> ", " -> outputs ", 1)
+        lines.append(f"{shapes}; workspace "
                      f"{self.workspace_bytes:,} bytes; C functions {self.prefix}_forward, "
                      f"{self.prefix}_workspace_size")
         if self.path is not None:
@@ -205,6 +294,8 @@ class CompiledModel:
         return "\n".join(lines)
 
     def __repr__(self):
+        if self._io is not None:
+            return f"CompiledModel({self.prefix}: {self._signature()})"
         return (f"CompiledModel({self.prefix}: (N, {', '.join(map(str, self.input_shape))}) -> "
                 f"(N, {', '.join(map(str, self.output_shape))}))")
 
@@ -227,6 +318,9 @@ class CompiledModel:
                 shutil.copy(self.path.parent / name, out / name)
         meta = {"prefix": self.prefix, "input_shape": list(self.input_shape),
                 "output_shape": list(self.output_shape), "workspace_bytes": self.workspace_bytes}
+        if self._io is not None:
+            inputs, outputs = self._ports
+            meta.update(inputs=inputs, outputs=outputs, io=self._io)
         (out / "model.json").write_text(json.dumps(meta, indent=2) + "\n")
         return out
 
@@ -242,9 +336,13 @@ def load(directory):
                                 f"CompiledModel.save() or `cnncompile compile -o {d}`") from None
     ffi = cffi.FFI()
     prefix = meta["prefix"]
+    pointers = "const float *, " * len(meta.get("inputs", [0])) + \
+        "float *, " * len(meta.get("outputs", [0]))
     ffi.cdef(f"size_t {prefix}_workspace_size(void);\n"
              f"void {prefix}_set_num_threads(int num_threads);\n"
-             f"int {prefix}_forward(const float *, float *, int, void *);")
+             f"int {prefix}_forward({pointers}int, void *);")
     lib = ffi.dlopen(str((d / "libmodel.so").resolve()))
     return CompiledModel(prefix, meta["input_shape"], meta["output_shape"],
-                         meta["workspace_bytes"], lib, ffi, path=d / "libmodel.so")
+                         meta["workspace_bytes"], lib, ffi, path=d / "libmodel.so",
+                         inputs=meta.get("inputs"), outputs=meta.get("outputs"),
+                         io=meta.get("io"))

@@ -12,7 +12,7 @@ import os
 import sys
 import threading
 
-from . import ops
+from . import model_io as io, ops
 from .errors import CompileError, ShapeError, TraceError, UnsupportedError, layer_error
 from .ir import Graph, Node, Value
 from .ops.reshape import resolve_view
@@ -193,23 +193,37 @@ def call_module(module, args, kwargs):
         tracer.scopes.pop()
 
 
-def trace(module, input_shape):
-    """Trace ``module`` on an input of ``input_shape`` (N, C, H, W) into a Graph."""
+def trace(module, input_shape, input_names=None, output_names=None):
+    """Trace ``module`` on inputs of ``input_shape`` into a Graph: (N, C, H, W) for a
+    forward() of one tensor, a list of shapes (same N) for one per forward() argument.
+
+    graph.inputs: the inputs in argument order; graph.outputs: the tensors returned, in the
+    order the returned tuple/list/dict flattens. graph.meta["io"] names them (input_names,
+    output_names, default: forward()'s arguments, the tuple positions and dict keys) and
+    keeps the structure (model_io.py); it is absent for one input and one tensor returned."""
     if not isinstance(module, tuple(_module_types)):
         raise TypeError(f"cnncompile compiles a cnncompile.nn.Module, a torch.nn.Module or an "
                         f"ONNX model (a .onnx path or onnx.ModelProto), got "
                         f"{type(module).__name__}")
-    input_shape = tuple(int(d) for d in input_shape)
-    if not input_shape or any(d <= 0 for d in input_shape):
-        raise ValueError(f"input_shape must be positive integers such as (1, 3, 32, 32), "
-                         f"got {input_shape}")
+    shapes, several = io.input_shapes(input_shape)
+    if several:
+        names = io.input_names(input_names, module.forward, len(shapes))
     with Tracer(module) as tracer:
-        x = tracer.input(input_shape)
-        out = module(x)
+        if several:
+            xs = [tracer.input(shape, name) for shape, name in zip(shapes, names)]
+        else:
+            xs = [tracer.input(shapes[0])]
+        out = module(*xs)
     if tracer.unsupported:
         raise tracer.unsupported_error()
-    if not isinstance(out, Tensor):
-        raise TraceError(f"{type(module).__name__}.forward() returned {type(out).__name__}; "
-                         "it must return the output tensor of a layer")
-    tracer.graph.outputs = [out.name]
+    if isinstance(out, Tensor) and not several:
+        tracer.graph.outputs = [out.name]
+        return tracer.graph
+    tensors, tree, labels = io.flatten_outputs(out, type(module).__name__, Tensor)
+    tracer.graph.outputs = [t.name for t in tensors]
+    if output_names is not None:
+        labels = list(output_names)
+    if not several:
+        names = list(input_names or ["input"])[:1]
+    tracer.graph.meta["io"] = io.describe(names, labels, tree)
     return tracer.graph

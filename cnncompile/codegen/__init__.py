@@ -17,7 +17,7 @@ from .. import kernels, ops
 from ..version import __version__
 from ..resources import templates_dir
 from ..literals import c_floats
-from .names import Namer, model_prefix, readable
+from .names import Namer, model_prefix, readable, sanitize
 
 HEADER_NAME = "model.h"
 # Up to this many weights are written into model.c as literals (readable, one file). Beyond
@@ -34,13 +34,16 @@ class CSource:
     c_source: str
     header: str
     cdef: str             # the declarations, for cffi
-    input_shape: tuple    # per sample
-    output_shape: tuple   # per sample
+    input_shape: tuple    # per sample (of the first input)
+    output_shape: tuple   # per sample (of the first output)
     workspace_bytes: int  # per sample
     weights_asm: str = None    # blob mode: the assembler file that links weights.bin
     layers: list = None        # the layer of each call in forward(), in order
     weights_key: str = None    # blob mode: digest of the unpacked weights and the packing code
     pack_weights: object = None  # blob mode: returns weights.bin's bytes, packing on demand
+    inputs: list = None        # per input: dict(name, param, shape), in the C argument order
+    outputs: list = None       # per output: the same, after the inputs
+    io: dict = None            # graph.meta["io"]: names and returned structure (None: one of each)
 
     @property
     def weights_bin(self):
@@ -82,30 +85,87 @@ def _describe(graph, node, ins):
     return [comment(line) for line in lines]
 
 
-def _pointer(buf):
+def _pointer(buf, ports):
     kind, offset = buf
-    if kind == "input":
-        return "x"
-    if kind == "output":
-        return "y"
-    return f"ws + {offset}" if offset else "ws"
+    if kind == "arena":
+        return f"ws + {offset}" if offset else "ws"
+    return ports[kind][offset]["local"]
+
+
+def _ports(graph, namer, macro):
+    """The model's inputs and outputs as C sees them: {"input": [...], "output": [...]}, each a
+    dict of label (the model's name for it), param (the forward() parameter), local (its
+    per-sample pointer in run_sample), size (floats per sample), shape, dims and the macro of
+    its size. One input and one output keep the names they have always had: input/x and
+    output/y; several are named after the model's names (input_x, output_aux) and numbered
+    inside (x0, x1, y0...)."""
+    io = graph.meta.get("io")
+    ports, macros = {}, set()
+    for kind, local in (("input", "x"), ("output", "y")):
+        names = getattr(graph, kind + "s")
+        labels = [kind] if io is None else io[kind + "s"]
+        ports[kind] = []
+        for i, (name, label) in enumerate(zip(names, labels)):
+            shape = tuple(graph.node(name).meta["shape"][1:])
+            if io is None:
+                param, here = kind, local
+            else:
+                given = sanitize(label)
+                param = namer.mangle(label, "" if given.startswith(kind) else kind + "_")
+                here = namer.mangle(f"{local}{i}", "")
+            size_macro = f"{macro}_{param.upper()}_SIZE"
+            while size_macro in macros:  # names that differ only in case
+                size_macro = size_macro[:-len("_SIZE")] + "_X_SIZE"
+            macros.add(size_macro)
+            ports[kind].append(dict(name=label, label=comment(readable(label)), param=param,
+                                    local=here, shape=shape, dims=", ".join(map(str, shape)),
+                                    size=int(np.prod(shape)), macro=size_macro))
+    return ports
+
+
+def _sample_params(ports):
+    """The parameters of run_sample() and run_group(): a pointer per input and output."""
+    return ", ".join([f"const float *restrict {p['local']}" for p in ports["input"]]
+                     + [f"float *restrict {p['local']}" for p in ports["output"]])
+
+
+def _batch_pointers(ports, step):
+    """The arguments of run_sample/run_group for the sample(s) at ``step``: each caller
+    pointer advanced by ``step`` samples."""
+    return ", ".join(f"{p['param']} + (size_t){step} * {p['size']}"
+                     for p in ports["input"] + ports["output"])
+
+
+def _output_copies(graph, ports):
+    """Outputs whose value is stored elsewhere (an input, or another output returning the same
+    value): copied into the caller's buffer after the last layer."""
+    copies = []
+    for k, name in enumerate(graph.outputs):
+        buf = graph.node(name).meta["buffer"]
+        if buf != ("output", k):
+            assert buf[0] != "arena", f"output {name} planned in the workspace"
+            out = ports["output"][k]
+            copies.append(dict(dst=out["local"], src=_pointer(buf, ports), size=out["size"]))
+    return copies
 
 
 class _BufferNames:
     """The names run_sample() and its variants give the workspace: one ``float *const`` per
     (offset, layer that writes it), named after that layer (conv1_out, conv1_scratch). Two
-    layers that reuse one slice each have their own name for it; input and output stay x, y."""
+    layers that reuse one slice each have their own name for it; inputs and outputs keep their
+    per-sample names (x, y)."""
 
-    def __init__(self, namer):
-        self.namer, self.names, self.decls = namer, {}, []  # decls: in order of first use
+    def __init__(self, namer, ports):
+        self.namer, self.ports = namer, ports
+        self.names, self.decls = {}, []  # decls: in order of first use
 
     def __call__(self, buf, layer, role="out"):
         if buf[0] != "arena":
-            return _pointer(buf)
+            return _pointer(buf, self.ports)
         key = (buf[1], layer, role)
         if key not in self.names:
             self.names[key] = self.namer.local(layer, role)
-            self.decls.append(dict(name=self.names[key], pointer=_pointer(buf)))
+            self.decls.append(dict(name=self.names[key], pointer=_pointer(buf, self.ports)))
         return self.names[key]
 
 
@@ -152,9 +212,9 @@ def group_size(graph, requested=None):
 
 def _group_pointers(buf, sizes, base):
     """(pointer to sample 0, C expression for sample s, stride between samples) of a buffer
-    whose name (its pointer to sample 0) is base."""
-    stride = {"input": "IN", "output": "OUT", "arena": "WSF"}[buf[0]]
-    return base, f"{base} + (size_t)s * {sizes[stride]}", sizes[stride]
+    whose name (its pointer to sample 0) is base; sizes: the ports and the workspace floats."""
+    stride = sizes["arena"] if buf[0] == "arena" else sizes[buf[0]][buf[1]]["size"]
+    return base, f"{base} + (size_t)s * {stride}", stride
 
 
 def generate(graph, name=None, weights="auto", profile=False, slots=1, group=None):
@@ -170,7 +230,8 @@ def generate(graph, name=None, weights="auto", profile=False, slots=1, group=Non
     env = environment()
     prefix = model_prefix(name or graph.name)
     namer = Namer()
-    buffer_name = _BufferNames(namer)
+    ports = _ports(graph, namer, prefix.upper())
+    buffer_name = _BufferNames(namer, ports)
     total = sum(int(a.size) for n in graph.nodes() for a in n.params.values())
     use_blob = weights == "blob" or (weights == "auto" and total > WEIGHTS_IN_C_MAX)
     layers, calls, weights, chunks, offset = [], [], [], [], 0
@@ -180,11 +241,7 @@ def generate(graph, name=None, weights="auto", profile=False, slots=1, group=Non
         raise ValueError(f"batch_group={group!r}: use None (automatic) or a whole number "
                          f"from 1 (every sample on its own) to {GROUP_LIMIT}")
     group = group_size(graph, group)
-    (inp,) = graph.inputs
-    (out,) = graph.outputs
-    sizes = dict(IN=int(np.prod(graph.node(inp).meta["shape"][1:])),
-                 OUT=int(np.prod(graph.node(out).meta["shape"][1:])),
-                 WSF=graph.meta["workspace_floats"])
+    sizes = dict(ports, arena=graph.meta["workspace_floats"])
     group_scratch = 0
     for node in graph.nodes():
         op = ops.REGISTRY[node.op]
@@ -247,8 +304,7 @@ def generate(graph, name=None, weights="auto", profile=False, slots=1, group=Non
 
     in_group = {a for c in calls for a in c.get("group_args", c["args"])}
     group_buffers = [d for d in buffer_name.decls if d["name"] in in_group]
-    in_shape = tuple(graph.node(inp).meta["shape"][1:])
-    out_shape = tuple(graph.node(out).meta["shape"][1:])
+    in_shape, out_shape = ports["input"][0]["shape"], ports["output"][0]["shape"]
     workspace_floats = graph.meta["workspace_floats"]
     # a slot: one sample's workspace, or a group's: one per sample, then the group layers' scratch
     slot_floats = workspace_floats if group == 1 else \
@@ -259,6 +315,9 @@ def generate(graph, name=None, weights="auto", profile=False, slots=1, group=Non
         blob = dict(symbol=f"{prefix}_weights", count=f"{offset:,}", bytes=f"{4 * offset:,}",
                     version=__version__)
     total_params = sum(ops.REGISTRY[n.op].param_count(n) for n in graph.nodes())
+    copies = _output_copies(graph, ports)
+    read = {a for c in calls for a in c["args"]} | {c["src"] for c in copies}
+    unused = [p["local"] for p in ports["input"] if p["local"] not in read]  # forward() ignores it
     total_flops = sum(n.meta.get("flops", 0) for n in graph.nodes())
     ctx = dict(version=__version__, model=comment(readable(graph.name)), prefix=prefix,
                macro=prefix.upper(), header_name=HEADER_NAME,
@@ -270,23 +329,42 @@ def generate(graph, name=None, weights="auto", profile=False, slots=1, group=Non
                params=f"{total_params:,}",
                flops=f"{total_flops:,}", layers=layers, calls=calls, weights=weights,
                buffers=buffer_name.decls, group_buffers=group_buffers,
-               output_is_input=graph.meta["output_is_input"], blob=blob, profile=profile)
+               blob=blob, profile=profile,
+               several="io" in graph.meta, inputs=ports["input"], outputs=ports["output"],
+               ports=ports["input"] + ports["output"], copies=copies, unused=unused,
+               signature=forward_params(ports["input"], ports["output"]),
+               sample_params=_sample_params(ports),
+               any_null=" || ".join(f"!{p['param']}" for p in ports["input"] + ports["output"]),
+               at_n=_batch_pointers(ports, "n"), at_g=_batch_pointers(ports, "g * per"))
     c_source = env.get_template("model.c.j2").render(ctx)
     header = env.get_template("model.h.j2").render(ctx)
+    params = ctx["signature"]
     cdef = (f"size_t {prefix}_workspace_size(void);\n"
             f"void {prefix}_set_num_threads(int num_threads);\n"
-            f"int {prefix}_forward(const float *input, float *output, int batch, "
-            f"void *workspace);\n")
+            f"int {prefix}_forward({params});\n")
     if profile:
-        cdef += (f"int {prefix}_profile(const float *input, float *output, int batch, "
-                 f"void *workspace, double *seconds);\n")
+        cdef += f"int {prefix}_profile({params}, double *seconds);\n"
     weights_asm = weights_key = pack_weights = None
     if use_blob:
         weights_asm = env.get_template("weights.S.j2").render(blob)
         weights_key = _weights_digest(graph)
         pack_weights = functools.partial(_pack_blob, chunks, offset)
     return CSource(prefix, c_source, header, cdef, in_shape, out_shape, workspace_bytes,
-                   weights_asm, [c["layer"] for c in calls], weights_key, pack_weights)
+                   weights_asm, [c["layer"] for c in calls], weights_key, pack_weights,
+                   inputs=[_port_info(p) for p in ports["input"]],
+                   outputs=[_port_info(p) for p in ports["output"]], io=graph.meta.get("io"))
+
+
+def forward_params(inputs, outputs):
+    """The parameters of <prefix>_forward(): one pointer per input, then one per output (in
+    the order graph.outputs lists them), the batch size and the workspace."""
+    return ", ".join([f"const float *{p['param']}" for p in inputs]
+                     + [f"float *{p['param']}" for p in outputs]
+                     + ["int batch", "void *workspace"])
+
+
+def _port_info(port):
+    return dict(name=port["name"], param=port["param"], shape=list(port["shape"]))
 
 
 def _pack_blob(chunks, floats):

@@ -36,3 +36,19 @@ def to_cnncompile(model, input_shape=None):
         converted = convert(model, input_shape)
         return converted, converted.input_shape
     return model, input_shape
+
+
+def io_names(model, original=None):
+    """(input names, output names) of a converted ``model``: an ONNX graph's; for a torch
+    module (``original``), its forward()'s argument names; else (None, None), and trace()
+    names them after forward()'s arguments and what it returns."""
+    onnx = sys.modules.get(__name__ + ".onnx")
+    if onnx is not None and isinstance(model, onnx.OnnxModule):
+        return model.input_names, model.output_names
+    if original is not None and is_torch_module(original):
+        import inspect
+        params = inspect.signature(original.forward).parameters.values()
+        if all(p.kind != p.VAR_POSITIONAL for p in params):
+            return [p.name for p in params
+                    if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)], None
+    return None, None

@@ -163,18 +163,23 @@ def declared_shape(value_info):
 
 
 class OnnxModule(nn.Module):
-    """An ONNX graph as a cnncompile.nn module; ``input_shape`` is the shape it compiles for."""
+    """An ONNX graph as a cnncompile.nn module; ``input_shape`` is the shape it compiles for
+    (a list of shapes, in the file's input order, when the graph has several inputs).
 
-    def __init__(self, nodes, constants, input_name, output_name, input_shape, opset):
+    forward() takes the graph's inputs in the file's order and returns its output, or a tuple
+    of its outputs in the file's order (as ONNX Runtime's run() lists them) when it has
+    several; input_names and output_names are the graph's names for them."""
+
+    def __init__(self, nodes, constants, input_names, output_names, input_shape, opset):
         super().__init__()
-        for key, value in dict(nodes=nodes, constants=constants, input_name=input_name,
-                               output_name=output_name, input_shape=input_shape,
+        for key, value in dict(nodes=nodes, constants=constants, input_names=input_names,
+                               output_names=output_names, input_shape=input_shape,
                                opset=opset).items():
             object.__setattr__(self, key, value)
 
-    def forward(self, x):
+    def forward(self, *xs):
         env = dict(self.constants)
-        env[self.input_name] = x
+        env.update(zip(self.input_names, xs))
         tracer = _current()
         for index, node in enumerate(self.nodes):
             name = node.name or f"{node.op_type}_{index}"
@@ -197,11 +202,12 @@ class OnnxModule(nn.Module):
                                "elements)", name)
                 if out_name:
                     env[out_name] = value
-        out = env.get(self.output_name)
-        if not isinstance(out, Tensor):
-            raise UnsupportedError(f"the graph output {self.output_name!r} does not depend on "
-                                   "the input; there is nothing to compile")
-        return out
+        outs = [env.get(name) for name in self.output_names]
+        for name, out in zip(self.output_names, outs):
+            if not isinstance(out, Tensor):
+                raise UnsupportedError(f"the graph output {name!r} does not depend on the "
+                                       "input; there is nothing to compile")
+        return outs[0] if len(outs) == 1 else tuple(outs)
 
 
 def convert(model, input_shape=None):
@@ -218,22 +224,32 @@ def convert(model, input_shape=None):
             if attr.HasField("t"):  # Constant's value and the like
                 to_array(attr.t, f"node {node.name or i!r} attribute {attr.name}", base_dir)
     inputs = [v for v in graph.input if v.name not in constants]
-    if len(inputs) != 1:
-        raise UnsupportedError(f"the model has {len(inputs)} inputs "
-                               f"({', '.join(v.name for v in inputs) or 'none'}); cnncompile "
-                               "compiles models of one input tensor")
-    if len(graph.output) != 1:
-        raise UnsupportedError(f"the model has {len(graph.output)} outputs; cnncompile compiles "
-                               "models of one output tensor")
-    value = inputs[0]
-    if not value.type.HasField("tensor_type"):
-        raise UnsupportedError(f"input {value.name!r} is not a tensor (a sequence, map or "
-                               "optional); cnncompile compiles models of one tensor input")
-    elem = value.type.tensor_type.elem_type
-    if elem not in (0, 1):
-        raise UnsupportedError(f"input {value.name!r} has ONNX type {elem}; cnncompile compiles "
-                               "float32 models")
-    shape = _input_shape(value, input_shape)
+    if not inputs:
+        raise UnsupportedError("the model has no input; there is nothing to compile")
+    if not graph.output:
+        raise UnsupportedError("the model has no output; there is nothing to compile")
+    for value in inputs:
+        if not value.type.HasField("tensor_type"):
+            raise UnsupportedError(f"input {value.name!r} is not a tensor (a sequence, map or "
+                                   "optional); cnncompile compiles models of tensor inputs")
+        elem = value.type.tensor_type.elem_type
+        if elem not in (0, 1):
+            raise UnsupportedError(f"input {value.name!r} has ONNX type {elem}; cnncompile "
+                                   "compiles float32 models")
+    if len(inputs) == 1:
+        shape = _input_shape(inputs[0], input_shape)
+    else:
+        given = [None] * len(inputs) if input_shape is None else list(input_shape)
+        if len(given) != len(inputs) or not all(
+                s is None or isinstance(s, (tuple, list)) for s in given):
+            raise ValueError(f"the model has {len(inputs)} inputs "
+                             f"({', '.join(v.name for v in inputs)}); give input_shape as a "
+                             "list of as many shapes, in that order")
+        shape = [_input_shape(v, s) for v, s in zip(inputs, given)]
+        # an input whose batch is symbolic takes the batch of those given
+        batch = next((s[0] for s in shape if s[0] != 1), 1)
+        shape = [(batch,) + s[1:] if g is None and not (declared_shape(v) or [None])[0] else s
+                 for v, s, g in zip(inputs, shape, given)]
     problems = onnx_ops.unsupported(graph.node, proto.opset_import)
     if problems:
         lines = [f"{graph.name or 'the ONNX model'} cannot be compiled: {len(problems)} "
@@ -244,7 +260,8 @@ def convert(model, input_shape=None):
         raise UnsupportedError("\n".join(lines))
     name = graph.name if graph.name.isidentifier() else "OnnxModel"
     cls = type(name, (OnnxModule,), {"__module__": __name__})
-    return cls(list(graph.node), constants, value.name, graph.output[0].name, shape, opset)
+    return cls(list(graph.node), constants, [v.name for v in inputs],
+               [v.name for v in graph.output], shape, opset)
 
 
 def _input_shape(value, input_shape):

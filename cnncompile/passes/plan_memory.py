@@ -1,9 +1,10 @@
 """Memory planning: one static per-sample workspace, buffers reused by liveness.
 
-Each value is stored in a buffer: the caller's input, the caller's output, or a slice of the
-workspace arena. Views (reshape) share their input's buffer; an in-place-capable op (ReLU)
-writes over its input when nothing reads that input afterwards. Arena slices are placed first
-fit by offset, a slice being free once the last layer reading it has run.
+Each value is stored in a buffer: one of the caller's inputs, one of the caller's outputs,
+or a slice of the workspace arena. Views (reshape) share their input's buffer; an
+in-place-capable op (ReLU) writes over its input when nothing reads that input afterwards.
+Arena slices are placed first fit by offset, a slice being free once the last layer reading
+it has run.
 """
 from .. import kernels, ops
 from ..layout import floats
@@ -39,7 +40,13 @@ def plan_memory(graph):
         for src in graph.input_names(node.name):
             r = root[src]
             last_use[r] = max(last_use.get(r, -1), reads_at)
-    out_roots = {root[o] for o in graph.outputs}
+    # each value returned is stored in the caller's buffer of the first output that returns
+    # it; outputs that return a value stored elsewhere (an input, or a value returned twice)
+    # are copied there after the last layer (codegen: output_copies)
+    out_roots = {}
+    for k, o in enumerate(graph.outputs):
+        if root[o] not in input_roots:
+            out_roots.setdefault(root[o], k)
 
     placed = []  # (offset, size, last_use) of arena slices
     arena = 0
@@ -71,9 +78,9 @@ def plan_memory(graph):
         if "pipelined_into" in node.meta:  # never stored whole: rows in its reader's scratch
             buf = None
         elif r in input_roots:
-            buf = ("input", 0)
+            buf = ("input", graph.inputs.index(r))
         elif r in out_roots:
-            buf = ("output", 0)
+            buf = ("output", out_roots[r])
         else:
             start = index[node.name]
             buf = ("arena", place(_align(_floats(node)), start, last_use.get(r, start)))
@@ -81,7 +88,7 @@ def plan_memory(graph):
     for node in order:
         node.meta["buffer"] = graph.node(root[node.name]).meta["buffer"]
     graph.meta["workspace_floats"] = arena
-    graph.meta["output_is_input"] = bool(out_roots & input_roots)
+    graph.meta["output_is_input"] = any(root[o] in input_roots for o in graph.outputs)
     return graph
 
 
