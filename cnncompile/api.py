@@ -44,7 +44,7 @@ def compile(model, input_shape=None, *, name=None, cache_dir=None, flags=None, w
             verbose=False):
     """Compile a model into C and return a callable CompiledModel.
 
-    model: a cnncompile.nn module, a torch.nn.Module (read through torch.fx), or an ONNX
+    model: a cnncompile.nn module, a torch.nn.Module (read through torch.export), or an ONNX
         model (a path to a .onnx file or an onnx.ModelProto).
     input_shape: (N, C, H, W) with N any batch size (the compiled model takes any batch);
         for a forward() of several tensors, a list of shapes, one per argument, with the same
@@ -102,8 +102,10 @@ def compile(model, input_shape=None, *, name=None, cache_dir=None, flags=None, w
 
 
 def from_torch(module, input_shape, **options):
-    """Compile a torch.nn.Module: torch.fx traces it, its layers and weights become cnncompile
-    layers, and the result compiles like a cnncompile.nn model. ``options`` as compile()."""
+    """Compile a torch.nn.Module: torch.export records the ATen ops forward() runs on inputs of
+    ``input_shape`` (a shape, or a list of shapes for several inputs), each becomes the
+    cnncompile layer that computes it, and the result compiles like a cnncompile.nn model.
+    ``options`` as compile()."""
     if not frontends.is_torch_module(module):
         raise TypeError(f"from_torch() takes a torch.nn.Module, got {type(module).__name__}")
     return compile(module, input_shape, **options)
