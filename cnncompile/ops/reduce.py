@@ -19,10 +19,14 @@ from . import Op, register
 from .common import numel_per_sample
 
 
+TORCH_NAMES = {"reduce_mean": "mean", "reduce_sum": "sum", "reduce_max": "amax",
+               "reduce_min": "amin"}  # for messages: the Tensor method a user writes
+
+
 def reduced_axes(node, shape):
     """The reduced dimensions of ``shape`` as sorted non-negative indices, or an error naming
     the layer: out of range, repeated, or including the batch."""
-    what, nd = node.op.replace("reduce_", ""), len(shape)
+    what, nd = TORCH_NAMES[node.op], len(shape)
     dims = node.attrs["dims"]
     if dims is None or len(dims) == 0:
         raise layer_error(node, f"{what}() without dim reduces the whole tensor, batch "
