@@ -1,7 +1,7 @@
 """Reductions and elementwise math beyond the op sweep (tests/op_cases/reduce.py, unary.py):
 special values against torch, the functional forms, torch models exported to ONNX, hand-built
-ONNX graphs against ONNX Runtime, the official ONNX node cases, and the errors."""
-import copy
+ONNX graphs against ONNX Runtime, and the errors. The official ONNX node cases of these ops
+run in test_onnx_conformance.py."""
 import io
 import warnings
 
@@ -288,58 +288,3 @@ def test_onnx_errors(node, inits, error, fragment):
                        else 11)
     with pytest.raises(error, match=fragment):
         cnncompile.from_onnx(model, input_shape=(1, 3, 4, 5))
-
-
-# -- ONNX: the official node cases ----------------------------------------------------------
-OPS = {"ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "Abs", "Exp", "Log", "Sqrt",
-       "Reciprocal", "Pow", "Softplus", "Mish"}
-# each must fail with a CompileError or ValueError: outside what cnncompile compiles
-EXCLUDED = {
-    **dict.fromkeys("""test_pow_example test_pow test_pow_bcast_array test_pow_types_float32_int64
-        test_pow_types_float32_int32 test_pow_types_float32_uint64
-        test_pow_types_float32_uint32""".split(), "an exponent per element"),
-    **dict.fromkeys("""test_pow_types_int64_float32 test_pow_types_int32_float32
-        test_pow_types_int64_int64 test_pow_types_int32_int32 test_reduce_max_bool_inputs
-        test_reduce_max_empty_set_bool test_reduce_min_bool_inputs""".split(), "not float32"),
-    **dict.fromkeys("""test_reduce_max_default_axes_keepdim_example
-        test_reduce_max_default_axes_keepdims_random test_reduce_mean_default_axes_keepdims_example
-        test_reduce_mean_default_axes_keepdims_random test_reduce_min_default_axes_keepdims_example
-        test_reduce_min_default_axes_keepdims_random test_reduce_sum_default_axes_keepdims_example
-        test_reduce_sum_default_axes_keepdims_random""".split(), "reduces the batch too"),
-    **dict.fromkeys("""test_reduce_max_empty_set test_reduce_min_empty_set test_reduce_sum_empty_set
-        test_reduce_sum_empty_set_non_reduced_axis_zero""".split(), "an empty input"),
-}
-
-
-def _node_cases():
-    from onnx.backend.test.loader import load_model_tests
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        every = load_model_tests(kind="node")
-    return [c for c in every if len(c.model.graph.node) == 1
-            and c.model.graph.node[0].op_type in OPS]
-
-
-NODE_CASES = _node_cases()
-
-
-@pytest.mark.parametrize("case", NODE_CASES, ids=[c.name for c in NODE_CASES])
-def test_onnx_node_case(case):
-    model = copy.deepcopy(case.model)
-    inputs, outputs = case.data_sets[0]
-    for value_info, array in zip(list(model.graph.input)[1:], inputs[1:]):
-        model.graph.initializer.append(numpy_helper.from_array(np.asarray(array), value_info.name))
-    del model.graph.input[1:]
-    x = np.asarray(inputs[0])
-    if case.name in EXCLUDED:
-        with pytest.raises((cnncompile.CompileError, ValueError)):
-            cnncompile.from_onnx(model, input_shape=x.shape, werror=True)
-        return
-    y = cnncompile.from_onnx(model, input_shape=x.shape, werror=True)(x)
-    np.testing.assert_allclose(y, outputs[0], rtol=max(1e-4, case.rtol), atol=max(1e-5, case.atol))
-
-
-def test_node_case_exclusions_are_real_and_most_cases_run():
-    names = {c.name for c in NODE_CASES}
-    assert not set(EXCLUDED) - names, sorted(set(EXCLUDED) - names)
-    assert len(names - set(EXCLUDED)) >= 39  # the count that runs and passes
