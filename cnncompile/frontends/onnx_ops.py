@@ -16,6 +16,7 @@ from ..trace import Tensor
 from .onnx_layers import torch_pads  # importing it registers the layers' converters
 from . import onnx_norm  # noqa: F401  (registers LayerNormalization, GroupNormalization...)
 from . import onnx_movement  # noqa: F401  (registers Transpose, Slice, Split, ...)
+from . import onnx_reduce  # noqa: F401  (registers the reductions' and math ops' converters)
 from .onnx_node import ARITH, CONVERTERS, Node, converter, with_constant
 
 # ops evaluated by onnx's reference implementation when every input is a constant

@@ -3,6 +3,7 @@ from . import functional, init
 from .activation import (ELU, GELU, Hardsigmoid, Hardswish, Hardtanh, LeakyReLU, LogSoftmax, ReLU,
                          ReLU6, Sigmoid, SiLU, Softmax, Tanh)
 from .layers import Conv1d, Conv2d, Conv3d, ConvTranspose2d, Flatten, Fold, Linear, Unfold
+from .unary import Mish, Softplus
 from .padding import *  # noqa: F401,F403  (ZeroPad2d, ReflectionPad2d, ...)
 from .padding import __all__ as _padding_layers
 from .movement import ChannelShuffle, PixelShuffle, PixelUnshuffle
@@ -17,10 +18,10 @@ __all__ = ["Module", "Sequential", "ModuleList", "Parameter", "Conv1d", "Conv2d"
            "ConvTranspose2d", "Unfold", "Fold", "MaxPool2d", "AvgPool2d",
            "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "Linear",
            "Flatten", "ReLU", "ReLU6", "LeakyReLU", "ELU", "Sigmoid", "Tanh", "Hardtanh",
-           "Hardswish", "Hardsigmoid", "SiLU", "GELU", "Softmax", "LogSoftmax", "BatchNorm2d",
-           "Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "Identity",
-           "ChannelShuffle", "PixelShuffle", "PixelUnshuffle", "functional",
-           "init"] + _padding_layers + _norm_layers
+           "Hardswish", "Hardsigmoid", "SiLU", "GELU", "Mish", "Softplus", "Softmax",
+           "LogSoftmax", "BatchNorm2d", "Dropout", "Dropout1d", "Dropout2d", "Dropout3d",
+           "AlphaDropout", "Identity", "ChannelShuffle", "PixelShuffle", "PixelUnshuffle",
+           "functional", "init"] + _padding_layers + _norm_layers
 
 
 def __getattr__(name):

@@ -294,6 +294,9 @@ def flatten(input, start_dim=0, end_dim=-1):
     return x.reshape(x.shape[:s] + (-1,) + x.shape[e + 1:])
 
 
+from .functional_reduce import *  # noqa: E402,F401,F403  (mean, sum, amax, amin)
+from .functional_unary import *  # noqa: E402,F401,F403  (abs, exp, pow, clamp, softplus, ...)
+
 # x.relu(), x.sigmoid(), x.tanh() and x.softmax(dim) on a traced tensor call these functions
 trace.register_tensor_methods(relu=relu, sigmoid=sigmoid, tanh=tanh, softmax=softmax,
                               matmul=matmul)

@@ -1,8 +1,9 @@
 """Elementwise activations: one op each, all sharing the elementwise template.
 
-Each is a C function in runtime/cnn_runtime.h applied to every value; any of them fuses into
-the epilogue of a conv/linear/pool (passes/fuse_activation.py). NaN propagates as in torch.
-Formulas follow the torch.nn documentation of each module.
+Each is a C function in runtime/cnn_runtime.h (cnn_unary.h for the math functions) applied
+to every value; any of them fuses into the epilogue of a conv/linear/pool
+(passes/fuse_activation.py). NaN propagates as in torch. Formulas follow the torch.nn
+documentation of each module.
 """
 import math
 
@@ -43,6 +44,18 @@ ACTIVATIONS = {
     "gelu": ("cnn_gelu", (), lambda x, a: 0.5 * x * (1.0 + _erf(x / math.sqrt(2.0)))),
     "gelu_tanh": ("cnn_gelu_tanh", (), lambda x, a: 0.5 * x * (1.0 + np.tanh(
         math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3)))),
+    # the elementwise math of runtime/cnn_unary.h, as torch's float32 kernels compute it
+    "abs": ("cnn_abs", (), lambda x, a: np.abs(x)),
+    "exp": ("cnn_exp", (), lambda x, a: np.exp(x)),
+    "log": ("cnn_log", (), lambda x, a: np.log(x)),
+    "sqrt": ("cnn_sqrt", (), lambda x, a: np.sqrt(x)),
+    "rsqrt": ("cnn_rsqrt", (), lambda x, a: 1.0 / np.sqrt(x)),
+    "reciprocal": ("cnn_reciprocal", (), lambda x, a: 1.0 / x),
+    "square": ("cnn_square", (), lambda x, a: x * x),
+    "pow": ("cnn_pow", ("exponent",), lambda x, a: np.power(x, float(np.float32(a["exponent"])))),
+    "softplus": ("cnn_softplus", ("beta", "threshold"), lambda x, a: np.where(
+        x * a["beta"] > a["threshold"], x, np.log1p(np.exp(x * a["beta"])) / a["beta"])),
+    "mish": ("cnn_mish", (), lambda x, a: x * np.tanh(np.log1p(np.exp(x)))),
 }
 
 
@@ -56,7 +69,7 @@ class Activation(Op):
         return ins[0].shape
 
     def reference(self, node, arrays):
-        with np.errstate(over="ignore", invalid="ignore"):
+        with np.errstate(all="ignore"):  # inf and NaN come out as torch gives them
             return self.ref(arrays[0].astype(np.float64), node.attrs).astype(np.float32)
 
     def flops(self, node, ins, out_shape):
