@@ -25,6 +25,11 @@ static inline float cnn_log(float v)
     return logf(v);
 }
 
+static inline float cnn_erf(float v)
+{
+    return erff(v);
+}
+
 static inline float cnn_sqrt(float v)
 {
     return sqrtf(v);

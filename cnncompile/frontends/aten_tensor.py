@@ -77,7 +77,7 @@ def _number(value):
     return float(np.asarray(value).reshape(()))
 
 
-for _name in ("abs", "exp", "log", "sqrt", "rsqrt", "reciprocal", "square"):
+for _name in ("abs", "exp", "log", "erf", "sqrt", "rsqrt", "reciprocal", "square"):
     aten(_name)(lambda self, _fn=_name: getattr(self, _fn)())
 
 

@@ -1,5 +1,5 @@
 """ONNX reductions (ReduceMean, ReduceSum, ReduceMax, ReduceMin) and elementwise math (Abs,
-Exp, Log, Sqrt, Reciprocal, Pow by a constant, Softplus, Mish) -> cnncompile.nn.functional."""
+Exp, Log, Erf, Sqrt, Reciprocal, Pow by a constant, Softplus, Mish) -> cnncompile.nn.functional."""
 import numpy as np
 
 from ..nn import functional as F
@@ -41,9 +41,9 @@ def reduce(node, x, axes=None):
     return REDUCE[node.op](x, None if axes is None else list(axes), keepdim)
 
 
-@converter("Abs", "Exp", "Log", "Sqrt", "Reciprocal", "Mish")
+@converter("Abs", "Exp", "Log", "Erf", "Sqrt", "Reciprocal", "Mish")
 def unary(node, x):
-    fn = {"Abs": F.abs, "Exp": F.exp, "Log": F.log, "Sqrt": F.sqrt,
+    fn = {"Abs": F.abs, "Exp": F.exp, "Log": F.log, "Erf": F.erf, "Sqrt": F.sqrt,
           "Reciprocal": F.reciprocal, "Mish": F.mish}
     return fn[node.op](node.tensor(x))
 

@@ -6,7 +6,7 @@ import numbers
 
 from .. import trace
 
-__all__ = ["abs", "exp", "log", "sqrt", "rsqrt", "reciprocal", "square", "pow", "clamp", "clip",
+__all__ = ["abs", "exp", "log", "erf", "sqrt", "rsqrt", "reciprocal", "square", "pow", "clamp", "clip",
            "clamp_min", "clamp_max", "mish", "softplus"]
 
 
@@ -20,6 +20,10 @@ def exp(input):
 
 def log(input):
     return trace.apply("log", [input], {})
+
+
+def erf(input):
+    return trace.apply("erf", [input], {})
 
 
 def sqrt(input):
@@ -93,6 +97,6 @@ def softplus(input, beta=1.0, threshold=20.0):
 
 
 trace.register_tensor_methods(
-    abs=abs, __abs__=abs, exp=exp, log=log, sqrt=sqrt, rsqrt=rsqrt, reciprocal=reciprocal,
+    abs=abs, __abs__=abs, exp=exp, log=log, erf=erf, sqrt=sqrt, rsqrt=rsqrt, reciprocal=reciprocal,
     square=square, pow=pow, __pow__=pow, clamp=clamp, clip=clip, clamp_min=clamp_min,
     clamp_max=clamp_max)

@@ -49,6 +49,7 @@ ACTIVATIONS = {
     "exp": ("cnn_exp", (), lambda x, a: np.exp(x)),
     "log": ("cnn_log", (), lambda x, a: np.log(x)),
     "sqrt": ("cnn_sqrt", (), lambda x, a: np.sqrt(x)),
+    "erf": ("cnn_erf", (), lambda x, a: _erf(x)),
     "rsqrt": ("cnn_rsqrt", (), lambda x, a: 1.0 / np.sqrt(x)),
     "reciprocal": ("cnn_reciprocal", (), lambda x, a: 1.0 / x),
     "square": ("cnn_square", (), lambda x, a: x * x),

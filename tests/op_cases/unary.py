@@ -30,6 +30,7 @@ CASES = {
     "abs": both(lambda x: x.abs(), "abs") + [(method(lambda x: abs(x) * 2.0, "dunder"), (1, 7))],
     "exp": both(lambda x: x.exp(), "exp"),
     "log": both(lambda x: (x.abs() + 0.1).log(), "log"),
+    "erf": both(lambda x: x.erf(), "erf"),
     "sqrt": both(lambda x: x.abs().sqrt(), "sqrt"),
     "rsqrt": both(lambda x: (x.abs() + 0.5).rsqrt(), "rsqrt"),
     "reciprocal": both(lambda x: (x.abs() + 0.5).reciprocal(), "reciprocal"),
