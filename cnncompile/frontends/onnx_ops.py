@@ -15,6 +15,7 @@ from ..nn import functional as F
 from ..trace import Tensor
 from .onnx_layers import torch_pads  # importing it registers the layers' converters
 from .onnx_node import ARITH, CONVERTERS, Node, converter, with_constant
+from . import onnx_resize  # noqa: F401,E402  (registers Resize and Upsample)
 
 # ops evaluated by onnx's reference implementation when every input is a constant
 FOLDABLE = {"Constant", "Identity", "Cast", "Shape", "Gather", "Unsqueeze", "Squeeze", "Concat",
