@@ -3,7 +3,7 @@ the resizing cnncompile refuses."""
 import numpy as np
 import pytest
 import torch
-from onnx import TensorProto, helper
+from onnx import helper
 
 import cnncompile
 import cnncompile.nn as cnn
@@ -194,3 +194,48 @@ def test_layer_reprs_match_torch():
     assert repr(cnn.UpsamplingBilinear2d(scale_factor=2)) == \
         repr(torch.nn.UpsamplingBilinear2d(scale_factor=2))
     assert repr(cnn.UpsamplingNearest2d(size=5)) == repr(torch.nn.UpsamplingNearest2d(size=5))
+
+
+# -- ATen's upsample ops, as torch.export records F.interpolate ------------------------------
+class Interpolate(torch.nn.Module):
+    def __init__(self, **kwargs):
+        super().__init__()
+        self.kwargs = kwargs
+
+    def forward(self, x):
+        return torch.nn.functional.interpolate(x, **self.kwargs)
+
+
+@pytest.mark.parametrize("shape,kwargs", [
+    ((1, 2, 5, 6), dict(scale_factor=2)),
+    ((1, 2, 5, 6), dict(scale_factor=1.7)),
+    ((1, 2, 5, 6), dict(size=(7, 4))),
+    ((1, 2, 5, 6), dict(scale_factor=(1.5, 0.6), mode="bilinear")),
+    ((1, 2, 5, 6), dict(scale_factor=1.5, mode="bilinear", recompute_scale_factor=True)),
+    ((1, 2, 5, 6), dict(size=(3, 11), mode="bilinear", align_corners=True)),
+    ((1, 2, 5, 6), dict(scale_factor=2, mode="nearest-exact")),
+    ((1, 2, 7), dict(scale_factor=2.5, mode="linear")),
+    ((1, 2, 3, 4, 5), dict(scale_factor=(2, 1, 0.5), mode="trilinear", align_corners=True)),
+], ids=str)
+def test_aten_upsample_calls_map_onto_interpolate(shape, kwargs):
+    """What torch.export records for F.interpolate, mapped back by interpolate_from_aten."""
+    from cnncompile.nn.functional_resize import interpolate_from_aten
+    x = random_input(shape, seed=0)
+    program = torch.export.export(Interpolate(**kwargs), (torch.from_numpy(x),))
+    [node] = [n for n in program.graph.nodes if n.op == "call_function"]
+    name = f"{node.target._opname}.{node.target._overloadname}"
+    got = interpolate_from_aten(name, x, *node.args[1:])
+    assert_close(got, torch.nn.functional.interpolate(torch.from_numpy(x), **kwargs).numpy())
+
+
+def test_aten_default_overloads_take_a_size_and_scales():
+    from cnncompile.nn.functional_resize import interpolate_from_aten
+    x = random_input((1, 2, 5, 6), seed=0)
+    t = torch.from_numpy(x)
+    aten = torch.ops.aten
+    for op, args in ((aten.upsample_nearest2d.default, ([9, 8], 1.9, 1.4)),
+                     (aten._upsample_nearest_exact2d.default, ([9, 8], 1.9, None)),
+                     (aten.upsample_bilinear2d.default, ([9, 8], False, 1.9, 1.4)),
+                     (aten.upsample_bilinear2d.default, ([9, 8], True, None, None))):
+        name = f"{op._opname}.{op._overloadname}"
+        assert_close(interpolate_from_aten(name, x, *args), op(t, *args).numpy(), name)

@@ -56,6 +56,18 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
         align_corners = False
     rank = _rank(input)
     dims = rank - 2
+    if mode in TORCH_MODES and mode in INTERPOLATING and rank in (3, 4, 5) \
+            and rank not in TORCH_MODES[mode][3]:
+        raise NotImplementedError(f"Got {rank}D input, but {mode} mode needs "
+                                  f"{TORCH_MODES[mode][3][0]}D input")
+    if rank not in (3, 4, 5):
+        raise NotImplementedError(f"Input Error: Only 3D, 4D and 5D input Tensors supported "
+                                  f"(got {rank}D) for the modes: nearest | linear | bilinear | "
+                                  f"bicubic | trilinear | area | nearest-exact (got {mode})")
+    if mode not in TORCH_MODES and mode not in REFUSED:
+        raise NotImplementedError(f"interpolate: mode {mode!r} is not one of torch's modes: "
+                                  "nearest | linear | bilinear | bicubic | trilinear | area | "
+                                  "nearest-exact")
     if size is not None and scale_factor is not None:
         raise ValueError("only one of size or scale_factor should be defined")
     if size is None and scale_factor is None:
@@ -73,24 +85,20 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
         factors = [float(f) for f in _per_dim(scale_factor, dims, "scale_factor")]
         sizes = [output_size(s, f) for s, f in zip(in_sizes, factors)]
         scales = [None] * dims if recompute_scale_factor or mode == "area" else factors
-    if mode in TORCH_MODES and rank not in TORCH_MODES[mode][3]:
-        if mode in INTERPOLATING and rank in (3, 4, 5):
-            raise NotImplementedError(f"Got {rank}D input, but {mode} mode needs "
-                                      f"{TORCH_MODES[mode][3][0]}D input")
-    if rank not in (3, 4, 5):
-        raise NotImplementedError(f"Input Error: Only 3D, 4D and 5D input Tensors supported "
-                                  f"(got {rank}D) for the modes: nearest | linear | bilinear | "
-                                  f"bicubic | trilinear | area | nearest-exact (got {mode})")
-    if mode not in TORCH_MODES and mode not in REFUSED:
-        raise NotImplementedError(f"interpolate: mode {mode!r} is not one of torch's modes: "
-                                  "nearest | linear | bilinear | bicubic | trilinear | area | "
-                                  "nearest-exact")
+    return _resize(input, sizes, scales, mode, align_corners, antialias)
+
+
+def _resize(input, sizes, scales, mode, align_corners=None, antialias=False):
+    """The interpolate node: output ``sizes``; ``scales`` per dimension the scale factor the
+    source coordinates use (None: in / out), as ATen's upsample ops take them."""
     op_mode, coord, rounding, _ = TORCH_MODES.get(mode, (mode, "asymmetric", "floor", ()))
     if coord is None:
         coord = "align_corners" if align_corners else "half_pixel"
+    scales = tuple(float(s) if s is not None and s > 0 else None for s in scales)
     return trace.apply("interpolate", [input], {
-        "size": tuple(sizes), "mode": op_mode, "coord": coord, "nearest_mode": rounding,
-        "scales": tuple(scales), "convention": "torch", "antialias": bool(antialias)})
+        "size": tuple(int(s) for s in sizes), "mode": op_mode, "coord": coord,
+        "nearest_mode": rounding, "scales": scales, "convention": "torch",
+        "antialias": bool(antialias)})
 
 
 def upsample(input, size=None, scale_factor=None, mode="nearest", align_corners=None):
@@ -103,3 +111,38 @@ def upsample_nearest(input, size=None, scale_factor=None):
 
 def upsample_bilinear(input, size=None, scale_factor=None):
     return interpolate(input, size, scale_factor, mode="bilinear", align_corners=True)
+
+
+# ATen's upsample ops (what torch.export records for F.interpolate) -> torch mode
+ATEN_MODES = {"upsample_nearest": "nearest", "_upsample_nearest_exact": "nearest-exact",
+              "upsample_linear": "linear", "upsample_bilinear": "bilinear",
+              "upsample_trilinear": "trilinear"}
+
+
+def interpolate_from_aten(name, input, output_size, *args):
+    """One aten.upsample_* call (``name`` as 'upsample_bilinear2d.vec' or
+    'upsample_nearest2d.default'), with ATen's arguments after the input:
+
+    - ``.vec``: (output_size, [align_corners,] scale_factors): exactly one is given; it is
+      F.interpolate(input, size=output_size) or F.interpolate(input, scale_factor=
+      scale_factors) (recompute_scale_factor unset), with the align_corners given.
+    - ``.default``: (output_size, [align_corners,] *scales): the output size, and the scale
+      factors the coordinates use (None: in / out).
+    """
+    op, _, overload = name.partition(".")
+    mode = ATEN_MODES.get(op[:-2])
+    if mode is None or op[-2:] not in ("1d", "2d", "3d"):
+        raise ValueError(f"{name} is not one of ATen's upsample ops")
+    linear = mode not in ("nearest", "nearest-exact")
+    align_corners = bool(args[0]) if linear else None
+    rest = args[1:] if linear else args
+    dims = int(op[-2])
+    if overload == "vec":
+        factors = rest[0] if rest else None
+        if output_size is not None:
+            return interpolate(input, size=list(output_size), mode=mode,
+                               align_corners=align_corners)
+        return interpolate(input, scale_factor=list(factors), mode=mode,
+                           align_corners=align_corners)
+    scales = (list(rest) + [None] * dims)[:dims]
+    return _resize(input, list(output_size), scales, mode, align_corners)

@@ -169,7 +169,7 @@ class Interpolate(Op):
         if node.attrs["mode"] == "nearest":
             return 0
         # a row blended along H (2-D and 3-D), after a plane blended along D (3-D)
-        c, d, h, w = _dhw(ins[0].shape[1:])
+        _, _, h, w = _dhw(ins[0].shape[1:])
         rank = len(out_shape) - 2
         return (w if rank >= 2 else 0) + (h * w if rank == 3 else 0)
 
@@ -181,9 +181,8 @@ class Interpolate(Op):
         strides = (h * w, w, 1)
         dims = []
         for name, table, stride, n in zip("dhw", tables, strides, (od, oh, ow)):
-            if table is None:  # a dimension the input does not have
-                table = (np.zeros(1, np.int64),) if node.attrs["mode"] == "nearest" else \
-                    (np.zeros(1, np.int64), np.zeros(1, np.int64), np.ones(1, f32), np.zeros(1, f32))
+            if table is None:  # a dimension the input does not have: nearest reads index 0
+                table = (np.zeros(1, np.int64),)
             dims.append(_lower_dim(name, table, stride, n))
         linear = node.attrs["mode"] == "linear"
         return dict(mode=node.attrs["mode"], channels=c, in_vol=d * h * w, out_vol=od * oh * ow,
