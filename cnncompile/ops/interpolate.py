@@ -20,13 +20,16 @@ import numpy as np
 from ..errors import ShapeError, UnsupportedError, layer_error
 from ..literals import c_float
 from . import Op, register
-from .common import describe_source, numel_per_sample
+from .common import PARALLEL_MIN_FLOPS, describe_source, numel_per_sample
 
 MODES = ("nearest", "linear")
 COORDS = ("asymmetric", "half_pixel", "pytorch_half_pixel", "align_corners",
           "tf_half_pixel_for_nn")
 NEAREST = ("floor", "ceil", "round_prefer_floor", "round_prefer_ceil", "simple")
 f32 = np.float32
+# how many GEMM FLOPs' time one gathered (and blended) output takes, so that the threshold
+# for threads is one of time, as for pooling
+GATHER_SLOWDOWN = 16
 
 
 def _multiplier(in_size, out_size, scale, convention):
@@ -166,12 +169,12 @@ class Interpolate(Op):
         return 3 * (len(out_shape) - 2) * numel_per_sample(out_shape)
 
     def scratch(self, node, ins, out_shape):
-        if node.attrs["mode"] == "nearest":
+        """3-D linear: a plane blended along D, then a row blended along H (2-D linear keeps
+        its row on the stack, so that channels can run on several threads)."""
+        if node.attrs["mode"] == "nearest" or len(out_shape) != 5:
             return 0
-        # a row blended along H (2-D and 3-D), after a plane blended along D (3-D)
         _, _, h, w = _dhw(ins[0].shape[1:])
-        rank = len(out_shape) - 2
-        return (w if rank >= 2 else 0) + (h * w if rank == 3 else 0)
+        return h * w + w
 
     def lower(self, node, ins, out_shape):
         c, d, h, w = _dhw(ins[0].shape[1:])
@@ -189,7 +192,9 @@ class Interpolate(Op):
                     in_plane=h * w, out_plane=oh * ow, in_w=w, out_w=ow,
                     d=dims[0], h=dims[1], w=dims[2],
                     blend_d=linear and len(out_shape) == 5, blend_h=linear and len(out_shape) >= 4,
-                    plane_offset=w)  # in scratch, the blended plane follows the blended row
+                    plane_offset=w,  # in scratch, the blended plane follows the blended row
+                    parallel=int(len(out_shape) < 5 and numel_per_sample(out_shape)
+                                 * GATHER_SLOWDOWN >= PARALLEL_MIN_FLOPS))
 
 
 def _lower_dim(name, table, stride, n):
