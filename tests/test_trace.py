@@ -176,14 +176,14 @@ def test_every_unsupported_layer_is_listed_at_once():
 
         def forward(self, x):
             x = self.pool(self.norm(self.conv(x)))
-            x = F.interpolate(x, scale_factor=2).permute(0, 2, 3, 1)
+            x = F.fractional_max_pool2d(x, 2, output_ratio=0.5).permute(0, 2, 3, 1)
             return self.lstm(x)
     with pytest.raises(UnsupportedError) as info:
         cnncompile.compile(Mixed().eval(), (1, 3, 16, 16))
     msg = str(info.value)
     assert msg.startswith("Mixed cannot be compiled: 5 unsupported layers")
     for line in ("- norm: nn.LayerNorm is not supported", "- pool: MaxPool2d(return_indices=True)",
-                 "- interpolate: F.interpolate is not supported", "- permute: x.permute() is not",
+                 "- fractional_max_pool2d: F.fractional_max_pool2d is not ", "- permute: x.permute() is not",
                  "- lstm: nn.LSTM is not supported", "Supported layers: Conv1d/2d/3d"):
         assert line in msg, line
     assert len(info.value.errors) == 5 and info.value.errors[0].layer == "norm"
