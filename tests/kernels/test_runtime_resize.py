@@ -1,5 +1,5 @@
-"""The column pass of linear resizing (runtime/cnn_resize.h), called directly: every output
-column blends the two input columns its tables name, in any order, with repeats."""
+"""The column passes of resizing (runtime/cnn_resize.h), called directly: every output column
+copies the input column, or blends the two, its tables name, in any order, with repeats."""
 import numpy as np
 import pytest
 
@@ -13,6 +13,11 @@ void blend_columns(float *y, const float *row, const int *i0, const int *i1, con
                    const float *w1, int n)
 {
     cnn_blend_columns(y, row, i0, i1, w0, w1, n);
+}
+
+void gather_columns(float *y, const float *row, const int *i, int n)
+{
+    cnn_gather_columns(y, row, i, n);
 }
 """
 
@@ -31,3 +36,13 @@ def test_blend_columns(lib, in_w, out_w):
     lib.lib.blend_columns(ptr(lib, y), ptr(lib, row), ptr(lib, i0), ptr(lib, i1), ptr(lib, w0),
                           ptr(lib, w1), out_w)
     assert_close(y, w0 * row[i0] + w1 * row[i1])
+
+
+@pytest.mark.parametrize("in_w,out_w", [(1, 3), (5, 5), (16, 37), (40, 9)])
+def test_gather_columns(lib, in_w, out_w):
+    rng = np.random.default_rng(in_w * 100 + out_w)
+    row = random(rng, in_w)
+    i = rng.integers(0, in_w, out_w).astype(np.int32)
+    y = filled(out_w)
+    lib.lib.gather_columns(ptr(lib, y), ptr(lib, row), ptr(lib, i), out_w)
+    assert (y == row[i]).all()
