@@ -18,6 +18,7 @@ from . import onnx_norm  # noqa: F401  (registers LayerNormalization, GroupNorma
 from . import onnx_movement  # noqa: F401  (registers Transpose, Slice, Split, ...)
 from . import onnx_reduce  # noqa: F401  (registers the reductions' and math ops' converters)
 from .onnx_node import ARITH, CONVERTERS, Node, converter, with_constant
+from . import onnx_resize  # noqa: F401,E402  (registers Resize and Upsample)
 
 # ops evaluated by onnx's reference implementation when every input is a constant
 FOLDABLE = {"Constant", "Identity", "Cast", "Shape", "Gather", "Unsqueeze", "Squeeze", "Concat",

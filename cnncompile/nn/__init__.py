@@ -7,6 +7,8 @@ from .unary import Mish, Softplus
 from .padding import *  # noqa: F401,F403  (ZeroPad2d, ReflectionPad2d, ...)
 from .padding import __all__ as _padding_layers
 from .movement import ChannelShuffle, PixelShuffle, PixelUnshuffle
+from .resize import *  # noqa: F401,F403  (Upsample, UpsamplingBilinear2d, ...)
+from .resize import __all__ as _resize_layers
 from .pooling import AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, MaxPool2d
 from .module import Module, ModuleList, Parameter, Sequential
 from .norm import *  # noqa: F401,F403  (LayerNorm, GroupNorm, InstanceNorm1d/2d/3d)
@@ -21,7 +23,7 @@ __all__ = ["Module", "Sequential", "ModuleList", "Parameter", "Conv1d", "Conv2d"
            "Hardswish", "Hardsigmoid", "SiLU", "GELU", "Mish", "Softplus", "Softmax",
            "LogSoftmax", "BatchNorm2d", "Dropout", "Dropout1d", "Dropout2d", "Dropout3d",
            "AlphaDropout", "Identity", "ChannelShuffle", "PixelShuffle", "PixelUnshuffle",
-           "functional", "init"] + _padding_layers + _norm_layers
+           "functional", "init"] + _padding_layers + _norm_layers + _resize_layers
 
 
 def __getattr__(name):
