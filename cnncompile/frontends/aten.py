@@ -15,6 +15,7 @@ import numpy as np
 from .. import trace
 from ..errors import TraceError
 from ..nn import functional as F
+from ..nn.functional_resize import interpolate_from_aten
 from ..trace import Tensor
 
 ATEN = {}  # "conv2d" or "upsample_bilinear2d.vec" -> handler
@@ -195,44 +196,18 @@ def adaptive_max_pool(self, output_size):
 
 
 # -- resizing --------------------------------------------------------------------------------
-def _interpolate(input, output_size, scale_factors, mode, align_corners=None):
-    if scale_factors is not None:
-        return F.interpolate(input, scale_factor=list(scale_factors), mode=mode,
-                             align_corners=align_corners)
-    return F.interpolate(input, size=list(output_size), mode=mode, align_corners=align_corners)
+def _upsample(name):
+    def fn(self, output_size, *args, **kwargs):  # the schema's order: align_corners, scales
+        return interpolate_from_aten(name, self, output_size, *args, *kwargs.values())
+    return fn
 
 
-def _scales(*scales):
-    return None if any(s is None for s in scales) else list(scales)
-
-
-@aten("upsample_nearest1d.vec", "upsample_nearest2d.vec", "upsample_nearest3d.vec")
-def upsample_nearest_vec(input, output_size, scale_factors):
-    return _interpolate(input, output_size, scale_factors, "nearest")
-
-
-@aten("_upsample_nearest_exact1d.vec", "_upsample_nearest_exact2d.vec",
-      "_upsample_nearest_exact3d.vec")
-def upsample_nearest_exact_vec(input, output_size, scale_factors):
-    return _interpolate(input, output_size, scale_factors, "nearest-exact")
-
-
-@aten("upsample_nearest2d")
-def upsample_nearest2d(self, output_size, scales_h=None, scales_w=None):
-    return _interpolate(self, output_size, _scales(scales_h, scales_w), "nearest")
-
-
-_LINEAR = {3: "linear", 4: "bilinear", 5: "trilinear"}
-
-
-@aten("upsample_linear1d.vec", "upsample_bilinear2d.vec", "upsample_trilinear3d.vec")
-def upsample_linear_vec(input, output_size, align_corners, scale_factors):
-    return _interpolate(input, output_size, scale_factors, _LINEAR[input.dim()], align_corners)
-
-
-@aten("upsample_bilinear2d")
-def upsample_bilinear2d(self, output_size, align_corners, scales_h=None, scales_w=None):
-    return _interpolate(self, output_size, _scales(scales_h, scales_w), "bilinear", align_corners)
+for _mode, _ranks in (("nearest", "123"), ("_nearest_exact", "123"), ("linear", "1"),
+                      ("bilinear", "2"), ("trilinear", "3")):
+    for _rank in _ranks:
+        _op = f"{'_upsample' if _mode[0] == '_' else 'upsample_'}{_mode.lstrip('_')}{_rank}d"
+        for _overload in ("vec", "default"):
+            aten(f"{_op}.{_overload}")(_upsample(f"{_op}.{_overload}"))
 
 
 @aten("pixel_shuffle")
