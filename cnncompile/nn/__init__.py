@@ -6,6 +6,8 @@ from .layers import Conv1d, Conv2d, Conv3d, ConvTranspose2d, Flatten, Fold, Line
 from .padding import *  # noqa: F401,F403  (ZeroPad2d, ReflectionPad2d, ...)
 from .padding import __all__ as _padding_layers
 from .pooling import AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, MaxPool2d
+from .pool3d import *  # noqa: F401,F403  (MaxPool3d, AvgPool1d, ...)
+from .pool3d import __all__ as _pool3d_layers
 from .module import Module, ModuleList, Parameter, Sequential
 from .normalization import (AlphaDropout, BatchNorm2d, Dropout, Dropout1d, Dropout2d, Dropout3d,
                             Identity)
@@ -16,7 +18,7 @@ __all__ = ["Module", "Sequential", "ModuleList", "Parameter", "Conv1d", "Conv2d"
            "Flatten", "ReLU", "ReLU6", "LeakyReLU", "ELU", "Sigmoid", "Tanh", "Hardtanh",
            "Hardswish", "Hardsigmoid", "SiLU", "GELU", "Softmax", "LogSoftmax", "BatchNorm2d",
            "Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "Identity", "functional",
-           "init"] + _padding_layers
+           "init"] + _padding_layers + _pool3d_layers
 
 
 def __getattr__(name):

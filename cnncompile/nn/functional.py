@@ -258,6 +258,8 @@ def flatten(input, start_dim=0, end_dim=-1):
     return x.reshape(x.shape[:s] + (-1,) + x.shape[e + 1:])
 
 
+from .functional_pool3d import *  # noqa: E402,F401,F403  (max_pool3d, avg_pool1d, ...)
+
 # x.relu(), x.sigmoid(), x.tanh() and x.softmax(dim) on a traced tensor call these functions
 trace.register_tensor_methods(relu=relu, sigmoid=sigmoid, tanh=tanh, softmax=softmax)
 
