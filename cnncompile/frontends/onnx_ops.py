@@ -14,6 +14,7 @@ import numpy as np
 from ..nn import functional as F
 from ..trace import Tensor
 from .onnx_layers import torch_pads  # importing it registers the layers' converters
+from . import onnx_pool  # noqa: F401  (registers the pooling converters)
 from .onnx_node import ARITH, CONVERTERS, Node, converter, with_constant
 
 # ops evaluated by onnx's reference implementation when every input is a constant
