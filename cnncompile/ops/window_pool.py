@@ -177,11 +177,14 @@ class WindowPool(Op):
         in_dims = (1,) * lift + tuple(ins[0].shape[2:])
         tables = [([0], [1], [1])] * lift + list(self.tables(node, ins[0].shape))
         steps = (1,) * lift + tuple(self.steps(node))
-        div = self.divisor(node)
+        # one window, the whole input, divided by its size
+        whole = all((list(t[0]), list(t[1]), list(t[2])) == ([0], [size], [size]) and step == 1
+                    for t, step, size in zip(tables, steps, in_dims))
+        div = self.divisor(node) or (math.prod(in_dims) if whole else None)
         dims = [dict(start=t[0], end=t[1], count=[f"{n}.0f" for n in t[2]], out=len(t[0]),
                      step=step, size=size)
                 for t, step, size in zip(tables, steps, in_dims)]
-        return dict(channels=ins[0].shape[1], d=dims[0], h=dims[1], w=dims[2],
+        return dict(channels=ins[0].shape[1], d=dims[0], h=dims[1], w=dims[2], whole=whole,
                     in_volume=math.prod(in_dims), out_volume=math.prod(out_shape[2:]),
                     mode=self.mode, divisor=None if div is None else f"{float(div)!r}f",
                     parallel=int(parallel_worth_it(node, POOL_SLOWDOWN)))

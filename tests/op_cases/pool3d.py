@@ -55,6 +55,7 @@ CASES = {
         ([("AvgPool3d", ((1, 2, 3), (1, 1, 2)), dict(divisor_override=5))], (1, 2, 3, 6, 9)),
         ([("AvgPool3d", (3, 3, 1), dict(ceil_mode=True, divisor_override=2))], (1, 1, 7, 7, 7)),
         ([("AvgPool3d", (2,), {}), ("Hardswish", (), {})], (1, 3, 4, 4, 6)),
+        ([("AvgPool3d", ((2, 3, 4),), {})], (1, 2, 2, 3, 4)),  # one window, the whole input
     ],
     "adaptive_avg_pool3d": [
         ([("AdaptiveAvgPool3d", (1,), {})], (1, 4, 3, 5, 5)),
@@ -78,6 +79,7 @@ CASES = {
         ([("AvgPool1d", (3, 2, 1), dict(count_include_pad=False))], (1, 2, 9)),
         ([("AvgPool1d", (3, 2, 1), dict(ceil_mode=True))], (1, 2, 10)),
         ([("AvgPool1d", (4, 3, 2), dict(ceil_mode=True, count_include_pad=False))], (1, 2, 10)),
+        ([("AvgPool1d", (3, 1, 1), {})], (1, 2, 1)),  # one window, over the input and padding
     ],
     "adaptive_avg_pool1d": [
         ([("AdaptiveAvgPool1d", (1,), {})], (1, 4, 9)),
