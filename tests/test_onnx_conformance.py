@@ -77,18 +77,12 @@ EXCLUDED.update(dict.fromkeys(_names("""
     test_reshape_one_dim test_reshape_negative_extended_dims test_reshape_allowzero_reordered
     test_softmax_axis_0 test_softmax_axis_0_expanded test_softmax_axis_0_expanded_ver18
     test_gemm_transposeA test_gemm_all_attributes"""), "batch dimension"))
-# Layers cnncompile does not have: 3-D pooling, 3-D transposed convolution, dilated average
-# pooling, MaxPool's Indices output, asymmetric cropping in a transposed convolution.
+# Layers cnncompile does not have: 3-D transposed convolution, MaxPool's Indices output,
+# asymmetric cropping in a transposed convolution.
 EXCLUDED.update(dict.fromkeys(_names("""
-    test_averagepool_3d_default test_averagepool_3d_dilations_small
-    test_averagepool_3d_dilations_large_count_include_pad_is_0_ceil_mode_is_True
-    test_averagepool_3d_dilations_large_count_include_pad_is_0_ceil_mode_is_False
-    test_averagepool_3d_dilations_large_count_include_pad_is_1_ceil_mode_is_True
-    test_averagepool_3d_dilations_large_count_include_pad_is_1_ceil_mode_is_False
-    test_maxpool_3d_default test_maxpool_3d_dilations test_maxpool_3d_dilations_use_ref_impl
-    test_maxpool_3d_dilations_use_ref_impl_large test_convtranspose_3d test_averagepool_2d_dilations
-    test_maxpool_with_argmax_2d_precomputed_pads test_maxpool_with_argmax_2d_precomputed_strides
-    test_convtranspose_autopad_same"""), "layer not supported"))
+    test_convtranspose_3d test_maxpool_with_argmax_2d_precomputed_pads
+    test_maxpool_with_argmax_2d_precomputed_strides test_convtranspose_autopad_same"""),
+    "layer not supported"))
 # Reductions and math: an exponent per element (cnncompile raises to one number), reductions
 # over every axis (the batch included), inputs with no elements, other data types.
 EXCLUDED.update(dict.fromkeys(_names("""

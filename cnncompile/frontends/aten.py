@@ -8,8 +8,6 @@ evaluates every node whose inputs are all constant with torch itself before it g
 
 Schemas: https://github.com/pytorch/pytorch/blob/main/aten/src/ATen/native/native_functions.yaml
 """
-import math
-
 import numpy as np
 
 from .. import trace
@@ -245,7 +243,7 @@ def _pad_mode(mode):
 for _rank in (1, 2, 3):
     aten(f"reflection_pad{_rank}d")(_pad_mode("reflect"))
     aten(f"replication_pad{_rank}d")(_pad_mode("replicate"))
-    aten(f"circular_pad{_rank}d", f"_pad_circular")(_pad_mode("circular"))
+    aten(f"circular_pad{_rank}d", "_pad_circular")(_pad_mode("circular"))
 
 
 # -- softmax ---------------------------------------------------------------------------------

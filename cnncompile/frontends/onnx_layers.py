@@ -1,12 +1,10 @@
-"""ONNX layers -> cnncompile.nn calls: convolutions, pooling, BatchNormalization. Where ONNX
-pads asymmetrically and the cnncompile layer pads symmetrically, an explicit pad layer goes
-first (https://onnx.ai/onnx/operators/)."""
+"""ONNX layers -> cnncompile.nn calls: convolutions, global pooling, BatchNormalization (the
+other pools are in onnx_pool.py). Where ONNX pads asymmetrically and the cnncompile layer pads
+symmetrically, an explicit pad layer goes first (https://onnx.ai/onnx/operators/)."""
 import math
 
-import numpy as np
-
 from ..nn import functional as F
-from .onnx_node import converter, with_constant
+from .onnx_node import converter
 
 
 # -- padding -------------------------------------------------------------------------------
@@ -129,67 +127,6 @@ def conv_transpose(node, x, w, b=None):
         return y.reshape(y.shape[0], y.shape[1], y.shape[3])
     return F.conv_transpose2d(x, w, b, stride=strides, padding=begins, output_padding=out_pad,
                               groups=group, dilation=dilations)
-
-
-def _as_2d(node, x):
-    """A 1-D pooling input (N, C, L) as (N, C, 1, L); 2-D as is."""
-    if x.dim() == 3:
-        return x.reshape(x.shape[0], x.shape[1], 1, x.shape[2]), True
-    if x.dim() != 4:
-        raise node.unsupported(f"{x.dim() - 2}-D pooling; cnncompile pools over 1-D and 2-D maps")
-    return x, False
-
-
-@converter("MaxPool", "AveragePool")
-def pool(node, x):
-    x = node.tensor(x)
-    if node.op == "MaxPool" and len(node.proto.output) > 1 and node.proto.output[1]:
-        raise node.unsupported("the Indices output is not supported")
-    kernel, strides, dilations = _window(node, x)
-    begins, ends = spatial_pads(node, x.shape[2:], kernel, strides, dilations)
-    ceil_mode = bool(node.integer("ceil_mode", 0))
-    x2, lifted = _as_2d(node, x)
-    if lifted:
-        kernel, strides, dilations = [1] + kernel, [1] + strides, [1] + dilations
-        begins, ends = [0] + begins, [0] + ends
-    # torch-style pooling pads both sides alike, by at most half the kernel; otherwise pad first
-    pad_first = begins != ends or any(p > k // 2 for p, k in zip(begins, kernel))
-    if node.op == "MaxPool":
-        if pad_first:
-            if ceil_mode:
-                raise node.unsupported(f"pads {begins + ends} with ceil_mode")
-            x2, begins = F.pad(x2, torch_pads(begins, ends), value=-math.inf), [0, 0]
-        y = F.max_pool2d(x2, kernel, strides, begins, dilations, ceil_mode=ceil_mode)
-    else:
-        if dilations != [1, 1]:
-            raise node.unsupported(f"dilations {dilations[-len(x.shape) + 2:]} in average pooling")
-        include = bool(node.integer("count_include_pad", 0))
-        if pad_first:
-            if ceil_mode:
-                raise node.unsupported(f"pads {begins + ends} that are asymmetric or more than "
-                                       "half the kernel, with ceil_mode")
-            in_sizes = x2.shape[2:]
-            y = F.avg_pool2d(F.pad(x2, torch_pads(begins, ends)), kernel, strides, 0,
-                             count_include_pad=True)
-            if not include:  # rescale each window from k*k to the inputs it covers
-                cover = _cover(node, in_sizes, kernel, strides, begins, ends)
-                y = with_constant(node, "mul", y, cover)
-        else:
-            y = F.avg_pool2d(x2, kernel, strides, begins, ceil_mode=ceil_mode,
-                             count_include_pad=include)
-    return y.reshape(y.shape[0], y.shape[1], y.shape[3]) if lifted else y
-
-
-def _cover(node, in_sizes, kernel, strides, begins, ends):
-    """(1, OH, OW): kernel area / number of real inputs, for each window of a padded pool."""
-    counts = []
-    for size, k, s, b, e in zip(in_sizes, kernel, strides, begins, ends):
-        starts = np.arange((size + b + e - k) // s + 1) * s - b
-        counts.append(np.minimum(starts + k, size) - np.maximum(starts, 0))
-    cover = counts[0][:, None] * counts[1][None, :]
-    if (cover <= 0).any():
-        raise node.unsupported("a window lies wholly in the padding")
-    return (kernel[0] * kernel[1] / cover)[None].astype(np.float32)
 
 
 @converter("GlobalAveragePool", "GlobalMaxPool")

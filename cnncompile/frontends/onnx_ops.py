@@ -17,6 +17,7 @@ from .onnx_layers import torch_pads  # importing it registers the layers' conver
 from . import onnx_norm  # noqa: F401  (registers LayerNormalization, GroupNormalization...)
 from . import onnx_movement  # noqa: F401  (registers Transpose, Slice, Split, ...)
 from . import onnx_reduce  # noqa: F401  (registers the reductions' and math ops' converters)
+from . import onnx_pool  # noqa: F401  (registers the pooling converters)
 from .onnx_node import ARITH, CONVERTERS, Node, converter, with_constant
 from . import onnx_resize  # noqa: F401,E402  (registers Resize and Upsample)
 

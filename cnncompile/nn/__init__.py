@@ -10,6 +10,8 @@ from .movement import ChannelShuffle, PixelShuffle, PixelUnshuffle
 from .resize import *  # noqa: F401,F403  (Upsample, UpsamplingBilinear2d, ...)
 from .resize import __all__ as _resize_layers
 from .pooling import AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, MaxPool2d
+from .pool3d import *  # noqa: F401,F403  (MaxPool3d, AvgPool1d, ...)
+from .pool3d import __all__ as _pool3d_layers
 from .module import Module, ModuleList, Parameter, Sequential
 from .norm import *  # noqa: F401,F403  (LayerNorm, GroupNorm, InstanceNorm1d/2d/3d)
 from .norm import __all__ as _norm_layers
@@ -23,7 +25,7 @@ __all__ = ["Module", "Sequential", "ModuleList", "Parameter", "Conv1d", "Conv2d"
            "Hardswish", "Hardsigmoid", "SiLU", "GELU", "Mish", "Softplus", "Softmax",
            "LogSoftmax", "BatchNorm2d", "Dropout", "Dropout1d", "Dropout2d", "Dropout3d",
            "AlphaDropout", "Identity", "ChannelShuffle", "PixelShuffle", "PixelUnshuffle",
-           "functional", "init"] + _padding_layers + _norm_layers + _resize_layers
+           "functional", "init"] + _padding_layers + _norm_layers + _resize_layers + _pool3d_layers
 
 
 def __getattr__(name):

@@ -297,6 +297,7 @@ def flatten(input, start_dim=0, end_dim=-1):
 from .functional_reduce import *  # noqa: E402,F401,F403  (mean, sum, amax, amin)
 from .functional_unary import *  # noqa: E402,F401,F403  (abs, exp, pow, clamp, softplus, ...)
 from .functional_resize import *  # noqa: E402,F401,F403  (interpolate, upsample, ...)
+from .functional_pool3d import *  # noqa: E402,F401,F403  (max_pool3d, avg_pool1d, ...)
 
 # x.relu(), x.sigmoid(), x.tanh() and x.softmax(dim) on a traced tensor call these functions
 trace.register_tensor_methods(relu=relu, sigmoid=sigmoid, tanh=tanh, softmax=softmax,
