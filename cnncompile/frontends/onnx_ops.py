@@ -176,9 +176,10 @@ def matmul(node, a, b):
     if isinstance(b, Tensor):
         return F.matmul(a, b)
     b = node.floats(b, "B (the weight)")
-    if a.dim() != 2 or b.ndim != 2:
-        raise node.unsupported(f"MatMul of a rank-{a.dim()} input and a rank-{b.ndim} weight; "
-                               "cnncompile multiplies (N, K) inputs by (K, M) weights")
+    if a.dim() < 2 or b.ndim != 2 or a.shape[-1] != b.shape[0]:
+        raise node.unsupported(f"MatMul of a {list(a.shape)} input and a {list(b.shape)} "
+                               "weight; cnncompile multiplies (N, ..., K) inputs by (K, M) "
+                               "weights")
     return F.linear(a, np.ascontiguousarray(b.T, np.float32))
 
 
