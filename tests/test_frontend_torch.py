@@ -1,4 +1,4 @@
-"""The PyTorch frontend: real torch.nn modules compiled through torch.fx, against torch."""
+"""The PyTorch frontend: real torch.nn modules compiled through torch.export, against torch."""
 import numpy as np
 import pytest
 import torch
