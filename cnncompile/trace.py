@@ -115,7 +115,7 @@ class Tracer:
 
     def record_reshape(self, tensor, kind, requested, call):
         scope = self.scopes[-1] if self.scopes else None
-        base, source = kind, user_source()
+        base, source = kind, (scope.source if scope is not None else None) or user_source()
         if scope is not None and scope.leaf and not scope.used:  # nn.Flatten: named by its path
             base, source = scope.path, scope.source or source
             scope.used = True

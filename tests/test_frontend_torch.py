@@ -173,3 +173,38 @@ def test_cli_compiles_a_torch_model_file(tmp_path, capsys):
                           tnn.Flatten(), tnn.Linear(8 * 4 * 4, 10)).eval()
     x = random_input((2, 3, 8, 8))
     assert_close(cnncompile.load(tmp_path / "out")(x), run_torch(twin, x), "CLI build vs torch")
+
+
+class Autocast(tnn.Module):
+    """EfficientViT computes its attention under `torch.autocast(enabled=False)`."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = tnn.Conv2d(3, 4, 3, padding=1)
+
+    def forward(self, x):
+        y = self.conv(x)
+        with torch.autocast(device_type="cpu", enabled=False):
+            y = torch.relu(y.float()) * 2.0
+        return y + 1.0
+
+
+def test_a_wrapped_block_runs_inline():
+    torch.manual_seed(3)
+    model = Autocast().eval()
+    _compare(cnncompile.from_torch(model, (1, 3, 5, 5), werror=True), model, (1, 3, 5, 5))
+
+
+class Windows(tnn.Module):
+    """Swin/EfficientViT window partition: windows folded into the batch dimension."""
+
+    def forward(self, x):
+        b, c, h, w = x.shape
+        x = x.view(b, c, 2, h // 2, 2, w // 2).permute(0, 2, 4, 1, 3, 5)
+        return x.reshape(b * 4, c, h // 2, w // 2).relu()
+
+
+def test_a_view_that_folds_into_the_batch_names_the_line():
+    with pytest.raises(cnncompile.ShapeError, match="dimension 0 must stay the batch") as info:
+        cnncompile.from_torch(Windows(), (1, 3, 4, 4))
+    assert "test_frontend_torch.py" in str(info.value) and "x.reshape(b * 4" in str(info.value)

@@ -27,6 +27,9 @@ from .aten import SKIPPED, handler
 _SECONDARY = frozenset(["constant_pad_nd", "pad", "sym_size", "contiguous", "clone", "expand",
                         "detach", "alias", "_to_copy", "to", "lift_fresh_copy", "view"])
 _CONTAINERS = ("Module", "Sequential", "ModuleList", "ModuleDict")
+# higher-order ops that wrap a subgraph in a context (autocast, grad mode), which inference
+# does not need: op name -> index of the subgraph among its arguments; the operands follow
+_WRAPPERS = {"wrap_with_autocast": 4, "wrap_with_set_grad_enabled": 1}
 
 
 def _require_torch():
@@ -124,16 +127,16 @@ def _constants(program):
 class _Layers:
     """Which module call each node belongs to, and which node names a torch layer."""
 
-    def __init__(self, module, graph):
+    def __init__(self, module, graphs):
         self.scopes, self.named = {}, {}
-        for node in graph.nodes:
+        for node in (n for graph in graphs for n in graph.nodes):
             if node.op != "call_function":
                 continue
             stack = node.meta.get("nn_module_stack") or {}
             if not stack:
                 continue
             key, (path, _) = list(stack.items())[-1]
-            self.scopes[node.name] = (key, path)
+            self.scopes[node] = (key, path)
             if key in self.named and self.named[key][1]:
                 continue
             try:
@@ -144,14 +147,14 @@ class _Layers:
                 continue
             main = _packet(node) not in _SECONDARY
             if key not in self.named or main:
-                self.named[key] = (node.name, main)
+                self.named[key] = (node, main)
 
     def scope(self, node):
         """The tracer Scope to record ``node`` in: a torch layer's node takes its path."""
-        if node.name not in self.scopes:
+        if node not in self.scopes:
             return None
-        key, path = self.scopes[node.name]
-        return Scope(path, self.named.get(key, (None,))[0] == node.name, _source(node))
+        key, path = self.scopes[node]
+        return Scope(path, self.named.get(key, (None,))[0] is node, _source(node))
 
 
 def _packet(node):
@@ -190,7 +193,8 @@ class ExportedModule(nn.Module):
         super().__init__()
         object.__setattr__(self, "_program", program)
         object.__setattr__(self, "_constants", _constants(program))
-        object.__setattr__(self, "_layers", _Layers(module, program.graph))
+        graphs = [m.graph for m in program.graph_module.modules() if hasattr(m, "graph")]
+        object.__setattr__(self, "_layers", _Layers(module, graphs))
 
     def forward(self, *inputs):
         import torch.fx
@@ -205,6 +209,8 @@ class ExportedModule(nn.Module):
         for node in program.graph.nodes:
             if node.op == "call_function":
                 env[node.name] = self._run(node, env)
+            elif node.op == "get_attr":  # the body of a wrapper such as torch.autocast
+                env[node.name] = program.graph_module.get_submodule(node.target)
             elif node.op == "output":
                 specs = program.graph_signature.output_specs  # buffer mutations, then outputs
                 values = [env[a.name] if isinstance(a, torch.fx.Node) else a
@@ -215,6 +221,21 @@ class ExportedModule(nn.Module):
 
     def _graph_name(self):
         return type(self).__name__
+
+    def _body(self, body, operands):
+        """The values a wrapped subgraph returns, run on ``operands``."""
+        import torch.fx
+        env, remaining = {}, list(operands)
+        for node in body.graph.nodes:
+            if node.op == "placeholder":
+                env[node.name] = remaining.pop(0)
+            elif node.op == "call_function":
+                env[node.name] = self._run(node, env)
+            elif node.op == "get_attr":
+                env[node.name] = body.get_submodule(node.target)
+            elif node.op == "output":
+                return torch.fx.node.map_arg(node.args[0], lambda n: env[n.name])
+        raise TraceError("a wrapped subgraph of the exported module has no output")
 
     def _run(self, node, env):
         import torch.fx
@@ -227,6 +248,9 @@ class ExportedModule(nn.Module):
             return _evaluate(node, args, kwargs)
         if packet == "getitem":
             return args[0][args[1]]
+        if packet in _WRAPPERS:  # `with torch.autocast(...)` / `torch.no_grad()`: run the body
+            body = args[_WRAPPERS[packet]]
+            return self._body(body, args[_WRAPPERS[packet] + 1:])
         overload = getattr(node.target, "_overloadname", "default")
         fn = handler(packet, overload)
         tracer, scope = _current(), self._layers.scope(node)
