@@ -103,3 +103,23 @@ def assert_memory_plan_safe(g, reused=True):
                    for n in order if "scratch" in n.meta] or [0])
     if reused:
         assert g.meta["workspace_floats"] < total + scratch  # buffers are reused
+
+
+def export_onnx(torch_model, shape, opset=None):
+    """``torch_model`` exported to ONNX by torch's TorchScript exporter, with a symbolic batch;
+    ``shape`` is an input shape, or a list of them for several inputs (x0, x1, ...)."""
+    import io
+    import warnings
+
+    import onnx
+    import torch
+    shapes = list(shape) if isinstance(shape[0], (tuple, list)) else [shape]
+    names = ["x"] if len(shapes) == 1 else [f"x{i}" for i in range(len(shapes))]
+    f = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        kwargs = {} if opset is None else {"opset_version": opset}
+        torch.onnx.export(torch_model, tuple(torch.zeros(s) for s in shapes), f, dynamo=False,
+                          input_names=names, dynamic_axes={n: {0: "N"} for n in names},
+                          **({"output_names": ["y"]} if len(shapes) == 1 else {}), **kwargs)
+    return onnx.load_from_string(f.getvalue())

@@ -1,30 +1,22 @@
 """The ONNX frontend: exported models against torch, hand-built graphs against ONNX Runtime,
 and malformed or hostile files, each refused before anything is written."""
-import io
 import math
 import os
-import warnings
 
 import numpy as np
 import onnx
 import onnxruntime
 import pytest
-import torch
 from onnx import TensorProto, helper, numpy_helper
 
 import cnncompile
 from cnncompile.cli import main as cli_main
-from helpers import EXAMPLES, assert_close, random_input, run_torch
+from helpers import export_onnx, EXAMPLES, assert_close, random_input, run_torch
 from models import pair
 
 
 def export(torch_model, shape):
-    f = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(torch_model, torch.zeros(shape), f, dynamo=False, input_names=["x"],
-                          output_names=["y"], dynamic_axes={"x": {0: "N"}, "y": {0: "N"}})
-    return onnx.load_from_string(f.getvalue())
+    return export_onnx(torch_model, shape)
 
 
 @pytest.mark.parametrize("name", EXAMPLES)

@@ -2,11 +2,9 @@
 hand-built ONNX graphs against ONNX Runtime, the ONNX node test cases, accuracy on inputs far
 from 0, error messages, and BatchNorm checkpoints without num_batches_tracked."""
 import copy
-import io
 import warnings
 
 import numpy as np
-import onnx
 import onnxruntime
 import pytest
 import torch
@@ -16,17 +14,11 @@ from onnx.backend.test.loader import load_model_tests
 import cnncompile
 import cnncompile.nn as cnn
 from cnncompile import reference
-from helpers import assert_close, random_input, run_torch
+from helpers import export_onnx, assert_close, random_input, run_torch
 
 
 def export(torch_model, shape, opset):
-    f = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(torch_model, torch.zeros(shape), f, dynamo=False, input_names=["x"],
-                          output_names=["y"], dynamic_axes={"x": {0: "N"}, "y": {0: "N"}},
-                          opset_version=opset)
-    return onnx.load_from_string(f.getvalue())
+    return export_onnx(torch_model, shape, opset)
 
 
 def randomised(model, seed=0):

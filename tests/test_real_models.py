@@ -1,16 +1,13 @@
 """The patterns of today's torchvision and timm CNNs (tests/real_models.py), compiled from
 torch (torch.export), from cnncompile.nn and from an ONNX export, against torch."""
-import io
-import warnings
 
 import numpy as np
-import onnx
 import pytest
 import torch
 
 import cnncompile
 import cnncompile.nn as cnn
-from helpers import assert_close, random_input
+from helpers import export_onnx, assert_close, random_input
 from real_models import PATTERNS, cnn_namespace
 
 RTOL, ATOL = 1e-4, 1e-5
@@ -91,15 +88,7 @@ def test_pattern_from_cnncompile_nn(name):
 
 
 def _export_onnx(model, name):
-    shapes = PATTERNS[name][1]
-    names = [f"x{i}" for i in range(len(shapes))]
-    f = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(model, tuple(torch.zeros(s) for s in shapes), f, dynamo=False,
-                          input_names=names, opset_version=18,
-                          dynamic_axes={n: {0: "N"} for n in names})
-    return onnx.load_from_string(f.getvalue())
+    return export_onnx(model, PATTERNS[name][1], opset=18)
 
 
 # ONNX has no op for what these do (or the exporter writes them in ways nobody compiles)

@@ -2,11 +2,8 @@
 special values against torch, the functional forms, torch models exported to ONNX, hand-built
 ONNX graphs against ONNX Runtime, and the errors. The official ONNX node cases of these ops
 run in test_onnx_conformance.py."""
-import io
-import warnings
 
 import numpy as np
-import onnx
 import onnxruntime
 import pytest
 import torch
@@ -14,7 +11,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 import cnncompile
 import cnncompile.nn as nn
-from helpers import assert_close, random_input, run_torch, torch_twin
+from helpers import export_onnx, assert_close, random_input, run_torch, torch_twin
 
 
 def expression_model(framework, expr):
@@ -188,13 +185,7 @@ def test_batch_reduction_error_names_its_layer():
 
 # -- ONNX: torch exports --------------------------------------------------------------------
 def export(torch_model, shape, opset):
-    f = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(torch_model, torch.zeros(shape), f, dynamo=False, input_names=["x"],
-                          output_names=["y"], dynamic_axes={"x": {0: "N"}, "y": {0: "N"}},
-                          opset_version=opset)
-    return onnx.load_from_string(f.getvalue())
+    return export_onnx(torch_model, shape, opset)
 
 
 def exported(x, T):

@@ -186,7 +186,7 @@ def test_every_unsupported_layer_is_listed_at_once():
                  "- fractional_max_pool2d: F.fractional_max_pool2d is not ",
                  "- lstm: nn.LSTM is not supported", "Supported layers: Conv1d/2d/3d"):
         assert line in msg, line
-    assert "permute" not in msg  # supported, and recorded after an unsupported layer
+    assert "- permute" not in msg  # supported, and recorded after an unsupported layer
     assert len(info.value.errors) == 4 and info.value.errors[0].layer == "norm"
     assert "test_trace.py" in info.value.errors[0].source
     with pytest.raises(AttributeError, match="has no attribute 'Conv2D'"):

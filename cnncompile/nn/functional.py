@@ -6,8 +6,7 @@ numpy arrays they run the numpy reference, so a model can also be run eagerly.
 import numpy as np
 
 from .. import trace
-from ..errors import TraceError
-from .module import to_numpy
+from .module import weight_array
 from .functional_norm import *  # noqa: F401,F403  (layer_norm, group_norm, instance_norm)
 
 
@@ -15,13 +14,7 @@ def _pair(value):
     return (value, value) if isinstance(value, int) else tuple(value)
 
 
-def _weight(value, what, op):
-    if value is None:
-        return None
-    if isinstance(value, trace.Tensor):
-        raise TraceError(f"{op}: the {what} is computed inside forward(); cnncompile needs "
-                         f"constant weights: pass a Parameter or an array", layer=None)
-    return to_numpy(value)
+_weight = weight_array
 
 
 def _ntuple(value, rank):

@@ -5,19 +5,12 @@ import numbers
 import numpy as np
 
 from .. import trace
-from ..errors import TraceError
-from .module import to_numpy
+from .module import weight_array
 
 __all__ = ["layer_norm", "group_norm", "instance_norm"]
 
 
-def _const(value, what, op):
-    if value is None:
-        return None
-    if isinstance(value, trace.Tensor):
-        raise TraceError(f"{op}: the {what} is computed inside forward(); cnncompile needs "
-                         f"constant weights: pass a Parameter or an array", layer=None)
-    return to_numpy(value)
+_const = weight_array
 
 
 def _affine(op, weight, bias):

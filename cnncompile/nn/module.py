@@ -8,6 +8,8 @@ from collections import OrderedDict
 
 import numpy as np
 
+from ..errors import TraceError
+from ..tensor import Tensor
 from ..trace import call_module, register_module_type, user_source
 
 
@@ -16,6 +18,17 @@ def to_numpy(value, dtype=np.float32):
     if hasattr(value, "detach") and hasattr(value, "cpu"):
         value = value.detach().cpu().numpy()
     return np.asarray(value, dtype=dtype)
+
+
+def weight_array(value, what, op):
+    """A weight given to a functional call (F.conv2d(x, weight)) as float32, or None; one
+    computed inside forward() is refused: compiled weights are constants."""
+    if value is None:
+        return None
+    if isinstance(value, Tensor):
+        raise TraceError(f"{op}: the {what} is computed inside forward(); cnncompile needs "
+                         f"constant weights: pass a Parameter or an array", layer=value.name)
+    return to_numpy(value)
 
 
 class Parameter(np.ndarray):
