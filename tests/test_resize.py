@@ -118,15 +118,6 @@ def test_torch_export_to_the_input_size_against_torch(kwargs):
     check_export(Head(**kwargs).eval(), (1, 3, 11, 14))
 
 
-def test_aspp_head_exported_to_onnx_against_torch():
-    """DeepLabV3's ASPP, whose pooled branch and output are resized to sizes the exporter
-    computes from Shape nodes."""
-    from op_cases.resize import aspp
-    torch.manual_seed(0)
-    twin = aspp(torch.nn, torch.nn.functional, torch.cat).eval()
-    check_export(twin, (1, 3, 33, 29))
-
-
 def check_export(twin, shape):
     compiled = cnncompile.from_onnx(export(twin, shape), werror=True)
     for batch in (1, 3):

@@ -24,42 +24,6 @@ def to_input_size(nn, F, cat):
     return Head()
 
 
-def aspp(nn, F, cat):
-    """DeepLabV3's ASPP: dilated 3x3 branches and a pooled branch upsampled to the map size,
-    concatenated, projected, and upsampled to the input size."""
-    class ASPPPooling(nn.Sequential):
-        def __init__(self, cin, cout):
-            super().__init__(nn.AdaptiveAvgPool2d(1), nn.Conv2d(cin, cout, 1, bias=False),
-                             nn.BatchNorm2d(cout), nn.ReLU())
-
-        def forward(self, x):
-            size = x.shape[-2:]
-            for mod in self:
-                x = mod(x)
-            return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
-
-    class ASPP(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.stem = nn.Conv2d(3, 8, 3, stride=4, padding=1)
-            self.b0 = nn.Sequential(nn.Conv2d(8, 4, 1, bias=False), nn.BatchNorm2d(4), nn.ReLU())
-            self.b1 = nn.Sequential(nn.Conv2d(8, 4, 3, padding=2, dilation=2, bias=False),
-                                    nn.BatchNorm2d(4), nn.ReLU())
-            self.b2 = nn.Sequential(nn.Conv2d(8, 4, 3, padding=3, dilation=3, bias=False),
-                                    nn.BatchNorm2d(4), nn.ReLU())
-            self.pool = ASPPPooling(8, 4)
-            self.project = nn.Sequential(nn.Conv2d(16, 4, 1, bias=False), nn.BatchNorm2d(4),
-                                         nn.ReLU())
-            self.classifier = nn.Conv2d(4, 3, 1)
-
-        def forward(self, x):
-            f = self.stem(x)
-            y = cat([self.b0(f), self.b1(f), self.b2(f), self.pool(f)], dim=1)
-            y = self.classifier(self.project(y))
-            return F.interpolate(y, size=x.shape[-2:], mode="bilinear", align_corners=False)
-    return ASPP()
-
-
 CASES = {
     "interpolate": [
         ([("Upsample", (), dict(scale_factor=2))], (1, 3, 5, 7)),
@@ -93,6 +57,5 @@ CASES = {
         (functional(scale_factor=(2.5, 1.25), mode="bilinear"), (1, 3, 5, 7)),
         (functional(scale_factor=0.7, mode="bilinear", align_corners=True), (1, 3, 9, 11)),
         (to_input_size, (1, 3, 13, 10)),
-        (aspp, (1, 3, 33, 29)),
     ],
 }
