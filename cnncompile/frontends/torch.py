@@ -17,7 +17,7 @@ import warnings
 import numpy as np
 
 from .. import nn, trace
-from ..errors import TraceError, UnsupportedError
+from ..errors import TraceError
 from ..trace import Scope, Tensor, _current
 from . import aten_tensor  # noqa: F401  (registers the handlers of ops on values)
 from .aten import SKIPPED, handler
@@ -260,10 +260,6 @@ class ExportedModule(nn.Module):
             if fn is None:
                 return _unsupported(node, packet, overload, args, kwargs)
             return fn(*args, **kwargs)
-        except AttributeError as exc:  # a function cnncompile.nn.functional does not have
-            if "cnncompile.nn.functional" not in str(exc):
-                raise
-            return _unsupported(node, packet, overload, args, kwargs)
         finally:
             if tracer is not None and scope is not None:
                 tracer.scopes.pop()
@@ -314,4 +310,4 @@ def convert(module, input_shape):
     return cls(program, module).eval()
 
 
-__all__ = ["convert", "ExportedModule", "UnsupportedError"]
+__all__ = ["convert", "ExportedModule"]
