@@ -76,9 +76,9 @@ def test_resize_1d_3d_and_spatial_axes_against_onnxruntime():
 
 
 def test_upsample_of_old_opsets_against_onnxruntime():
-    # (linear is left out: onnx's version converter, which brings these to opset 11, gives
-    # the Resize-11 it makes half_pixel coordinates, where Upsample's were asymmetric)
-    for mode in ("nearest",):
+    """Upsample-9 and Resize-10 (brought to opset 11 by onnx's converter) sample at
+    x_out / scale, linear and nearest."""
+    for mode in ("nearest", "linear"):
         node = helper.make_node("Upsample", ["x", "scales"], ["y"], mode=mode)
         model = make_model([node], {"scales": np.array([1, 1, 2, 3], np.float32)}, IN, OUT,
                            opset=9)

@@ -144,12 +144,22 @@ def opset_of(proto):
     if version is None:
         raise _bad("the model imports no ai.onnx opset")
     if version < MIN_OPSET:
+        # Upsample-9 and Resize-10 sample at x_out / scale ("asymmetric"); the converter's
+        # Resize-11 keeps its default half_pixel coordinates, which shift linear resizing
+        linear = {n.output[0] for n in proto.graph.node if n.op_type in ("Upsample", "Resize")
+                  and any(a.name == "mode" and a.s == b"linear" for a in n.attribute)}
         try:
             proto = onnx.version_converter.convert_version(proto, MIN_OPSET)
         except Exception as exc:
             raise UnsupportedError(
                 f"the model uses opset {version}; converting it to opset {MIN_OPSET} with "
                 f"onnx's version converter failed: {exc}") from None
+        for node in proto.graph.node:
+            if node.op_type == "Resize" and node.output[0] in linear:
+                kept = [a for a in node.attribute if a.name != "coordinate_transformation_mode"]
+                del node.attribute[:]
+                node.attribute.extend(kept + [onnx.helper.make_attribute(
+                    "coordinate_transformation_mode", "asymmetric")])
         version = MIN_OPSET
     return proto, version
 
