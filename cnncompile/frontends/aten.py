@@ -11,9 +11,9 @@ Schemas: https://github.com/pytorch/pytorch/blob/main/aten/src/ATen/native/nativ
 import numpy as np
 
 from .. import trace
-from ..errors import TraceError
 from ..nn import functional as F
 from ..nn.functional_resize import interpolate_from_aten
+from ..nn.module import weight_array
 from ..trace import Tensor
 
 ATEN = {}  # "conv2d" or "upsample_bilinear2d.vec" -> handler
@@ -41,11 +41,7 @@ def handler(packet, overload):
 
 def constant(value, what):
     """A weight or buffer as float32, refusing one computed from the model's input."""
-    if isinstance(value, Tensor):
-        raise TraceError(f"the {what} is computed inside forward(); cnncompile compiles "
-                         "constant weights: make it a Parameter or a buffer of the module",
-                         layer=value.name)
-    return None if value is None else np.asarray(value, np.float32)
+    return weight_array(value, what, "the exported module")
 
 
 # -- layers ----------------------------------------------------------------------------------
