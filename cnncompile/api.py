@@ -57,7 +57,7 @@ def compile(model, input_shape=None, *, name=None, cache_dir=None, flags=None, w
     flags: C compiler flags (default: build.NATIVE_FLAGS; build.PORTABLE_FLAGS for export).
     skip_passes: names of optimisation passes to leave out (for testing).
     kernels: {layer name: kernel} to override the kernel selection, e.g. {"conv1": "nchw.direct"}.
-    num_threads: threads per call (default: OMP_NUM_THREADS, or every core this process may
+    num_threads: threads per call (default: OMP_NUM_THREADS, or every CPU this process may
         use); can be changed later through CompiledModel.num_threads. A batch of several
         samples runs up to this many samples at once, each with its own workspace slot.
     weights: "c" writes the weights into model.c as literals; "blob" into weights.bin, linked
@@ -87,11 +87,13 @@ def compile(model, input_shape=None, *, name=None, cache_dir=None, flags=None, w
             "seconds": {"trace_passes": t1 - t0, "codegen": t2 - t1, "build": t3 - t2}}
 
     def build_profiler():
-        """The same model with <prefix>_profile(): (function, ffi, layer names)."""
+        """The same model with <prefix>_profile(): (function, ffi, layer names, the
+        library's set_num_threads)."""
         src = codegen.generate(graph, name, weights=weights, profile=True, slots=slots,
                                group=batch_group)
         mod = _build.load_module(_build.build(src, cache_dir=cache_dir, flags=flags))
-        return getattr(mod.lib, f"{src.prefix}_profile"), mod.ffi, src.layers
+        return (getattr(mod.lib, f"{src.prefix}_profile"), mod.ffi, src.layers,
+                getattr(mod.lib, f"{src.prefix}_set_num_threads"))
 
     return CompiledModel(source.prefix, source.input_shape, source.output_shape,
                          source.workspace_bytes, module.lib, module.ffi,

@@ -33,9 +33,12 @@ from .version import __version__
 from .errors import BuildError
 from .resources import runtime_dir
 
-NATIVE_FLAGS = ["-O3", "-march=native", "-ffp-contract=fast", "-fopenmp"]
-PORTABLE_FLAGS = ["-O3", "-ffp-contract=fast", "-fopenmp"]
-WARNING_FLAGS = ["-std=c99", "-Wall", "-Wextra"]
+# -DCNN_THREADS -pthread: the runtime's thread pool (runtime/cnn_threads.h); -fopenmp-simd
+# with CNN_OMP_SIMD: only the `omp simd` pragmas of the vectorised sums, no OpenMP runtime
+THREAD_FLAGS = ["-fopenmp-simd", "-DCNN_OMP_SIMD", "-DCNN_THREADS", "-pthread"]
+NATIVE_FLAGS = ["-O3", "-march=native", "-ffp-contract=fast", *THREAD_FLAGS]
+PORTABLE_FLAGS = ["-O3", "-ffp-contract=fast", *THREAD_FLAGS]
+WARNING_FLAGS = ["-std=c11", "-Wall", "-Wextra"]
 LIBRARY_NAME = "libmodel.so"
 _loaded = {}
 _lock = threading.Lock()
@@ -220,7 +223,7 @@ def _build_in(tmp, source, cc, flags, module_name, module_file, log):
         (tmp / "weights.S").write_text(source.weights_asm)
         _run([cc, "-c", "weights.S", "-o", "weights.o"], tmp, "assembling weights.S")
         objects.append("weights.o")
-    link = ["-fopenmp"] if "-fopenmp" in flags else []
+    link = ["-pthread"] if "-pthread" in flags else []
     _run([cc, "-shared", *objects, "-o", LIBRARY_NAME, *link, "-lm"], tmp, "linking libmodel.so")
     ffi = cffi.FFI()
     ffi.cdef(source.cdef)

@@ -10,6 +10,7 @@ forward()'s argument names as keywords), all with the same batch size; a model t
 a tuple, list or dict of tensors returns the same structure of arrays.
 """
 import json
+import math
 import os
 import shutil
 import threading
@@ -23,19 +24,38 @@ from . import model_io
 INT_MAX = 2**31 - 1
 _FLOAT32 = np.dtype(np.float32)  # the native float32 descriptor numpy's arrays share
 
-# the OpenMP thread count last set on each OS thread, by any model (see _apply_threads)
-_OMP_STATE = threading.local()
+# per library: the thread count last set on each OS thread (see _apply_threads)
+_THREAD_STATE = {}
 
 
 def default_threads():
-    """OMP_NUM_THREADS if set, else the number of cores this process may run on."""
+    """OMP_NUM_THREADS if set, else the CPUs this process may use: the cores it may run on,
+    at most its container's CPU quota (rounded up), as ONNX Runtime and the JVM count them."""
     env = os.environ.get("OMP_NUM_THREADS", "").split(",")[0]
     if env.strip().isdigit() and int(env) > 0:
         return int(env)
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    quota = cgroup_cpu_quota()
+    return max(1, min(cores, math.ceil(quota))) if quota else cores
+
+
+def cgroup_cpu_quota(root="/sys/fs/cgroup"):
+    """CPUs' worth of time the cgroup may use per period (cgroup v2 cpu.max, else v1
+    cpu.cfs_quota_us / cpu.cfs_period_us), or None without a limit."""
+    try:
+        quota, period = Path(root, "cpu.max").read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        quota = int(Path(root, "cpu", "cpu.cfs_quota_us").read_text())
+        period = int(Path(root, "cpu", "cpu.cfs_period_us").read_text())
+        return quota / period if quota > 0 and period > 0 else None
+    except (OSError, ValueError):
+        return None
 
 
 def _aligned_bytes(size):
@@ -77,8 +97,8 @@ class CompiledModel:
         self._ffi, self._lib = ffi, lib
         self._forward = getattr(lib, f"{prefix}_forward")
         self._set_threads = getattr(lib, f"{prefix}_set_num_threads")
-        # threads per call; by default every core this process may run on (OpenMP's own
-        # default was measured slower here)
+        self._threads_set = _THREAD_STATE.setdefault(id(lib), threading.local())
+        # threads per call; by default every CPU this process may use
         self.num_threads = num_threads or default_threads()
         self._local = threading.local()
         self._out_one = (1,) + self.output_shape
@@ -111,13 +131,12 @@ class CompiledModel:
         return np.ascontiguousarray(x, dtype=np.float32), unbatched
 
     def _apply_threads(self):
-        """Set this OS thread's OpenMP thread count, only when it changes: setting it anew
-        on every call costs libgomp a new thread team each time (9 ms per ResNet-18 call).
-        The count belongs to the OS thread, not to a model: every model's library uses the
-        same OpenMP runtime, so the last count set is remembered per thread for all models."""
-        if self.num_threads and getattr(_OMP_STATE, "threads", None) != self.num_threads:
+        """Set the library's thread count for this OS thread, when it changes. The count
+        belongs to the library and the OS thread (runtime/cnn_threads.h), not to a model:
+        models compiled from the same C share one library."""
+        if self.num_threads and getattr(self._threads_set, "n", None) != self.num_threads:
             self._set_threads(int(self.num_threads))
-            _OMP_STATE.threads = self.num_threads
+            self._threads_set.n = self.num_threads
 
     def _workspace(self):
         ws = getattr(self._local, "ws", None)
@@ -143,7 +162,7 @@ class CompiledModel:
             out = np.empty((n,) + self.output_shape, np.float32)
             if not n:
                 return out
-        if getattr(_OMP_STATE, "threads", None) != self.num_threads:
+        if getattr(self._threads_set, "n", None) != self.num_threads:
             self._apply_threads()
         try:
             ws = self._local.ptr
@@ -235,8 +254,8 @@ class CompiledModel:
             raise ValueError("per-layer profiles need the model from cnncompile.compile()")
         if self._profiler is None:
             self._profiler = self._profiler_factory()
-        fn, ffi, names = self._profiler
-        self._apply_threads()
+        fn, ffi, names, set_threads = self._profiler
+        set_threads(int(self.num_threads))
         seconds = np.zeros(len(names))
         outs = [np.empty((n,) + shape, np.float32) for shape in self.output_shapes]
         ws = _aligned_bytes(self.workspace_bytes)

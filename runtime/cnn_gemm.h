@@ -181,17 +181,35 @@ static inline void cnn_gemm_block(int m, int kdim, const float *restrict a,
  * that ends at column n. It overlaps the block before it and writes the same values there
  * (each column's sums do not depend on its neighbours), in the same loop iteration, hence
  * the same thread, after that block's last pass over K: no edge tile, no copies. */
+typedef struct {
+    int m, kdim, n, ldb, ldc, act, blocks, overlap;
+    const float *a, *b, *bias;
+    float *c;
+} cnn_gemm_args;
+
+static inline void cnn_gemm_task(void *ctx, int jb0, int jb1, int slot)
+{
+    const cnn_gemm_args *g = ctx;
+    (void)slot;
+    for (int jb = jb0; jb < jb1; ++jb) {
+        cnn_gemm_block(g->m, g->kdim, g->a, g->b, g->ldb, g->c, g->ldc, g->bias, g->act,
+                       jb * CNN_NR, cnn_min(CNN_NR, g->n - jb * CNN_NR));
+        if (g->overlap && jb == g->blocks - 1)
+            cnn_gemm_block(g->m, g->kdim, g->a, g->b, g->ldb, g->c, g->ldc, g->bias, g->act,
+                           g->n - CNN_NR, CNN_NR);
+    }
+}
+
 static inline void cnn_gemm(int m, int kdim, int n, const float *restrict a,
                             const float *restrict b, int ldb, float *restrict c, int ldc,
                             const float *restrict bias, int act, int parallel)
 {
     const int overlap = ldb && n > CNN_NR && n % CNN_NR;
     const int blocks = overlap ? n / CNN_NR : (n + CNN_NR - 1) / CNN_NR;
-    CNN_FOR_THREADS(parallel, jb, 0, blocks, 1,
-        cnn_gemm_block(m, kdim, a, b, ldb, c, ldc, bias, act, jb * CNN_NR,
-                       cnn_min(CNN_NR, n - jb * CNN_NR));
-        if (overlap && jb == blocks - 1)
-            cnn_gemm_block(m, kdim, a, b, ldb, c, ldc, bias, act, n - CNN_NR, CNN_NR));
+    cnn_gemm_args g = {.m = m, .kdim = kdim, .n = n, .ldb = ldb, .ldc = ldc, .act = act,
+                       .blocks = blocks, .overlap = overlap, .a = a, .b = b, .bias = bias,
+                       .c = c};
+    cnn_parallel(parallel, blocks, cnn_gemm_task, &g);
 }
 
 /* C[m x n] = A * B with row k of B at b + off[k] (cnn_gemm_micro with an offset table); C has ldc >= n
@@ -223,27 +241,48 @@ static inline void cnn_gemm_rows_block(int m, int kdim, const float *restrict a,
  * and used for every column block, and threads share the row panels; otherwise each K x NR
  * panel of B is read from L1 by every row panel of A in turn, and threads share the column
  * blocks. */
+typedef struct {
+    int m, kdim, blocks, ldc;
+    const float *a, *b;
+    const int *off;
+    float *c;
+} cnn_gemm_rows_args;
+
+/* row panels [p0, p1), each through every column block */
+static inline void cnn_gemm_rows_by_rows(void *ctx, int p0, int p1, int slot)
+{
+    const cnn_gemm_rows_args *g = ctx;
+    (void)slot;
+    for (int i = p0 * CNN_MR; i < p1 * CNN_MR; i += CNN_MR)
+        for (int k0 = 0; k0 < g->kdim; k0 += CNN_GEMM_KC)
+            for (int j = 0; j < g->blocks; ++j)
+                cnn_gemm_rows_block(g->m, g->kdim, g->a, g->b + j * CNN_NR, g->off,
+                                    g->c + j * CNN_NR, g->ldc, i, k0);
+}
+
+/* column blocks [j0, j1), each through every row panel */
+static inline void cnn_gemm_rows_by_columns(void *ctx, int j0, int j1, int slot)
+{
+    const cnn_gemm_rows_args *g = ctx;
+    (void)slot;
+    for (int j = j0; j < j1; ++j)
+        for (int k0 = 0; k0 < g->kdim; k0 += CNN_GEMM_KC)
+            for (int i = 0; i < g->m; i += CNN_MR)
+                cnn_gemm_rows_block(g->m, g->kdim, g->a, g->b + j * CNN_NR, g->off,
+                                    g->c + j * CNN_NR, g->ldc, i, k0);
+}
+
 static inline void cnn_gemm_rows(int m, int kdim, int n, const float *restrict a,
                                  const float *restrict b, const int *restrict off,
                                  float *restrict c, int ldc, int parallel)
 {
     const int blocks = (n + CNN_NR - 1) / CNN_NR;
-    int few = blocks <= CNN_GEMM_FEW_BLOCKS;
-#if defined(_OPENMP)
-    few = few || (parallel && blocks < 2 * omp_get_max_threads());
-#endif
-    if (few) {
-        CNN_FOR_THREADS(parallel, i, 0, m, CNN_MR,
-            for (int k0 = 0; k0 < kdim; k0 += CNN_GEMM_KC)
-                for (int j = 0; j < blocks; ++j)
-                    cnn_gemm_rows_block(m, kdim, a, b + j * CNN_NR, off, c + j * CNN_NR, ldc,
-                                        i, k0));
-        return;
-    }
-    CNN_FOR_THREADS(parallel, j, 0, blocks, 1,
-        for (int k0 = 0; k0 < kdim; k0 += CNN_GEMM_KC)
-            for (int i = 0; i < m; i += CNN_MR)
-                cnn_gemm_rows_block(m, kdim, a, b + j * CNN_NR, off, c + j * CNN_NR, ldc, i, k0));
+    cnn_gemm_rows_args g = {.m = m, .kdim = kdim, .blocks = blocks, .ldc = ldc, .a = a,
+                            .b = b, .off = off, .c = c};
+    if (blocks <= CNN_GEMM_FEW_BLOCKS || (parallel && blocks < 2 * cnn_team_size()))
+        cnn_parallel(parallel, (m + CNN_MR - 1) / CNN_MR, cnn_gemm_rows_by_rows, &g);
+    else
+        cnn_parallel(parallel, blocks, cnn_gemm_rows_by_columns, &g);
 }
 
 #define CNN_BPANEL 32 /* columns of B packed at compile time: ops/conv.py's NR_MAX */

@@ -69,18 +69,32 @@ cnn_im2row_panel(const float *restrict x, size_t xs, int channels, int in_h, int
  * rows of pixels past samples * n zero. The transposed im2col, for images so small that the
  * output channels, not the pixels, should fill the vectors; several samples stacked make a
  * taller product over the same weights. */
+typedef struct {
+    cnn_planes_geom g;
+    const float *x;
+    size_t xs;
+    int n, rows, total;
+    float *a;
+} cnn_im2row_args;
+
+static inline void cnn_im2row_task(void *ctx, int p0, int p1, int slot)
+{
+    const cnn_im2row_args *r = ctx;
+    const cnn_planes_geom g = r->g;
+    (void)slot;
+    for (int p = p0; p < p1; ++p)
+        cnn_im2row_panel(r->x, r->xs, g.channels, g.in_h, g.in_w, g.kh, g.kw, g.stride_h,
+                         g.stride_w, g.pad_top, g.pad_left, g.dil_h, g.dil_w, g.out_w, r->n,
+                         r->rows, r->total, r->a, p);
+}
+
 static inline void cnn_im2row_panels(const cnn_planes_geom g, const float *restrict x,
                                      size_t xs, int samples, int n, float *restrict a,
                                      int parallel)
 {
-    const int channels = g.channels, in_h = g.in_h, in_w = g.in_w, kh_n = g.kh, kw_n = g.kw,
-              stride_h = g.stride_h, stride_w = g.stride_w, pad_top = g.pad_top,
-              pad_left = g.pad_left, dil_h = g.dil_h, dil_w = g.dil_w, out_w = g.out_w;
-    const int rows = channels * kh_n * kw_n, total = samples * n;
-    const int panels = (total + CNN_MR - 1) / CNN_MR;
-    CNN_FOR_THREADS(parallel, p, 0, panels, 1,
-        cnn_im2row_panel(x, xs, channels, in_h, in_w, kh_n, kw_n, stride_h, stride_w, pad_top,
-                         pad_left, dil_h, dil_w, out_w, n, rows, total, a, p));
+    cnn_im2row_args args = {.g = g, .x = x, .xs = xs, .n = n, .rows = g.channels * g.kh * g.kw,
+                            .total = samples * n, .a = a};
+    cnn_parallel(parallel, (args.total + CNN_MR - 1) / CNN_MR, cnn_im2row_task, &args);
 }
 
 /* y (C x OH x OW) = x (C x H x W) at rows oh * sh and columns ow * sw: the input of a 1x1
@@ -173,6 +187,22 @@ cnn_im2col_row(const float *restrict x, int in_h, int in_w, int kh_n, int kw_n,
     }
 }
 
+typedef struct {
+    const float *x;
+    int in_h, in_w, kh, kw, dil_h, dil_w, rows, panels;
+    const int *h0, *w0;
+    float *b;
+} cnn_im2col_args;
+
+static inline void cnn_im2col_task(void *ctx, int r0, int r1, int slot)
+{
+    const cnn_im2col_args *g = ctx;
+    (void)slot;
+    for (int r = r0; r < r1; ++r)
+        cnn_im2col_row(g->x, g->in_h, g->in_w, g->kh, g->kw, g->dil_h, g->dil_w, g->rows,
+                       g->panels, g->h0, g->w0, g->b, r);
+}
+
 /* im2col into NR-column panels: columns [p0, p0 + np) of the (C * KH * KW) x (OH * OW)
  * matrix of a convolution's input patches, written as b[panel][row][NR], the last panel
  * zero-padded. Row r = (c * KH + kh) * KW + kw; column p = oh * OW + ow. coords: room for
@@ -202,8 +232,10 @@ static inline void cnn_im2col_panels(const cnn_planes_geom g, const float *restr
             w0[j] = 0;
         }
     }
-    CNN_FOR_THREADS(parallel, r, 0, rows, 1,
-        cnn_im2col_row(x, in_h, in_w, kh_n, kw_n, dil_h, dil_w, rows, panels, h0, w0, b, r));
+    cnn_im2col_args args = {.x = x, .in_h = in_h, .in_w = in_w, .kh = kh_n, .kw = kw_n,
+                            .dil_h = dil_h, .dil_w = dil_w, .rows = rows, .panels = panels,
+                            .h0 = h0, .w0 = w0, .b = b};
+    cnn_parallel(parallel, rows, cnn_im2col_task, &args);
 }
 
 #endif /* CNN_IM2COL_H */

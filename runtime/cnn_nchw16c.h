@@ -249,7 +249,7 @@ cnn_block_epilogue(cnn_vb v, cnn_vb bias, const float *restrict r, float *restri
  * (templates/ops/conv_*_nchwc.c.j2) with designated initializers, as a static constant, and
  * passed by value to the kernels below and in cnn_nchw16c_*.h: they are always inlined, and
  * GCC folds each field to its constant, as it did the positional arguments (a static object
- * is no variable an OpenMP region has to share). A kernel reads the fields it needs; the
+ * is no variable a task's context has to carry). A kernel reads the fields it needs; the
  * others stay zero. */
 typedef struct {
     int in_h, in_w;            /* input pixels */
@@ -328,9 +328,9 @@ cnn_transpose16(const float *restrict src, size_t src_stride, float *restrict ds
 #endif
 }
 
-/* The callers' loops are written in each layer's function (templates/ops/), so that the
- * OpenMP region outlined from them, and the always-inlined bodies of the cnn_nchw16c_*.h
- * kernels, see the layer's shapes as constants: a region here would be compiled once for
+/* The callers' loops are written in each layer's template (templates/ops/), so that the
+ * task functions the thread pool runs, and the always-inlined bodies of the cnn_nchw16c_*.h
+ * kernels, see the layer's shapes as constants: a loop here would be compiled once for
  * every layer. */
 
 #endif /* CNN_NCHW16C_H */

@@ -1,8 +1,10 @@
-/* cnn_runtime.h: helpers shared by every model cnncompile generates: the thread macros,
- * window bounds, min and max, and the activations on one float (ops/activations.py).
+/* cnn_runtime.h: helpers shared by every model cnncompile generates: the thread pool
+ * (cnn_threads.h), window bounds, min and max, and the activations on one float
+ * (ops/activations.py).
  *
  * Plain C99; everything is static inline so that the compiler specialises it at each call
- * site, where the arguments are literal constants. No state, no allocation.
+ * site, where the arguments are literal constants. No state and no allocation but the
+ * thread pool's.
  */
 #ifndef CNN_RUNTIME_H
 #define CNN_RUNTIME_H
@@ -21,62 +23,14 @@
 #define CNN_SIMD_SUM(...)
 #endif
 
-/* Threads: with OpenMP (-fopenmp), a loop marked CNN_PARALLEL_FOR(1) is shared among the
- * calling thread's OpenMP threads; CNN_PARALLEL_FOR(0) leaves an ordinary loop, with no
- * OpenMP region at all. cnncompile writes the flag as a literal 0 or 1 into each layer's
- * code, 1 for layers with enough work to repay starting threads. A region that runs on one
- * thread (if(0)) still calls into libgomp and moves the loop into a separate function that
- * sees its variables through a pointer: without such regions LeNet-5, seed_network and the
- * autoencoder took 0.71-0.73x the time at one thread. The runtime's own loops get their
- * flag as an argument: CNN_FOR_THREADS (below) writes the loop twice, in a region and not,
- * and the flag, a constant once inlined, picks one. Without OpenMP all are ordinary loops. */
-#define CNN_CAT_(a, b) a##b
-#define CNN_CAT(a, b) CNN_CAT_(a, b)
-#define CNN_PARALLEL_FOR(flag) CNN_CAT(CNN_PARALLEL_FOR_, flag)
-#define CNN_PARALLEL_FOR_0
-#if defined(_OPENMP)
-#include <omp.h>
-#define CNN_PARALLEL_FOR_1 CNN_PRAGMA(omp parallel for schedule(static))
-#else
-#define CNN_PARALLEL_FOR_1
-#endif
-/* A region whose threads, CNN_TEAM_SIZE of them, share the loops marked CNN_FOR_IN_REGION;
- * flag 0: a plain block run by the calling thread alone, with no worksharing pragma that
- * could bind to an enclosing region (a batch's). */
-#define CNN_REGION(flag) CNN_CAT(CNN_REGION_, flag)
-#define CNN_FOR_IN_REGION(flag) CNN_CAT(CNN_FOR_IN_REGION_, flag)
-#define CNN_TEAM_SIZE(flag) CNN_CAT(CNN_TEAM_SIZE_, flag)
-/* ... and the most threads a region about to start would have (CNN_PARALLEL_FOR's or
- * CNN_REGION's), for sizing the shares of its loop */
-#define CNN_MAX_TEAM(flag) CNN_CAT(CNN_MAX_TEAM_, flag)
-#define CNN_REGION_0
-#define CNN_FOR_IN_REGION_0
-#define CNN_TEAM_SIZE_0 1
-#define CNN_MAX_TEAM_0 1
-#if defined(_OPENMP)
-#define CNN_REGION_1 CNN_PRAGMA(omp parallel)
-#define CNN_FOR_IN_REGION_1 CNN_PRAGMA(omp for schedule(static))
-#define CNN_TEAM_SIZE_1 omp_get_num_threads()
-#define CNN_MAX_TEAM_1 omp_get_max_threads()
-#else
-#define CNN_REGION_1
-#define CNN_FOR_IN_REGION_1
-#define CNN_TEAM_SIZE_1 1
-#define CNN_MAX_TEAM_1 1
-#endif
+#include "cnn_threads.h"
 
-/* for (int i = start; i < end; i += step) body, shared among the threads when cond holds,
- * else an ordinary loop without a region: for the runtime's loops, whose cond is a constant
- * once they are inlined (a long body goes into an always-inline function of i) */
-#define CNN_FOR_THREADS(cond, i, start, end, step, ...)                                        \
-    do {                                                                                       \
-        if (cond) {                                                                            \
-            CNN_PARALLEL_FOR(1)                                                                \
-            for (int i = (start); i < (end); i += (step)) { __VA_ARGS__; }                     \
-        } else {                                                                               \
-            for (int i = (start); i < (end); i += (step)) { __VA_ARGS__; }                     \
-        }                                                                                      \
-    } while (0)
+/* a layer's tensors and loop bounds, as its loops' tasks see them (templates/ops/_parallel.c.j2) */
+typedef struct {
+    const float *x, *res;
+    float *y, *scratch;
+    int i[4];
+} cnn_args;
 
 static inline int cnn_min(int a, int b)
 {

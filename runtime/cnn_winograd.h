@@ -131,13 +131,51 @@ cnn_winograd_input_panel(const float *restrict xp, int channels, int hq, int wq,
  * multiple of MR, >= count) rows per xi, the rows past the last tile zero. One MR-tile panel
  * at a time, channel after channel, so that each of the 36 planes of V is written
  * sequentially. */
+typedef struct {
+    const float *xp;
+    float *v;
+    int channels, hq, wq, tiles_w, first, count;
+    size_t xi_stride;
+} cnn_winograd_input_args;
+
+static inline void cnn_winograd_input_task(void *ctx, int p0, int p1, int slot)
+{
+    const cnn_winograd_input_args *g = ctx;
+    (void)slot;
+    for (int t0 = p0 * CNN_MR; t0 < p1 * CNN_MR; t0 += CNN_MR)
+        cnn_winograd_input_panel(g->xp, g->channels, g->hq, g->wq, g->tiles_w, g->first,
+                                 g->count, g->xi_stride, g->v, t0);
+}
+
 static inline void cnn_winograd_input(const float *restrict xp, int channels, int hq, int wq,
                                       int tiles_w, int first, int count, int rows,
                                       float *restrict v, int parallel)
 {
-    const size_t xi_stride = (size_t)rows * channels;
-    CNN_FOR_THREADS(parallel, t0, 0, rows, CNN_MR,
-        cnn_winograd_input_panel(xp, channels, hq, wq, tiles_w, first, count, xi_stride, v, t0));
+    cnn_winograd_input_args g = {.xp = xp, .v = v, .channels = channels, .hq = hq, .wq = wq,
+                                 .tiles_w = tiles_w, .first = first, .count = count,
+                                 .xi_stride = (size_t)rows * channels};
+    cnn_parallel(parallel, (rows + CNN_MR - 1) / CNN_MR, cnn_winograd_input_task, &g);
+}
+
+typedef struct {
+    int tiles_pad, channels, kpad, blocks;
+    const float *v, *u;
+    float *m;
+} cnn_winograd_gemm_args;
+
+/* (position, column block) pairs [t0, t1) */
+static inline void cnn_winograd_gemm_task(void *ctx, int t0, int t1, int slot)
+{
+    const cnn_winograd_gemm_args *g = ctx;
+    (void)slot;
+    for (int task = t0; task < t1; ++task) {
+        const int xi = task / g->blocks;
+        cnn_gemm_bpacked_block(g->tiles_pad, g->channels,
+                               g->v + (size_t)xi * g->tiles_pad * g->channels,
+                               g->u + (size_t)xi * g->channels * g->kpad,
+                               task % g->blocks * CNN_NR,
+                               g->m + (size_t)xi * g->tiles_pad * g->kpad, g->kpad);
+    }
 }
 
 /* M_xi = V_xi * U_xi for the 36 (F(2x2, 3x3): 16) positions: m[xi][tile][kpad], kpad (a multiple of
@@ -146,12 +184,9 @@ static inline void cnn_winograd_gemm(int positions, int tiles_pad, int channels,
                                      const float *restrict v, const float *restrict u,
                                      float *restrict m, int parallel)
 {
-    const int blocks = kpad / CNN_NR;
-    CNN_FOR_THREADS(parallel, task, 0, positions * blocks, 1,
-        const int xi = task / blocks;
-        cnn_gemm_bpacked_block(tiles_pad, channels, v + (size_t)xi * tiles_pad * channels,
-                               u + (size_t)xi * channels * kpad, task % blocks * CNN_NR,
-                               m + (size_t)xi * tiles_pad * kpad, kpad));
+    cnn_winograd_gemm_args g = {.tiles_pad = tiles_pad, .channels = channels, .kpad = kpad,
+                                .blocks = kpad / CNN_NR, .v = v, .u = u, .m = m};
+    cnn_parallel(parallel, positions * g.blocks, cnn_winograd_gemm_task, &g);
 }
 
 /* The same for one panel of CNN_MR tiles (v: positions x channels x MR, m: positions x MR x
@@ -241,13 +276,23 @@ cnn_winograd2_input_panel(const float *restrict xp, int channels, int hq, int wq
  * The same layout as cnn_winograd_input, with 16 planes of V. The panel loop is written out
  * again rather than shared with a transform passed as a function pointer: that version,
  * measured, ran F(4x4, 3x3) on 64 channels of 56x56 in 3.1 ms instead of 1.6. */
+static inline void cnn_winograd2_input_task(void *ctx, int p0, int p1, int slot)
+{
+    const cnn_winograd_input_args *g = ctx;
+    (void)slot;
+    for (int t0 = p0 * CNN_MR; t0 < p1 * CNN_MR; t0 += CNN_MR)
+        cnn_winograd2_input_panel(g->xp, g->channels, g->hq, g->wq, g->tiles_w, g->first,
+                                  g->count, g->xi_stride, g->v, t0);
+}
+
 static inline void cnn_winograd2_input(const float *restrict xp, int channels, int hq, int wq,
                                        int tiles_w, int first, int count, int rows,
                                        float *restrict v, int parallel)
 {
-    const size_t xi_stride = (size_t)rows * channels;
-    CNN_FOR_THREADS(parallel, t0, 0, rows, CNN_MR,
-        cnn_winograd2_input_panel(xp, channels, hq, wq, tiles_w, first, count, xi_stride, v, t0));
+    cnn_winograd_input_args g = {.xp = xp, .v = v, .channels = channels, .hq = hq, .wq = wq,
+                                 .tiles_w = tiles_w, .first = first, .count = count,
+                                 .xi_stride = (size_t)rows * channels};
+    cnn_parallel(parallel, (rows + CNN_MR - 1) / CNN_MR, cnn_winograd2_input_task, &g);
 }
 
 /* The 2x2 output tiles of CNN_WINO_KB output channels from their 16 values m[xi * stride + k]:

@@ -12,6 +12,7 @@ import cnncompile
 import cnncompile.nn as nn
 from cnncompile import codegen
 from cnncompile.api import build_graph
+from cnncompile.build import THREAD_FLAGS
 from cnncompile.literals import c_floats
 from cnncompile.codegen.names import Namer
 from cnncompile.resources import runtime_dir
@@ -25,25 +26,30 @@ def write_model(tmp_path, source):
         shutil.copy(header, tmp_path)
 
 
+# threads: the build's own flags (C11 atomics and thread-local storage); plain: C99 alone
+BUILDS = {"threads": ["-std=c11", *THREAD_FLAGS], "plain-c99": ["-std=c99"]}
+
+
 @pytest.mark.parametrize("name", EXAMPLES)
-@pytest.mark.parametrize("simd", [True, False], ids=["openmp", "plain-c99"])
-def test_generated_c_is_warning_free(tmp_path, name, simd):
+@pytest.mark.parametrize("build", BUILDS)
+def test_generated_c_is_warning_free(tmp_path, name, build):
     ns = load_example(name)
     write_model(tmp_path, codegen.generate(build_graph(ns["model"].eval(), ns["INPUT_SHAPE"])))
-    flags = ["-fopenmp"] if simd else []
-    res = subprocess.run(["gcc", "-std=c99", "-pedantic", "-Wall", "-Wextra", "-Werror",
-                          "-Wshadow", "-Wstrict-prototypes", "-O2", *flags, "-c", "model.c"],
+    res = subprocess.run(["gcc", *BUILDS[build], "-pedantic", "-Wall", "-Wextra", "-Werror",
+                          "-Wshadow", "-Wstrict-prototypes", "-O2", "-c", "model.c"],
                          cwd=tmp_path, capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
 
 
-@pytest.mark.parametrize("flags", [[], ["-DCNN_NO_VECTOR_EXTENSIONS"]], ids=["vectors", "plain-c99"])
+@pytest.mark.parametrize("flags", [["-std=c11", *THREAD_FLAGS],
+                                   ["-std=c99", "-DCNN_NO_VECTOR_EXTENSIONS"]],
+                         ids=["vectors-threads", "plain-c99"])
 def test_each_runtime_header_stands_alone(tmp_path, flags):
     """A runtime header includes the headers it uses: alone, it compiles warning-free."""
     for header in sorted(runtime_dir().glob("*.h")):
         (tmp_path / "t.c").write_text(f'#include "{header.name}"\n')
-        res = subprocess.run(["gcc", "-std=c99", "-pedantic", "-Wall", "-Wextra", "-Werror",
-                              "-march=native", "-fopenmp", *flags, f"-I{runtime_dir()}",
+        res = subprocess.run(["gcc", "-pedantic", "-Wall", "-Wextra", "-Werror",
+                              "-march=native", *flags, f"-I{runtime_dir()}",
                               "-fsyntax-only", "t.c"], cwd=tmp_path, capture_output=True, text=True)
         assert res.returncode == 0, f"{header.name}: {res.stderr}"
 

@@ -141,7 +141,7 @@ def test_summary_and_profile(simplecnn):
 
 
 def test_threads_give_the_same_numbers():
-    """Layers big enough to be shared among OpenMP threads give the same results."""
+    """Layers big enough to be shared among threads give the same results."""
     ns = load_example("vgg11_cifar")
     compiled = cnncompile.compile(ns["model"].eval(), (1, 3, 32, 32), num_threads=1)
     x = random_input((2, 3, 32, 32))
@@ -150,21 +150,24 @@ def test_threads_give_the_same_numbers():
     two = compiled(x)
     assert_close(two, one, "2 threads vs 1")
     assert_close(two, expected(compiled, x), "2 threads vs reference")
-    assert "CNN_PARALLEL_FOR(1)" in compiled.c_source  # its big layers do run in parallel
+    assert "cnn_parallel(1," in compiled.c_source  # its big layers do run in parallel
 
 
 def test_models_with_different_thread_counts_take_turns_on_one_thread():
-    """The OpenMP thread count belongs to the OS thread, shared by every model's library: a
-    model must set its own again after another model set a different one."""
+    """The thread count belongs to the library and the OS thread, and models compiled from the
+    same C share one library: a model must set its own again after another model of the same
+    library set a different one, and only then."""
     ns = load_example("lenet5")
     one = cnncompile.compile(ns["model"].eval(), (1, 1, 28, 28), num_threads=1)
-    two = cnncompile.compile(ns["model"].eval(), (1, 1, 28, 28), num_threads=2)
+    two = cnncompile.compile(ns["model"].eval(), (1, 1, 28, 28), num_threads=1)
+    two.num_threads = 2
+    assert one._lib is two._lib
     calls = []
     for model in (one, two):
         real = model._set_threads
         model._set_threads = lambda n, real=real: (calls.append(n), real(n))
     x = random_input((1, 1, 28, 28))
-    cnncompile.compiled._OMP_STATE.threads = None  # whatever earlier tests set
+    one._threads_set.n = None  # whatever earlier tests set
     for model in (one, two, two, one, one, two):
         model(x)
     assert calls == [1, 2, 1, 2]  # on each change of model, not on every call
@@ -273,7 +276,7 @@ def test_profile_times_layers_on_a_cache_line_aligned_workspace(simplecnn, monke
 def test_batch_runs_samples_in_parallel_with_their_own_workspace():
     ns = load_example("lenet5")
     compiled = cnncompile.compile(ns["model"].eval(), (1, 1, 28, 28), num_threads=2)
-    assert "omp parallel for num_threads(slots)" in compiled.c_source
+    assert "cnn_parallel_upto(slots, batch, run_samples" in compiled.c_source
     one_slot = cnncompile.compile(ns["model"].eval(), (1, 1, 28, 28), num_threads=1)
     assert compiled.workspace_bytes == 2 * one_slot.workspace_bytes
     x = random_input((9, 1, 28, 28))  # odd: threads get different counts

@@ -460,7 +460,7 @@ def test_pointwise_chunks_are_shared_evenly_and_cover_every_pixel(size):
     compiled = check_against_reference(model, (1, 3, size, size), batches=(1, 2),
                                        torch_model=twin, num_threads=2)
     assert compiled.graph.node("2").meta["kernel"] == "nchw16c.pointwise"
-    assert "cnn_pointwise_chunk(2, CNN_WIDE_MR, steps, CNN_MAX_TEAM(1))" in compiled.c_source
+    assert "cnn_pointwise_chunk(2, CNN_WIDE_MR, steps, cnn_team_if(1))" in compiled.c_source
     x = random_input((2, 3, size, size))
     want = compiled(x)
     for threads in (1, 3):
@@ -482,7 +482,7 @@ def test_depthwise_layers_on_blocks_get_threads_from_half_a_megaflop():
                                            torch_model=twin, num_threads=2)
         assert compiled.graph.node("2").meta["kernel"] == "nchw16c.depthwise"
         body = compiled.c_source.split("static void layer_2(")[1].split("static void")[0]
-        assert f"CNN_PARALLEL_FOR({threads})" in body
+        assert f"cnn_parallel({threads}," in body
 
 
 def test_blocked_kernels_refuse_what_they_cannot_compute():

@@ -1,6 +1,6 @@
 """The generated C under AddressSanitizer and UndefinedBehaviorSanitizer: each example model,
 saved as C, is linked with a small main() into a standalone program (no Python in the
-process, so nothing needs preloading), run on a batch with OpenMP threads on, and its output
+process, so nothing needs preloading), run on a batch with two threads, and its output
 compared with the numpy reference. Any sanitizer report fails the test."""
 import os
 import subprocess
@@ -10,6 +10,7 @@ import pytest
 
 import cnncompile
 from cnncompile import reference
+from cnncompile.build import THREAD_FLAGS
 from helpers import assert_close, load_example, random_input, tolerance
 
 MAIN = r"""
@@ -29,6 +30,7 @@ int main(int argc, char **argv)
     if (!x || !y || !ws || !f || fread(x, sizeof(float), n_in, f) != n_in)
         return 3;
     fclose(f);
+    {prefix}_set_num_threads(2);
     const int rc = {prefix}_forward(x, y, batch, ws);
     f = fopen(argv[3], "wb");
     if (!f || fwrite(y, sizeof(float), n_out, f) != n_out)
@@ -47,17 +49,18 @@ SANITIZE = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all",
 
 def run_sanitized(compiled, folder, x):
     """Build ``compiled``'s C with ASan and UBSan into a program, run it on ``x`` with two
-    OpenMP threads, and return its output; any sanitizer report fails the calling test."""
+    threads, and return its output; any sanitizer report fails the calling test."""
     out = compiled.save(folder)
     macro = compiled.prefix.upper()
     (out / "main.c").write_text(MAIN.replace("{MACRO}", macro).replace("{prefix}", compiled.prefix))
     sources = ["model.c", "main.c"] + (["weights.S"] if (out / "weights.S").exists() else [])
-    res = subprocess.run(["gcc", "-std=c99", "-fopenmp", *SANITIZE, *sources, "-o", "model", "-lm"],
+    res = subprocess.run(["gcc", "-std=c11", *THREAD_FLAGS, *SANITIZE, *sources, "-o", "model",
+                          "-lm"],
                          cwd=out, capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     batch = x.shape[0]
     x.tofile(out / "x.bin")
-    env = dict(os.environ, OMP_NUM_THREADS="2", ASAN_OPTIONS="detect_leaks=0:abort_on_error=0",
+    env = dict(os.environ, ASAN_OPTIONS="detect_leaks=0:abort_on_error=0",
                UBSAN_OPTIONS="print_stacktrace=1")
     res = subprocess.run(["./model", str(batch), "x.bin", "y.bin"], cwd=out, env=env,
                          capture_output=True, text=True, timeout=600)

@@ -125,24 +125,16 @@ static inline int distinct_tile(int tile)
 }
 """
 
-# Declared in every harness: the OpenMP thread count of the calling thread's next regions.
+# Declared in every harness: the thread count of the calling thread's next parallel loops.
 _PRELUDE = """
 int harness_get_threads(void)
 {
-#if defined(_OPENMP)
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
+    return cnn_team_size();
 }
 
 void harness_set_threads(int n)
 {
-#if defined(_OPENMP)
-    omp_set_num_threads(n);
-#else
-    (void)n;
-#endif
+    cnn_set_threads(n);
 }
 """
 
@@ -211,7 +203,7 @@ def fixture(headers, source, flavours=tuple(FLAVOURS)):
 
 @contextlib.contextmanager
 def threads(module, n):
-    """Run the block with OpenMP regions of n threads, then restore the count."""
+    """Run the block with parallel loops of n threads, then restore the count."""
     old = module.lib.harness_get_threads()
     module.lib.harness_set_threads(n)
     try:
@@ -220,7 +212,7 @@ def threads(module, n):
         module.lib.harness_set_threads(old)
 
 
-# (parallel flag, threads): no region; a region on one thread; a region on two
+# (parallel flag, threads): a plain loop; the pool on one thread; the pool on two
 PARALLEL = [(0, 1), (1, 1), (1, 2)]
 
 

@@ -25,7 +25,8 @@ static struct geometry unpack(const int *g)
 }
 
 /* output rows [oh0, oh1) of block b, its input xb (a whole plane, or a ring of that many
- * rows); not inlined into the loops below, which CNN_FOR_THREADS writes twice */
+ * rows); not inlined into the task below, which cnn_parallel may both inline and call
+ * through the pool: one copy of the kernel */
 static __attribute__((noinline)) void
 depthwise_rows(struct geometry s, const float *xb, int ring, const float *w, const float *bias,
                const float *res, float *y, int act, int b, int oh0, int oh1)
@@ -39,16 +40,36 @@ depthwise_rows(struct geometry s, const float *xb, int ring, const float *w, con
                         xb, ring, w, bias, res, y, b, oh0, oh1);
 }
 
+/* what the task of depthwise() shares: the geometry, the bands and the tensors */
+struct depthwise_args {
+    struct geometry s;
+    int act, band, bands;
+    const float *x, *w, *bias, *res;
+    float *y;
+};
+
+/* units [u0, u1): band u % bands of block u / bands, the bands innermost */
+static inline void depthwise_task(void *ctx, int u0, int u1, int slot)
+{
+    const struct depthwise_args *a = ctx;
+    const struct geometry s = a->s;
+    (void)slot;
+    for (int u = u0; u < u1; ++u) {
+        const int b = u / a->bands, oh0 = u % a->bands * a->band;
+        depthwise_rows(s, a->x + (size_t)b * s.in_h * s.in_w * CNN_CB, 0, a->w, a->bias, a->res,
+                       a->y, a->act, b, oh0, cnn_min(s.out_h, oh0 + a->band));
+    }
+}
+
 /* every block in bands of `band` output rows */
 void depthwise(const int *g, int blocks, const float *x, const float *w, const float *bias,
                const float *res, float *y, int act, int band, int parallel)
 {
     const struct geometry s = unpack(g);
-    const int bands = (s.out_h + band - 1) / band;
-    CNN_FOR_THREADS(parallel, u, 0, blocks * bands, 1,
-        const int b = u / bands, oh0 = u % bands * band;
-        depthwise_rows(s, x + (size_t)b * s.in_h * s.in_w * CNN_CB, 0, w, bias, res, y, act, b,
-                       oh0, cnn_min(s.out_h, oh0 + band)));
+    struct depthwise_args a = {.s = s, .act = act, .band = band,
+                               .bands = (s.out_h + band - 1) / band, .x = x, .w = w,
+                               .bias = bias, .res = res, .y = y};
+    cnn_parallel(parallel, blocks * a.bands, depthwise_task, &a);
 }
 
 /* the same through rings: each band of output rows, with rings of its own (rows_n rows a

@@ -37,8 +37,8 @@ void pad_blocks(const float *x, int blocks, int in_h, int in_w, int pad_top, int
                            x, xp, r / hp, r % hp);
 }
 
-/* rows [oh0, oh0 + oh_n) of group g of output blocks; not inlined into the loop below,
- * which CNN_FOR_THREADS writes twice */
+/* rows [oh0, oh0 + oh_n) of group g of output blocks; not inlined into the tasks below,
+ * which cnn_parallel may both inline and call through the pool: one copy of each tile's kernel */
 static __attribute__((noinline)) void
 direct_unit(int tile, struct geometry s, int in_blocks, int out_blocks, const float *xp,
             const float *w, const float *bias, const float *res, float *y, int act, int oh0,
@@ -60,6 +60,48 @@ direct_unit(int tile, struct geometry s, int in_blocks, int out_blocks, const fl
 #undef DIRECT_STEP
 }
 
+/* what the tasks of direct() share: the geometry, the tile, and the tensors */
+struct direct_args {
+    struct geometry s;
+    int tile, in_blocks, out_blocks, act, band, bands, groups;
+    const float *x, *xp, *w, *bias, *res;
+    float *y, *scratch;
+};
+
+/* rows [r0, r1) of the padded copy: row r % hp of input block r / hp */
+static inline void direct_pad_task(void *ctx, int r0, int r1, int slot)
+{
+    const struct direct_args *a = ctx;
+    const struct geometry s = a->s;
+    (void)slot;
+    for (int r = r0; r < r1; ++r)
+        cnn_pad_blocks_row((cnn_conv16_geom){.in_h = s.in_h, .in_w = s.in_w,
+                                             .pad_top = s.pad_top, .pad_left = s.pad_left,
+                                             .padded_h = s.hp, .padded_w = s.wp},
+                           a->x, a->scratch, r / s.hp, r % s.hp);
+}
+
+/* units [t0, t1): band t % bands of group t / bands, the bands innermost */
+static inline void direct_bands_task(void *ctx, int t0, int t1, int slot)
+{
+    const struct direct_args *a = ctx;
+    (void)slot;
+    for (int t = t0; t < t1; ++t)
+        direct_unit(a->tile, a->s, a->in_blocks, a->out_blocks, a->xp, a->w, a->bias, a->res,
+                    a->y, a->act, t % a->bands * a->band,
+                    cnn_min(a->band, a->s.out_h - t % a->bands * a->band), t / a->bands);
+}
+
+/* units [t0, t1): output row t / groups of group t % groups, the groups innermost */
+static inline void direct_rows_task(void *ctx, int t0, int t1, int slot)
+{
+    const struct direct_args *a = ctx;
+    (void)slot;
+    for (int t = t0; t < t1; ++t)
+        direct_unit(a->tile, a->s, a->in_blocks, a->out_blocks, a->xp, a->w, a->bias, a->res,
+                    a->y, a->act, t / a->groups, 1, t % a->groups);
+}
+
 /* the input copied into scratch with its padding when padded, then steps: an output row of
  * a group of output blocks each (band 0), or a band of `band` rows of a group, the bands
  * innermost (by_output) */
@@ -68,27 +110,20 @@ void direct(int tile, const int *g, int in_blocks, int out_blocks, int padded, c
             int act, int band, int parallel)
 {
     const struct geometry s = unpack(g);
-    const float *xp = x;
+    struct direct_args a = {.s = s, .in_blocks = in_blocks, .out_blocks = out_blocks,
+                            .act = act, .band = band, .x = x, .xp = x, .w = w, .bias = bias,
+                            .res = res, .y = y, .scratch = scratch};
     if (padded) {
-        CNN_FOR_THREADS(parallel, r, 0, in_blocks * s.hp, 1,
-            cnn_pad_blocks_row((cnn_conv16_geom){.in_h = s.in_h, .in_w = s.in_w,
-                                                 .pad_top = s.pad_top, .pad_left = s.pad_left,
-                                                 .padded_h = s.hp, .padded_w = s.wp},
-                               x, scratch, r / s.hp, r % s.hp));
-        xp = scratch;
+        cnn_parallel(parallel, in_blocks * s.hp, direct_pad_task, &a);
+        a.xp = scratch;
     }
-    tile = distinct_tile(tile);
-    const int groups = cnn_pointwise_groups(out_blocks, tile_nb(tile));
+    a.tile = distinct_tile(tile);
+    a.groups = cnn_pointwise_groups(out_blocks, tile_nb(a.tile));
     if (band) {
-        const int bands = (s.out_h + band - 1) / band;
-        CNN_FOR_THREADS(parallel, t, 0, bands * groups, 1,
-            direct_unit(tile, s, in_blocks, out_blocks, xp, w, bias, res, y, act,
-                        t % bands * band, cnn_min(band, s.out_h - t % bands * band),
-                        t / bands));
+        a.bands = (s.out_h + band - 1) / band;
+        cnn_parallel(parallel, a.bands * a.groups, direct_bands_task, &a);
     } else {
-        CNN_FOR_THREADS(parallel, t, 0, s.out_h * groups, 1,
-            direct_unit(tile, s, in_blocks, out_blocks, xp, w, bias, res, y, act, t / groups,
-                        1, t % groups));
+        cnn_parallel(parallel, s.out_h * a.groups, direct_rows_task, &a);
     }
 }
 
@@ -114,6 +149,41 @@ shifted_unit(int tile, int kdim, int out_blocks, int out_h, int out_w, int wq, i
 #undef SHIFTED_STEP
 }
 
+/* what the tasks of shifted() share: the geometry, the tile, the layout and the tensors */
+struct shifted_args {
+    struct geometry s;
+    int tile, channels, nph, npw, slack, rows, px, kdim, out_blocks, act;
+    const int *off;
+    const float *x, *xq, *w, *bias;
+    float *y, *scratch;
+};
+
+/* phase planes [q0, q1) of the padded copy */
+static inline void shifted_pad_task(void *ctx, int q0, int q1, int slot)
+{
+    const struct shifted_args *a = ctx;
+    const struct geometry s = a->s;
+    (void)slot;
+    for (int q = q0; q < q1; ++q)
+        cnn_pad_phase_plane((cnn_planes_geom){.channels = a->channels, .in_h = s.in_h,
+                                              .in_w = s.in_w, .pad_top = s.pad_top,
+                                              .pad_left = s.pad_left, .stride_h = s.stride_h,
+                                              .stride_w = s.stride_w, .phases_h = a->nph,
+                                              .phases_w = a->npw, .plane_h = s.hp,
+                                              .plane_w = s.wp, .slack = a->slack},
+                            a->x, a->scratch, q);
+}
+
+/* steps [t0, t1) */
+static inline void shifted_steps_task(void *ctx, int t0, int t1, int slot)
+{
+    const struct shifted_args *a = ctx;
+    (void)slot;
+    for (int t = t0; t < t1; ++t)
+        shifted_unit(a->tile, a->kdim, a->out_blocks, a->s.out_h, a->s.out_w, a->rows, a->px,
+                     a->xq, a->off, a->w, a->bias, a->y, a->act, t);
+}
+
 /* planes in, blocks out: the input copied into phase planes (nph x npw phases, slack floats
  * after them) unless it is read in place, then the steps; rows: floats from one output row's
  * first tap to the next's (wq, or stride_h input rows in place), px: from one pixel's to the
@@ -123,22 +193,17 @@ void shifted(int tile, const int *g, int channels, int nph, int npw, int slack, 
              int out_blocks, const float *w, const float *bias, float *y, int act, int parallel)
 {
     const struct geometry s = unpack(g);
-    const float *xq = x;
+    struct shifted_args a = {.s = s, .channels = channels, .nph = nph, .npw = npw,
+                             .slack = slack, .rows = rows, .px = px, .kdim = kdim,
+                             .out_blocks = out_blocks, .act = act, .off = off, .x = x, .xq = x,
+                             .w = w, .bias = bias, .y = y, .scratch = scratch};
     if (!in_place) {
-        CNN_FOR_THREADS(parallel, q, 0, cnn_phase_planes(channels, nph, npw), 1,
-            cnn_pad_phase_plane((cnn_planes_geom){.channels = channels, .in_h = s.in_h,
-                                                  .in_w = s.in_w, .pad_top = s.pad_top,
-                                                  .pad_left = s.pad_left, .stride_h = s.stride_h,
-                                                  .stride_w = s.stride_w, .phases_h = nph,
-                                                  .phases_w = npw, .plane_h = s.hp,
-                                                  .plane_w = s.wp, .slack = slack},
-                                x, scratch, q));
-        xq = scratch;
+        cnn_parallel(parallel, cnn_phase_planes(channels, nph, npw), shifted_pad_task, &a);
+        a.xq = scratch;
     }
-    tile = distinct_tile(tile);
-    CNN_FOR_THREADS(parallel, t, 0, cnn_shifted_steps(s.out_h, s.out_w, tile_mr(tile)), 1,
-        shifted_unit(tile, kdim, out_blocks, s.out_h, s.out_w, rows, px, xq, off, w, bias, y,
-                     act, t));
+    a.tile = distinct_tile(tile);
+    cnn_parallel(parallel, cnn_shifted_steps(s.out_h, s.out_w, tile_mr(a.tile)),
+                 shifted_steps_task, &a);
 }
 """
 

@@ -47,12 +47,29 @@ void gemm_rows(int m, int kdim, int n, const float *a, const float *b, const int
     cnn_gemm_rows(m, kdim, n, a, b, off, c, ldc, parallel);
 }
 
+/* what the tasks of gemm_bpacked() share: the shapes and the matrices */
+struct bpacked_args {
+    int rows_pad, kdim, ldc;
+    const float *a, *b;
+    float *c;
+};
+
+/* column blocks [q0, q1) of C: block q is columns q * CNN_NR on */
+static inline void bpacked_task(void *ctx, int q0, int q1, int slot)
+{
+    const struct bpacked_args *g = ctx;
+    (void)slot;
+    for (int q = q0; q < q1; ++q)
+        cnn_gemm_bpacked_block(g->rows_pad, g->kdim, g->a, g->b, q * CNN_NR, g->c, g->ldc);
+}
+
 /* every CNN_NR-column block of C, as conv_im2row.c.j2 runs it */
 void gemm_bpacked(int rows_pad, int kdim, const float *a, const float *b, float *c, int ldc,
                   int parallel)
 {
-    CNN_FOR_THREADS(parallel, j, 0, ldc, CNN_NR,
-        cnn_gemm_bpacked_block(rows_pad, kdim, a, b, j, c, ldc));
+    struct bpacked_args g = {.rows_pad = rows_pad, .kdim = kdim, .ldc = ldc, .a = a, .b = b,
+                             .c = c};
+    cnn_parallel(parallel, (ldc + CNN_NR - 1) / CNN_NR, bpacked_task, &g);
 }
 
 void im2row_panels(const float *x, size_t xs, int samples, int channels, int in_h, int in_w,

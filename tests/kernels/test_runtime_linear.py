@@ -28,11 +28,29 @@ linear_group(int in, int out, int nb, const float *x, const float *w, const floa
         cnn_linear_blocks_group(in, out, nb, x, w, bias, act, y, g);
 }
 
+/* what the tasks of linear_blocks() share: the sizes and the tensors */
+struct linear_args {
+    int in, out, nb, act;
+    const float *x, *w, *bias;
+    float *y;
+};
+
+/* groups [g0, g1) */
+static inline void linear_groups_task(void *ctx, int g0, int g1, int slot)
+{
+    const struct linear_args *a = ctx;
+    (void)slot;
+    for (int g = g0; g < g1; ++g)
+        linear_group(a->in, a->out, a->nb, a->x, a->w, a->bias, a->act, a->y, g);
+}
+
 void linear_blocks(int in, int out, int nb, const float *x, const float *w, const float *bias,
                    int act, float *y, int parallel)
 {
     const int groups = ((out + CNN_CB - 1) / CNN_CB + nb - 1) / nb;
-    CNN_FOR_THREADS(parallel, g, 0, groups, 1, linear_group(in, out, nb, x, w, bias, act, y, g));
+    struct linear_args a = {.in = in, .out = out, .nb = nb, .act = act, .x = x, .w = w,
+                            .bias = bias, .y = y};
+    cnn_parallel(parallel, groups, linear_groups_task, &a);
 }
 """
 

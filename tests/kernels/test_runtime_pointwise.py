@@ -33,7 +33,8 @@ pointwise_pair(int mr, int nb, int k_n, int out_blocks, int plane, const float *
                        x, w, bias, res, y, g, t);
 }
 
-/* not inlined into the loop below, which CNN_FOR_THREADS writes twice */
+/* not inlined into the task below, which cnn_parallel may both inline and call through the
+ * pool: one copy of each tile's kernel */
 static __attribute__((noinline)) void
 pointwise_unit(int tile, int k_n, int out_blocks, int plane, const float *x, const float *w,
                const float *bias, const float *res, float *y, int act, int by_output,
@@ -54,6 +55,23 @@ pointwise_unit(int tile, int k_n, int out_blocks, int plane, const float *x, con
                        by_output, chunk, u);
 }
 
+/* what the task of pointwise() shares: the tile, the loop order and the tensors */
+struct pointwise_args {
+    int tile, k_n, out_blocks, plane, act, by_output, chunk;
+    const float *x, *w, *bias, *res;
+    float *y;
+};
+
+/* pairs [u0, u1) */
+static inline void pointwise_task(void *ctx, int u0, int u1, int slot)
+{
+    const struct pointwise_args *a = ctx;
+    (void)slot;
+    for (int u = u0; u < u1; ++u)
+        pointwise_unit(a->tile, a->k_n, a->out_blocks, a->plane, a->x, a->w, a->bias, a->res,
+                       a->y, a->act, a->by_output, a->chunk, u);
+}
+
 void pointwise(int tile, int k_n, int out_blocks, int plane, const float *x, const float *w,
                const float *bias, const float *res, float *y, int act, int by_output,
                int parallel)
@@ -61,12 +79,12 @@ void pointwise(int tile, int k_n, int out_blocks, int plane, const float *x, con
     tile = distinct_tile(tile);
     const int steps = cnn_pointwise_steps(plane, tile_mr(tile));
     const int groups = cnn_pointwise_groups(out_blocks, tile_nb(tile));
-    const int team = parallel ? CNN_MAX_TEAM(1) : CNN_MAX_TEAM(0);
     const int chunk = cnn_pointwise_chunk((k_n + CNN_CB - 1) / CNN_CB, tile_mr(tile), steps,
-                                          team);
-    CNN_FOR_THREADS(parallel, u, 0, groups * steps, 1,
-        pointwise_unit(tile, k_n, out_blocks, plane, x, w, bias, res, y, act, by_output, chunk,
-                       u));
+                                          cnn_team_if(parallel));
+    struct pointwise_args a = {.tile = tile, .k_n = k_n, .out_blocks = out_blocks,
+                               .plane = plane, .act = act, .by_output = by_output,
+                               .chunk = chunk, .x = x, .w = w, .bias = bias, .res = res, .y = y};
+    cnn_parallel(parallel, groups * steps, pointwise_task, &a);
 }
 
 /* the runs in the narrow tile (tile 0) or the wide 7-pixel one (3) */

@@ -24,6 +24,23 @@ static void average(const float *sums, int parts, int blocks, int channels, floa
     }
 }
 
+/* what the tasks of global_avg() share: the sizes and the tensors */
+struct sum_args {
+    int blocks, plane, parts;
+    const float *x;
+    float *scratch;
+};
+
+/* parts [q0, q1): part q's sums at scratch + q * blocks * CNN_CB */
+static inline void sum_parts_task(void *ctx, int q0, int q1, int slot)
+{
+    const struct sum_args *a = ctx;
+    (void)slot;
+    for (int q = q0; q < q1; ++q)
+        cnn_global_sum_part(a->x, a->blocks, a->plane, a->parts, q,
+                            a->scratch + (size_t)q * a->blocks * CNN_CB);
+}
+
 /* parts 1: each block's sum at once; more: the parts' sums into scratch, then added */
 void global_avg(const float *x, int channels, int plane, int parts, float divisor, float *y,
                 float *scratch, int parallel)
@@ -35,8 +52,9 @@ void global_avg(const float *x, int channels, int plane, int parts, float diviso
                                  channels, divisor, y, b);
         return;
     }
-    CNN_FOR_THREADS(parallel, q, 0, parts, 1,
-        cnn_global_sum_part(x, blocks, plane, parts, q, scratch + (size_t)q * blocks * CNN_CB));
+    struct sum_args a = {.blocks = blocks, .plane = plane, .parts = parts, .x = x,
+                         .scratch = scratch};
+    cnn_parallel(parallel, parts, sum_parts_task, &a);
     average(scratch, parts, blocks, channels, divisor, y);
 }
 
@@ -56,6 +74,23 @@ pool_part(int tile, int k_n, int blocks, int plane, int parts, int pixels, int q
                                 parts, pixels, q, x, w, bias, sums);
 }
 
+/* what the tasks of pointwise_avg() share: the tile, the sizes and the tensors */
+struct pool_part_args {
+    int tile, k_n, blocks, plane, parts, pixels, act;
+    const float *x, *w, *bias;
+    float *scratch;
+};
+
+/* parts [q0, q1): part q's sums at scratch + q * blocks * CNN_CB */
+static inline void pool_parts_task(void *ctx, int q0, int q1, int slot)
+{
+    const struct pool_part_args *a = ctx;
+    (void)slot;
+    for (int q = q0; q < q1; ++q)
+        pool_part(a->tile, a->k_n, a->blocks, a->plane, a->parts, a->pixels, q, a->x, a->w,
+                  a->bias, a->act, a->scratch + (size_t)q * a->blocks * CNN_CB);
+}
+
 /* the average of act(W x + b) over the plane, its pixels in parts and runs of `pixels`;
  * tile 0 (narrow) or 3 (wide, 7 pixels) */
 void pointwise_avg(int tile, int k_n, int channels, int plane, int parts, int pixels,
@@ -63,9 +98,10 @@ void pointwise_avg(int tile, int k_n, int channels, int plane, int parts, int pi
                    float *scratch, int parallel)
 {
     const int blocks = (channels + CNN_CB - 1) / CNN_CB;
-    CNN_FOR_THREADS(parallel, q, 0, parts, 1,
-        pool_part(tile, k_n, blocks, plane, parts, pixels, q, x, w, bias, act,
-                  scratch + (size_t)q * blocks * CNN_CB));
+    struct pool_part_args a = {.tile = tile, .k_n = k_n, .blocks = blocks, .plane = plane,
+                               .parts = parts, .pixels = pixels, .act = act, .x = x, .w = w,
+                               .bias = bias, .scratch = scratch};
+    cnn_parallel(parallel, parts, pool_parts_task, &a);
     average(scratch, parts, blocks, channels, (float)plane, y);
 }
 
@@ -79,9 +115,27 @@ max_pool_row(const int *g, const float *x, float *y, int act, int r)
                            r % g[2]);
 }
 
+/* what the tasks of max_pool() share: the geometry and the tensors */
+struct max_pool_args {
+    const int *g;
+    const float *x;
+    float *y;
+    int act;
+};
+
+/* output rows [r0, r1): row r % out_h of block r / out_h */
+static inline void max_pool_task(void *ctx, int r0, int r1, int slot)
+{
+    const struct max_pool_args *a = ctx;
+    (void)slot;
+    for (int r = r0; r < r1; ++r)
+        max_pool_row(a->g, a->x, a->y, a->act, r);
+}
+
 void max_pool(const int *g, int blocks, const float *x, float *y, int act, int parallel)
 {
-    CNN_FOR_THREADS(parallel, r, 0, blocks * g[2], 1, max_pool_row(g, x, y, act, r));
+    struct max_pool_args a = {.g = g, .x = x, .y = y, .act = act};
+    cnn_parallel(parallel, blocks * g[2], max_pool_task, &a);
 }
 """
 

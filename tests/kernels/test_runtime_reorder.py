@@ -15,17 +15,42 @@ void transpose16(const float *src, size_t src_stride, float *dst, size_t dst_str
     cnn_transpose16(src, src_stride, dst, dst_stride);
 }
 
+/* what the tasks of to_blocks() and from_blocks() share */
+struct reorder_args {
+    int channels, plane;
+    const float *x;
+    float *y;
+};
+
+/* blocks [b0, b1) from the planes */
+static inline void to_blocks_task(void *ctx, int b0, int b1, int slot)
+{
+    const struct reorder_args *a = ctx;
+    (void)slot;
+    for (int b = b0; b < b1; ++b)
+        cnn_to_blocks(a->x, a->channels, a->plane, a->y, b);
+}
+
+/* blocks [b0, b1) into the planes */
+static inline void from_blocks_task(void *ctx, int b0, int b1, int slot)
+{
+    const struct reorder_args *a = ctx;
+    (void)slot;
+    for (int b = b0; b < b1; ++b)
+        cnn_from_blocks(a->x, a->channels, a->plane, a->y, b);
+}
+
 /* every block, as reorder.c.j2 runs them */
 void to_blocks(const float *x, int channels, int plane, float *y, int parallel)
 {
-    CNN_FOR_THREADS(parallel, b, 0, (channels + CNN_CB - 1) / CNN_CB, 1,
-        cnn_to_blocks(x, channels, plane, y, b));
+    struct reorder_args a = {.channels = channels, .plane = plane, .x = x, .y = y};
+    cnn_parallel(parallel, (channels + CNN_CB - 1) / CNN_CB, to_blocks_task, &a);
 }
 
 void from_blocks(const float *x, int channels, int plane, float *y, int parallel)
 {
-    CNN_FOR_THREADS(parallel, b, 0, (channels + CNN_CB - 1) / CNN_CB, 1,
-        cnn_from_blocks(x, channels, plane, y, b));
+    struct reorder_args a = {.channels = channels, .plane = plane, .x = x, .y = y};
+    cnn_parallel(parallel, (channels + CNN_CB - 1) / CNN_CB, from_blocks_task, &a);
 }
 
 /* rows of out_w pixels of each block (rows: blocks x out_h x out_w x 16) into the planes,

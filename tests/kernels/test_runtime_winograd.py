@@ -45,14 +45,34 @@ void winograd_panel_gemm(int positions, int channels, int kpad, const float *v,
     cnn_winograd_panel_gemm(positions, channels, kpad, v, u, m);
 }
 
+/* what the tasks of winograd_blocks_input() share: the geometry, the tiles and the tensors */
+struct blocks_input_args {
+    int channels, in_h, in_w, pad_top, pad_left, size, tiles_w, first, count, rows;
+    const float *x;
+    float *v;
+};
+
+/* panels [q0, q1): panel q is rows q * CNN_MR on of v */
+static inline void blocks_input_task(void *ctx, int q0, int q1, int slot)
+{
+    const struct blocks_input_args *a = ctx;
+    (void)slot;
+    for (int q = q0; q < q1; ++q)
+        cnn_winograd_blocks_input(a->x, a->channels, a->in_h, a->in_w, a->pad_top, a->pad_left,
+                                  a->size, a->tiles_w, a->first, a->count, a->rows, a->v,
+                                  q * CNN_MR);
+}
+
 /* every panel of tiles [first, first + count), as conv_winograd.c.j2 runs them */
 void winograd_blocks_input(const float *x, int channels, int in_h, int in_w, int pad_top,
                            int pad_left, int size, int tiles_w, int first, int count,
                            int rows, float *v, int parallel)
 {
-    CNN_FOR_THREADS(parallel, p, 0, rows, CNN_MR,
-        cnn_winograd_blocks_input(x, channels, in_h, in_w, pad_top, pad_left, size, tiles_w,
-                                  first, count, rows, v, p));
+    struct blocks_input_args a = {.channels = channels, .in_h = in_h, .in_w = in_w,
+                                  .pad_top = pad_top, .pad_left = pad_left, .size = size,
+                                  .tiles_w = tiles_w, .first = first, .count = count,
+                                  .rows = rows, .x = x, .v = v};
+    cnn_parallel(parallel, (rows + CNN_MR - 1) / CNN_MR, blocks_input_task, &a);
 }
 """
 
