@@ -26,6 +26,14 @@
 
 #include <stdint.h>
 
+/* Tells the compiler that cond holds (a task's range lies inside its loop), so that it
+ * derives what it would from constant loop bounds; a no-op where it cannot be said. */
+#if defined(__GNUC__)
+#define CNN_ASSUME(cond) ((cond) ? (void)0 : __builtin_unreachable())
+#else
+#define CNN_ASSUME(cond) ((void)0)
+#endif
+
 /* fn computes iterations [begin, end) of a loop; slot: the index, below the team size, of
  * the thread running it (for per-thread scratch). */
 typedef void (*cnn_task)(void *ctx, int begin, int end, int slot);
