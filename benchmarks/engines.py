@@ -113,7 +113,10 @@ def setup_openvino(spec):
     def call():
         return request.infer({0: x}, share_inputs=True)
     call()
-    return call, request.get_output_tensor(0).data.copy(), {"version": ov.__version__}
+    return call, request.get_output_tensor(0).data.copy(), {
+        "version": ov.__version__,
+        "precision": compiled.get_property("INFERENCE_PRECISION_HINT").to_string(),
+        "threads": int(compiled.get_property("INFERENCE_NUM_THREADS"))}
 
 
 SETUPS = {"cnncompile": setup_cnncompile, "torch": setup_torch,

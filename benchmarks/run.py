@@ -19,6 +19,7 @@ import argparse
 import importlib.util
 import json
 import os
+import signal
 import statistics
 import sys
 import tempfile
@@ -70,7 +71,7 @@ def start_workers(engines, spec, workdir):
                 w.close()
     except BaseException:
         for w in workers.values():
-            w.close()
+            w.kill()
         raise
     return {e: workers[e] for e in ready}, ready
 
@@ -80,9 +81,12 @@ def bench_setting(engines, spec, args, compile_times):
         workers, info = start_workers(engines, spec, Path(tmp))
         try:
             times = interleave(workers, args.seconds, args.rounds, args.pause)
-        finally:
+        except BaseException:
             for w in workers.values():
-                w.close()
+                w.kill()
+            raise
+        for w in workers.values():
+            w.close()
         outputs = {e: np.load(Path(tmp) / f"{e}.npy") for e in workers}
     row = dict(model=spec["model"], batch=spec["batch"], threads=spec["threads"],
                busy_core=args.busy_core)
@@ -113,7 +117,8 @@ def bench_setting(engines, spec, args, compile_times):
                **compile_times[spec["model"]],
                workspace_bytes=info["cnncompile"]["workspace_bytes"],
                pids={e: i["pid"] for e, i in info.items()}, coordinator_pid=os.getpid(),
-               ov_version=info.get("openvino", {}).get("version"))
+               ov_config={k: info["openvino"][k] for k in ("version", "precision", "threads")}
+               if "openvino" in info else None)
     return row
 
 
@@ -148,6 +153,8 @@ def main(argv=None):
     engines = available_engines(skip)
     table = Table(names)
     rows, compile_times = [], {}
+    # a terminated run still stops its workers and the busy loop (the finally blocks run)
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     with busy_core(args.busy_core) as busy_pid:
         if busy_pid is not None:
             print(f"one core kept busy by process {busy_pid}", flush=True)

@@ -8,7 +8,6 @@ engine's block instead of taking its cores.
 """
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -33,15 +32,23 @@ class Worker:
             self.info = json.loads(line)
         return self.info
 
-    def time(self, n):
-        self.proc.stdin.write(f"{n}\n")
+    def time(self, n, seconds=None):
+        """Times of n calls; with ``seconds``, of fewer when that much time has passed."""
+        self.proc.stdin.write(f"{n}\n" if seconds is None else f"{n} {seconds}\n")
         self.proc.stdin.flush()
         line = self.proc.stdout.readline()
         if not line:
             raise RuntimeError(f"worker {self.proc.args[2:]} exited with code {self.proc.wait()}")
         return json.loads(line)
 
+    def kill(self):
+        """Stop at once (on an error or interrupt: no block or set-up is waited for)."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
     def close(self):
+        """Let the worker finish and exit (end of its input)."""
         if self.proc.poll() is None:
             try:
                 self.proc.stdin.close()
@@ -51,30 +58,36 @@ class Worker:
                 self.proc.wait()
 
 
-def serve(call, stdin=sys.stdin, stdout=sys.stdout):
-    """Worker side: answer each line "n" with the times of n calls of ``call``, until EOF."""
+def serve(call, stdin=sys.stdin, stdout=sys.stdout, min_calls=3):
+    """Worker side: answer each line "n" with the times of n calls of ``call``, and "n s" with
+    those of up to n calls that stop once s seconds have passed (after at least min_calls)."""
     for line in stdin:
+        n, *budget = line.split()
+        end = time.perf_counter() + float(budget[0]) if budget else None
         times = []
-        for _ in range(int(line)):
+        while len(times) < int(n):
             t0 = time.perf_counter()
             call()
-            times.append(time.perf_counter() - t0)
+            t1 = time.perf_counter()
+            times.append(t1 - t0)
+            if end is not None and t1 >= end and len(times) >= min_calls:
+                break
         stdout.write(json.dumps(times) + "\n")
         stdout.flush()
 
 
-def interleave(workers, seconds, rounds, pause, min_calls=3, max_calls=5000):
+def interleave(workers, seconds, rounds, pause, warmup=3, max_calls=5000):
     """Call times (seconds) of each worker, taking turns in ``rounds`` blocks of about
-    seconds/rounds each and sleeping ``pause`` seconds after every block."""
-    per_call = {}
-    for name, w in workers.items():
-        per_call[name] = max(statistics.median(w.time(3)), 1e-6)  # also warms up
+    seconds/rounds each and sleeping ``pause`` seconds after every block. A block ends by
+    time, not by a count guessed beforehand, so a call that slows down mid-run (a core taken
+    by another process) cannot stretch it."""
+    for w in workers.values():
+        w.time(warmup)
         time.sleep(pause)
     times = {name: [] for name in workers}
     for _ in range(rounds):
         for name, w in workers.items():
-            n = int(min(max_calls, max(min_calls, seconds / rounds / per_call[name])))
-            times[name] += w.time(n)
+            times[name] += w.time(max_calls, seconds / rounds)
             time.sleep(pause)
     return times
 
