@@ -99,8 +99,8 @@ def bench_setting(engines, spec, args, compile_times):
     row.update(ort_ms=row.get(f"ort_{export}_ms"), ort_p95_ms=row.get(f"ort_{export}_p95_ms"),
                ort_export=export)
     cc = row["cnncompile_ms"]
-    for key, prefix in (("ort", "ort"), ("torch", "torch"), ("ov", "ov")):
-        row[f"{key}_ratio"] = row[f"{prefix}_ms"] / cc if row[f"{prefix}_ms"] else None
+    for key in ("ort", "torch", "ov"):
+        row[f"{key}_ratio"] = row[f"{key}_ms"] / cc if row[f"{key}_ms"] else None
     y_torch = outputs["torch"]
 
     def error(engine):
