@@ -1,6 +1,10 @@
 """The benchmark models (../shared/BENCHMARKS.md), each written once in examples/ with
 cnncompile.nn. Its plain PyTorch form is the same file with the import lines switched to
 torch.nn, which is the promise cnncompile makes its users; both get the same weights.
+
+Models beyond the set are named `torchvision:<name>` (e.g. torchvision:resnet50): torchvision's
+definition with seeded random weights, compiled from the torch module itself (it needs an
+environment where torchvision imports).
 """
 from pathlib import Path
 
@@ -22,6 +26,41 @@ MODELS = {
     "mobilenet_v2": (1, 3, 224, 224),
     "resnet18": (1, 3, 224, 224),
 }
+
+TORCHVISION = "torchvision:"
+
+
+def input_shape(spec):
+    """The batch-1 input shape of a benchmark model or a torchvision:<name> spec."""
+    if spec.startswith(TORCHVISION):
+        side = 299 if spec == TORCHVISION + "inception_v3" else 224
+        return (1, 3, side, side)
+    return MODELS[spec]
+
+
+def is_model(spec):
+    return spec in MODELS or (spec.startswith(TORCHVISION) and len(spec) > len(TORCHVISION))
+
+
+def torchvision_model(spec, seed=0):
+    """torchvision's model of that name in eval mode, with weights drawn from ``seed`` and
+    BatchNorm statistics that are not the defaults: the same module in every process."""
+    import torch
+    import torchvision
+    name = spec[len(TORCHVISION):]
+    kw = dict(aux_logits=False, init_weights=True) if name in ("googlenet", "inception_v3") else {}
+    torch.manual_seed(seed)
+    model = getattr(torchvision.models, name)(weights=None, **kw)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.running_mean is not None:
+                m.running_mean.uniform_(-0.1, 0.1, generator=g)
+                m.running_var.uniform_(0.5, 1.5, generator=g)
+                if m.weight is not None:
+                    m.weight.uniform_(0.5, 1.5, generator=g)
+                    m.bias.uniform_(-0.1, 0.1, generator=g)
+    return model.eval()
 
 
 def load_example(name, framework="cnncompile"):

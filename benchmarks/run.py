@@ -1,205 +1,178 @@
-"""Benchmark cnncompile against PyTorch eager and ONNX Runtime, side by side in one process.
+"""Benchmark cnncompile against PyTorch eager, ONNX Runtime and OpenVINO, each in its own process.
 
-    python benchmarks/run.py                           # every model, batch 1, 1 and 2 threads
-    python benchmarks/run.py --models resnet18,lenet5 --batch 1,32 --threads 2
+    python benchmarks/run.py                           # every model, batch 1, 1 and all threads
+    python benchmarks/run.py --models resnet18,lenet5 --batch 1,8,32 --threads 2 --busy-core
     python benchmarks/run.py --json results.json --svg results.svg
+    /work/zoo/bin/python benchmarks/run.py --models torchvision:resnet50 --threads 1
 
-Protocol (../shared/BENCHMARKS.md): the same input, weights and thread count for every
-engine; engines alternate in rounds so that machine noise hits them alike; the figure is the
-median time per call after warm-up. Judge the ratios, not absolute times across runs.
-Needs the `bench` extra (onnxruntime, onnx) and torch.
+Protocol (../shared/BENCHMARKS.md): every engine runs in a worker process of its own, set up
+once per model, batch and thread count, with the same input, weights and thread count; the
+workers are asked in turn for one timed block each, so only one computes at a time, with a
+short pause after each block so that a spinning thread pool winds down before the next
+engine's block. ONNX Runtime is exported at the measured batch and with a symbolic batch; the
+faster session counts. OpenVINO is measured when it is installed. Reported: p50 and p95 ms
+per engine, ratios of p50s. Judge the ratios, not absolute times across runs.
+Needs the `bench` extra (onnxruntime, onnx; openvino optional) and torch; torchvision:<name>
+models need torchvision.
 """
 import argparse
-import io
+import importlib.util
 import json
 import os
+import signal
 import statistics
 import sys
 import tempfile
-import time
-import warnings
 from pathlib import Path
 
-# numpy's OpenBLAS threads spin for a while after each BLAS call (compiling packs weights with
-# matmul); on a machine with few cores they take cycles from whichever engine is timed next.
-# torch (its own BLAS and OpenMP) and ONNX Runtime (its own thread pool) are not affected.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+import numpy as np
 
-import numpy as np  # noqa: E402
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from models import MODELS, is_model  # noqa: E402
+from report import Table, summary, write_svg  # noqa: E402
+from workers import Worker, busy_core, interleave, percentile  # noqa: E402
 
-from models import MODELS, pair  # noqa: E402
-
-
-def export_onnx(torch_model, shape):
-    import torch
-    buf = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(torch_model, (torch.zeros(shape),), buf, dynamo=False, opset_version=17,
-                          input_names=["input"], output_names=["output"],
-                          dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}})
-    return buf.getvalue()
+# row key prefix of each engine's times; ort_static and ort_dynamic also merge into "ort"
+PREFIX = {"cnncompile": "cnncompile", "torch": "torch", "ort_static": "ort_static",
+          "ort_dynamic": "ort_dynamic", "openvino": "ov"}
 
 
-def ort_session(onnx_bytes, threads):
-    import onnxruntime as ort
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    return ort.InferenceSession(onnx_bytes, opts, providers=["CPUExecutionProvider"])
+def available_engines(skip=()):
+    """cnncompile, torch and both ORT sessions, OpenVINO when installed; less ``skip``
+    (cnncompile and torch are always measured: they give the ratios and the errors)."""
+    engines = ["cnncompile", "torch", "ort_static", "ort_dynamic"]
+    if importlib.util.find_spec("openvino") is not None:
+        engines.append("openvino")
+    return [e for e in engines if e in ("cnncompile", "torch") or e not in skip]
 
 
-def time_engines(engines, seconds, min_iters=5, max_iters=5000, rounds=5):
-    """Median milliseconds per call of each engine, alternating between them in rounds."""
-    per_call = {}
-    for name, fn in engines.items():
-        for _ in range(3):
-            fn()
-        t0 = time.perf_counter()
-        fn()
-        per_call[name] = max(time.perf_counter() - t0, 1e-6)
-    times = {name: [] for name in engines}
-    for _ in range(rounds):
-        for name, fn in engines.items():
-            n = int(min(max_iters, max(min_iters, seconds / rounds / per_call[name])))
-            for _ in range(n):
-                t0 = time.perf_counter()
-                fn()
-                times[name].append(time.perf_counter() - t0)
-    return {name: 1e3 * statistics.median(t) for name, t in times.items()}
+def start_workers(engines, spec, workdir):
+    """One worker per engine, all set up at once (nothing is timed yet); returns the ones
+    that came up with their set-up reports. Only OpenVINO may fail (it is optional)."""
+    env = dict(os.environ, OMP_NUM_THREADS=str(spec["threads"]),
+               OPENBLAS_NUM_THREADS=str(spec["threads"]))
+    workers = {}
+    for engine in engines:
+        args = dict(spec, engine=engine, workdir=str(workdir),
+                    time_compile=spec["time_compile"] and engine == "cnncompile")
+        workers[engine] = Worker([sys.executable, str(HERE / "engines.py"), json.dumps(args)], env)
+    ready = {}
+    try:
+        for engine, w in workers.items():
+            try:
+                ready[engine] = w.ready()
+            except RuntimeError as e:
+                if engine != "openvino":
+                    raise
+                print(f"OpenVINO left out of {spec['model']} batch {spec['batch']}: {e}",
+                      file=sys.stderr)
+                w.close()
+    except BaseException:
+        for w in workers.values():
+            w.kill()
+        raise
+    return {e: workers[e] for e in ready}, ready
 
 
-def bench_model(name, batches, threads, seconds, log):
-    import torch
+def bench_setting(engines, spec, args, compile_times):
+    with tempfile.TemporaryDirectory() as tmp:
+        workers, info = start_workers(engines, spec, Path(tmp))
+        try:
+            times = interleave(workers, args.seconds, args.rounds, args.pause)
+        except BaseException:
+            for w in workers.values():
+                w.kill()
+            raise
+        for w in workers.values():
+            w.close()
+        outputs = {e: np.load(Path(tmp) / f"{e}.npy") for e in workers}
+    row = dict(model=spec["model"], batch=spec["batch"], threads=spec["threads"],
+               busy_core=args.busy_core)
+    for engine, prefix in PREFIX.items():
+        t = times.get(engine)
+        row[f"{prefix}_ms"] = 1e3 * statistics.median(t) if t else None
+        row[f"{prefix}_p95_ms"] = 1e3 * percentile(t, 95) if t else None
+    measured = [k for k in ("static", "dynamic") if row[f"ort_{k}_ms"] is not None]
+    export = min(measured, key=lambda k: row[f"ort_{k}_ms"]) if measured else None
+    row.update(ort_ms=row.get(f"ort_{export}_ms"), ort_p95_ms=row.get(f"ort_{export}_p95_ms"),
+               ort_export=export)
+    cc = row["cnncompile_ms"]
+    for key in ("ort", "torch", "ov"):
+        row[f"{key}_ratio"] = row[f"{key}_ms"] / cc if row[f"{key}_ms"] else None
+    y_torch = outputs["torch"]
 
-    import cnncompile
-    model, twin, shape = pair(name)
-    rows = []
-    with tempfile.TemporaryDirectory() as cache:
-        t0 = time.perf_counter()
-        cnncompile.compile(model, shape, cache_dir=cache)
-        cold = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        cnncompile.compile(model, shape, cache_dir=cache)
-        cached = time.perf_counter() - t0
-    onnx_bytes = export_onnx(twin, shape)
-    for t in threads:
-        torch.set_num_threads(t)
-        compiled = cnncompile.compile(model, shape, num_threads=t)
-        flops = sum(n.meta.get("flops", 0) for n in compiled.graph.nodes())
-        session = ort_session(onnx_bytes, t)
-        for b in batches:
-            x = np.random.default_rng(b).standard_normal((b,) + shape[1:]).astype(np.float32)
-            xt = torch.from_numpy(x)
-            with torch.inference_mode():
-                y_torch = twin(xt).numpy()
-            y = compiled(x)
-            y_ort = session.run(None, {"input": x})[0]
-            err = float(np.max(np.abs(y - y_torch)))
-            scale = float(np.max(np.abs(y_torch))) or 1.0
-
-            def run_torch():
-                with torch.inference_mode():
-                    twin(xt)
-            ms = time_engines({"cnncompile": lambda: compiled(x), "torch": run_torch,
-                               "ort": lambda: session.run(None, {"input": x})}, seconds)
-            row = dict(model=name, batch=b, threads=t, cnncompile_ms=ms["cnncompile"],
-                       torch_ms=ms["torch"], ort_ms=ms["ort"],
-                       ort_ratio=ms["ort"] / ms["cnncompile"],
-                       torch_ratio=ms["torch"] / ms["cnncompile"],
-                       gflops=flops * b / (ms["cnncompile"] * 1e6), max_err=err,
-                       rel_err=err / scale, ort_err=float(np.max(np.abs(y_ort - y_torch))),
-                       compile_cold_s=cold, compile_cached_s=cached,
-                       workspace_bytes=compiled.workspace_bytes)
-            rows.append(row)
-            log(format_row(row))
-    return rows
-
-
-COLUMNS = [("model", "{:<16}"), ("batch", "{:>5}"), ("threads", "{:>7}"),
-           ("cnncompile_ms", "{:>13.3f}"), ("torch_ms", "{:>9.3f}"), ("ort_ms", "{:>8.3f}"),
-           ("ort_ratio", "{:>9.2f}"), ("torch_ratio", "{:>11.2f}"), ("gflops", "{:>7.1f}"),
-           ("rel_err", "{:>8.1e}"), ("compile_cold_s", "{:>14.2f}"),
-           ("compile_cached_s", "{:>16.3f}"), ("workspace_bytes", "{:>15,}")]
-HEADERS = ["model", "batch", "threads", "cnncompile ms", "torch ms", "ORT ms", "ORT/cc",
-           "torch/cc", "GFLOP/s", "err/max", "compile cold s", "compile cached s", "workspace B"]
-
-
-def header():
-    widths = [len(fmt.format(0 if "d" in fmt or "f" in fmt or "e" in fmt or "," in fmt else ""))
-              for _, fmt in COLUMNS]
-    return "  ".join(h.rjust(max(w, len(h))) if i else h.ljust(max(w, len(h)))
-                     for i, (h, w) in enumerate(zip(HEADERS, widths)))
-
-
-def format_row(row):
-    widths = [len(h) for h in HEADERS]
-    cells = []
-    for i, ((key, fmt), w) in enumerate(zip(COLUMNS, widths)):
-        text = fmt.format(row[key])
-        cells.append(text.ljust(w) if i == 0 else text.rjust(w))
-    return "  ".join(cells)
-
-
-def write_svg(rows, path):
-    """Grouped bars: ORT/cnncompile and torch/cnncompile per model and setting; 1.0 marked."""
-    bar, gap, height, left = 12, 10, 260, 50
-    peak = max(max(r["ort_ratio"], r["torch_ratio"]) for r in rows) * 1.1
-    width = left + len(rows) * (2 * bar + gap) + 20
-    y = lambda v: 20 + height * (1 - v / peak)  # noqa: E731
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height + 170}" '
-             'font-family="sans-serif" font-size="10">',
-             f'<text x="{left}" y="12">speed-up of cnncompile: ORT time / cnncompile (blue), '
-             'torch time / cnncompile (orange)</text>',
-             f'<line x1="{left}" x2="{width}" y1="{y(1):.1f}" y2="{y(1):.1f}" stroke="black" '
-             'stroke-dasharray="4"/>',
-             f'<text x="5" y="{y(1) + 3:.1f}">1.0</text>']
-    for i, r in enumerate(rows):
-        x = left + i * (2 * bar + gap)
-        for j, (key, colour) in enumerate((("ort_ratio", "#4477aa"), ("torch_ratio", "#ee7733"))):
-            top = y(r[key])
-            parts.append(f'<rect x="{x + j * bar}" y="{top:.1f}" width="{bar - 1}" '
-                         f'height="{20 + height - top:.1f}" fill="{colour}"/>')
-        label = f'{r["model"]} b{r["batch"]} t{r["threads"]}'
-        parts.append(f'<text transform="translate({x + bar},{height + 30}) rotate(60)">{label}</text>')
-    parts.append("</svg>")
-    Path(path).write_text("\n".join(parts) + "\n")
+    def error(engine):
+        if engine not in outputs:
+            return None
+        return float(np.max(np.abs(outputs[engine].reshape(y_torch.shape) - y_torch)))
+    if "compile_cold_s" in info["cnncompile"]:
+        compile_times[spec["model"]] = {k: info["cnncompile"][k]
+                                        for k in ("compile_cold_s", "compile_cached_s")}
+    row.update(gflops=info["cnncompile"]["flops"] * spec["batch"] / (cc * 1e6),
+               max_err=error("cnncompile"),
+               rel_err=error("cnncompile") / (float(np.max(np.abs(y_torch))) or 1.0),
+               ort_err=error(f"ort_{export}"), ov_err=error("openvino"),
+               **compile_times[spec["model"]],
+               workspace_bytes=info["cnncompile"]["workspace_bytes"],
+               pids={e: i["pid"] for e, i in info.items()}, coordinator_pid=os.getpid(),
+               ov_config={k: info["openvino"][k] for k in ("version", "precision", "threads")}
+               if "openvino" in info else None)
+    return row
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", default=",".join(MODELS),
-                        help=f"comma-separated, from: {', '.join(MODELS)}")
-    parser.add_argument("--batch", default="1", help="batch sizes, e.g. 1,32")
-    parser.add_argument("--threads", default=f"1,{os.cpu_count()}", help="thread counts")
+                        help=f"comma-separated, from: {', '.join(MODELS)}, or torchvision:<name>")
+    parser.add_argument("--batch", default="1", help="batch sizes, e.g. 1,8,32")
+    parser.add_argument("--threads", default=f"1,{len(os.sched_getaffinity(0))}",
+                        help="thread counts (default: 1 and every core this process may use)")
     parser.add_argument("--seconds", type=float, default=2.0,
                         help="measuring time per engine and setting (default 2)")
+    parser.add_argument("--rounds", type=int, default=10,
+                        help="timed blocks per engine and setting, taken in turns (default 10)")
+    parser.add_argument("--pause", type=float, default=0.02,
+                        help="seconds to wait after each block (default 0.02)")
+    parser.add_argument("--busy-core", action="store_true",
+                        help="keep one core busy with another process while measuring")
+    parser.add_argument("--skip", default="", help="engines to leave out: ort, openvino")
     parser.add_argument("--json", help="also write the rows as JSON")
     parser.add_argument("--svg", help="also draw the ratios as an SVG bar chart")
     args = parser.parse_args(argv)
     names = [m for m in args.models.split(",") if m]
-    unknown = set(names) - set(MODELS)
+    unknown = [m for m in names if not is_model(m)]
     if unknown:
-        parser.error(f"unknown model(s) {sorted(unknown)}; choose from {', '.join(MODELS)}")
+        parser.error(f"unknown model(s) {unknown}; choose from {', '.join(MODELS)} "
+                     "or torchvision:<name>")
     batches = [int(b) for b in args.batch.split(",")]
     threads = sorted({int(t) for t in args.threads.split(",")})
-    print(header(), flush=True)
-    rows = []
-    for name in names:
-        rows += bench_model(name, batches, threads, args.seconds, lambda s: print(s, flush=True))
+    skip = {e for s in args.skip.split(",") if s
+            for e in (["ort_static", "ort_dynamic"] if s == "ort" else [s])}
+    engines = available_engines(skip)
+    table = Table(names)
+    rows, compile_times = [], {}
+    # a terminated run still stops its workers and the busy loop (the finally blocks run)
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    with busy_core(args.busy_core) as busy_pid:
+        if busy_pid is not None:
+            print(f"one core kept busy by process {busy_pid}", flush=True)
+        print(table.header(), flush=True)
+        for name in names:
+            for t in threads:
+                for b in batches:
+                    spec = dict(model=name, batch=b, threads=t,
+                                time_compile=name not in compile_times)
+                    row = bench_setting(engines, spec, args, compile_times)
+                    row["busy_pid"] = busy_pid
+                    rows.append(row)
+                    print(table.row(row), flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
     if args.svg:
         write_svg(rows, args.svg)
-    worst = min(rows, key=lambda r: r["ort_ratio"])
-    print(f"\nlowest ORT/cnncompile: {worst['ort_ratio']:.2f} ({worst['model']}, batch "
-          f"{worst['batch']}, {worst['threads']} threads); largest error relative to "
-          f"max|y_torch|: {max(r['rel_err'] for r in rows):.1e}")
+    print("\n" + summary(rows))
     return 0
 
 
