@@ -244,19 +244,34 @@ static void cnn_pool_run(int n, cnn_task fn, void *ctx, int team)
     atomic_store(&p->in_use, 0);
 }
 
+/* Never inlined nor specialised for its fn: a task whose address reaches the pool is then
+ * compiled once, not once more inlined into its layer. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define CNN_OUT_OF_LINE __attribute__((noinline, noipa))
+#elif defined(__GNUC__)
+#define CNN_OUT_OF_LINE __attribute__((noinline))
+#else
+#define CNN_OUT_OF_LINE
+#endif
+
+/* a loop marked parallel: on the team, or on this thread alone when it has one thread */
+static CNN_OUT_OF_LINE void cnn_parallel_run(int n, cnn_task fn, void *ctx)
+{
+    const int team = cnn_team_size();
+    if (team > 1 && n > 1)
+        cnn_pool_run(n, fn, ctx, team);
+    else if (n > 0)
+        fn(ctx, 0, n, 0);
+}
+
 /* fn over [0, n): shared by the team when flag (a literal 0 or 1 from cnncompile: 1 for
  * loops with enough work to repay waking threads) and the team has more than one thread;
- * else one direct call, which the compiler inlines when flag is 0. */
+ * with flag 0, one direct call, which the compiler inlines. */
 static inline void cnn_parallel(int flag, int n, cnn_task fn, void *ctx)
 {
-    if (flag && n > 1) {
-        const int team = cnn_team_size();
-        if (team > 1) {
-            cnn_pool_run(n, fn, ctx, team);
-            return;
-        }
-    }
-    if (n > 0)
+    if (flag)
+        cnn_parallel_run(n, fn, ctx);
+    else if (n > 0)
         fn(ctx, 0, n, 0);
 }
 
