@@ -49,9 +49,14 @@ cnn_gemm_micro_inline(int kc, const float *restrict a, const float *restrict b, 
     for (int k = 0; k < kc; ++k) {
         const float *restrict row = off ? b + off[k] : b + (size_t)k * ldb;
 #if defined(__GNUC__)
+        /* the rows ahead may lie past the end of B: a prefetch there never faults, so GCC's
+         * bounds warning, given B's size as a constant, does not apply */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Warray-bounds"
         if (!off && prefetch)
             for (int j = 0; j < CNN_NR; j += 16)
                 __builtin_prefetch(row + (size_t)prefetch * ldb + j);
+#pragma GCC diagnostic pop
 #endif
         cnn_vf bv[CNN_NRV];
         for (int j = 0; j < CNN_NRV; ++j)
