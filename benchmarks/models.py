@@ -51,6 +51,14 @@ def torchvision_model(spec, seed=0):
     kw = dict(aux_logits=False, init_weights=True) if name in ("googlenet", "inception_v3") else {}
     torch.manual_seed(seed)
     model = getattr(torchvision.models, name)(weights=None, **kw)
+    randomise_torch_batch_norm(model, seed)
+    return model.eval()
+
+
+def randomise_torch_batch_norm(model, seed=0):
+    """A torch model's BatchNorm statistics and affine parameters drawn away from the
+    defaults (mean in [-0.1, 0.1], var in [0.5, 1.5]), so that folding really counts."""
+    import torch
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for m in model.modules():
@@ -60,7 +68,6 @@ def torchvision_model(spec, seed=0):
                 if m.weight is not None:
                     m.weight.uniform_(0.5, 1.5, generator=g)
                     m.bias.uniform_(-0.1, 0.1, generator=g)
-    return model.eval()
 
 
 def load_example(name, framework="cnncompile"):

@@ -21,6 +21,8 @@ import timm
 import torch
 import torchvision
 
+from models import randomise_torch_batch_norm
+
 TV = ["alexnet", "vgg11", "resnet18", "resnet50", "resnext50_32x4d", "wide_resnet50_2",
       "squeezenet1_0", "squeezenet1_1", "densenet121", "googlenet", "inception_v3",
       "mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large", "mnasnet0_5", "mnasnet1_0",
@@ -45,18 +47,6 @@ def build(key):
     if family == "seg":
         return getattr(torchvision.models.segmentation, name)(weights=None, weights_backbone=None, aux_loss=name.startswith(("fcn", "deeplabv3_r"))), 224
     return timm.create_model(name, pretrained=False), 224
-
-
-def randomise(model):
-    g = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.running_mean is not None:
-                m.running_mean.uniform_(-0.1, 0.1, generator=g)
-                m.running_var.uniform_(0.5, 1.5, generator=g)
-                if m.weight is not None:
-                    m.weight.uniform_(0.5, 1.5, generator=g)
-                    m.bias.uniform_(-0.1, 0.1, generator=g)
 
 
 def flat(y):
@@ -84,7 +74,7 @@ def main():
         try:
             torch.manual_seed(0)
             model, size = build(key)
-            model.eval(); randomise(model)
+            model.eval(); randomise_torch_batch_norm(model)
             shape = (1, 3, size, size)
             if a.graph_only:
                 g = build_graph(model, shape)

@@ -388,3 +388,30 @@ def test_two_threads_call_one_model_in_parallel():
         if model >= 0.8 * hashing:
             break
     assert any(m >= 0.8 * h for m, h in results), f"(model, hashing) speed-ups: {results}"
+
+
+def test_default_threads_count_the_container_cpu_quota(tmp_path, monkeypatch):
+    """cgroup v2's cpu.max and v1's cfs quota and period, as a container runtime writes them;
+    the default thread count is at most the quota, rounded up."""
+    from cnncompile.compiled import cgroup_cpu_quota, default_threads
+    v2 = tmp_path / "v2"
+    v2.mkdir()
+    (v2 / "cpu.max").write_text("max 100000\n")
+    assert cgroup_cpu_quota(v2) is None
+    (v2 / "cpu.max").write_text("150000 100000\n")
+    assert cgroup_cpu_quota(v2) == 1.5
+    v1 = tmp_path / "v1"
+    (v1 / "cpu").mkdir(parents=True)
+    (v1 / "cpu" / "cpu.cfs_quota_us").write_text("-1\n")
+    (v1 / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
+    assert cgroup_cpu_quota(v1) is None
+    (v1 / "cpu" / "cpu.cfs_quota_us").write_text("50000\n")
+    assert cgroup_cpu_quota(v1) == 0.5
+    assert cgroup_cpu_quota(tmp_path / "none") is None
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(cnncompile.compiled, "cgroup_cpu_quota", lambda: 0.5)
+    assert default_threads() == 1
+    monkeypatch.setattr(cnncompile.compiled, "cgroup_cpu_quota", lambda: None)
+    assert default_threads() == len(os.sched_getaffinity(0))
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert default_threads() == 3
