@@ -267,6 +267,8 @@ typedef struct {
                                   and pixel, to the next's */
     int mr, nb;                /* the tile: pixels x output blocks (CNN_TILE_MR ...) */
     int act;                   /* CNN_ACT_* */
+    int group_in_blocks, group_out_blocks; /* direct kernel, grouped: the input blocks that
+                                  each run of group_out_blocks output blocks reads (0: all) */
 } cnn_conv16_geom;
 
 

@@ -74,13 +74,18 @@ static inline int cnn_direct_chunk(int taps, int nb)
  * (the whole row on rows of fewer); (mr, nb) is (TILE_MR, TILE_NB) or the wide (WIDE_MR,
  * WIDE_NB). x: the input, g.padded_h x g.padded_w pixels a block. A chunk's weights are read
  * from L1 by every tile of the rows, the partial sums stored in y between chunks. A last
- * group of fewer blocks goes one block at a time. */
+ * group of fewer blocks goes one block at a time.
+ * A grouped convolution (g.group_in_blocks > 0) reads, for each run of g.group_out_blocks
+ * output blocks, only its own g.group_in_blocks input blocks; g.nb divides the run, so a
+ * tile never spans two. Convolution groups narrower than a block share their blocks: the
+ * weights between channels of different groups are zeros (kernels/conv_nchw16c.py). */
 static inline __attribute__((always_inline)) void
 cnn_direct_step(const cnn_conv16_geom g, const float *restrict x, const float *restrict w,
                 const float *restrict bias, const float *restrict res, float *restrict y,
                 int oh0, int oh_n, int grp)
 {
-    const int mr = g.mr, nbw = g.nb, ib_n = g.in_blocks, kh_n = g.kh, kw_n = g.kw;
+    const int mr = g.mr, nbw = g.nb, kh_n = g.kh, kw_n = g.kw;
+    const int ib_n = g.group_in_blocks ? g.group_in_blocks : g.in_blocks;
     const int stride_w = g.stride_w, dil_h = g.dil_h, dil_w = g.dil_w, wp = g.padded_w;
     const int out_w = g.out_w, act = g.act;
     /* grp < groups; said again so that, inlined, a constant out_blocks bounds ob0 and nb */
@@ -91,6 +96,8 @@ cnn_direct_step(const cnn_conv16_geom g, const float *restrict x, const float *r
                  out_bstride = (size_t)g.out_h * out_w * CNN_CB;
     const size_t per_in = (size_t)kh_n * kw_n * CNN_CB * CNN_CB, wstride = ib_n * per_in;
     const float *restrict wg = w + ob0 * wstride;
+    if (g.group_in_blocks)
+        x += (size_t)(ob0 / g.group_out_blocks) * ib_n * in_bstride;
     const float *restrict bg = bias ? bias + ob0 * CNN_CB : NULL;
     /* whole tiles, then the rem pixels left as one tile of its own (out_w is a constant) */
     const int tile = out_w < mr ? out_w : mr, rem = out_w % tile;

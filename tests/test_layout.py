@@ -276,6 +276,34 @@ def test_direct_replaces_im2row_on_rows_of_five_pixels_or_more(shape, down):
     assert_memory_plan_safe(g, reused=False)
 
 
+def grouped(nn, F, channels=64, groups=4, stride=1):
+    """1x1 -> grouped 3x3 (ReLU) -> 1x1, as a ResNeXt or RegNet block computes it."""
+    return nn.Sequential(nn.Conv2d(channels, channels, 1), nn.ReLU(),
+                         nn.Conv2d(channels, channels, 3, stride=stride, padding=1,
+                                   groups=groups), nn.ReLU(),
+                         nn.Conv2d(channels, 24, 1))
+
+
+@pytest.mark.parametrize("shape,kwargs,kernel", [
+    ((1, 64, 9, 9), dict(groups=4), "nchw16c.direct"),      # a block a group
+    ((1, 64, 8, 11), dict(groups=2, stride=2), "nchw16c.direct"),  # two blocks a group
+    ((1, 400, 7, 7), dict(channels=400, groups=25), "nchw16c.direct"),
+    ((1, 104, 6, 6), dict(channels=104, groups=13), "nchw16c.direct"),  # 8 a group, 2 a block
+    ((1, 48, 7, 7), dict(channels=48, groups=12), "nchw.shifted_gemm"),  # 4 a group
+])
+def test_grouped_convolutions_run_on_blocks(shape, kwargs, kernel):
+    """Groups of whole blocks read only their own input blocks; groups of 8 channels share a
+    block with zero weights between them; narrower groups stay on planes."""
+    model, twin = twins(grouped, **kwargs)
+    compiled = check_against_reference(model, shape, batches=(1, 2), torch_model=twin)
+    g = compiled.graph
+    assert g.node("2").meta["kernel"] == kernel
+    assert (g.node("2").meta.get("layout") == "blocks") == (kernel == "nchw16c.direct")
+    if kernel == "nchw16c.direct":
+        assert "each reading its own input blocks" in compiled.c_source
+    assert_memory_plan_safe(g)
+
+
 def test_max_pools_on_blocks_let_nan_win_and_never_padding():
     """Negative values under padded windows (no ReLU), NaN in one input pixel: every output
     its window reaches is NaN, as in torch."""

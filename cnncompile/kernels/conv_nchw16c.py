@@ -21,6 +21,9 @@ DIRECT_MIN_WIDTH = 5
 # nchw16c.direct with output blocks outermost: at least this many (group, band of rows)
 # steps for the threads to share
 DIRECT_MIN_STEPS = 8
+# the widths of convolution groups the direct kernel runs several of in one block: each
+# costs 16 / width times the multiply-adds in vectors
+GROUP_WIDTHS_IN_BLOCK = (8,)
 # a depthwise layer that computes its 1x1 producer's rows (passes/pipeline_pointwise.py)
 # shares bands of its output rows among up to this many threads, each band with its rings
 PIPELINE_BANDS = 4
@@ -106,33 +109,72 @@ class Depthwise(BlockedConv):
 
 
 class Direct(BlockedConv):
-    """Any 2-D ungrouped convolution: each input value broadcast against the weight vectors
-    of the tile's output blocks, tap by tap, from the (padded) input blocks."""
+    """Any 2-D convolution whose groups, if any, keep to whole blocks (block_groups): each
+    input value broadcast against the weight vectors of the tile's output blocks, tap by tap,
+    from the (padded) input blocks of its group."""
     name = "nchw16c.direct"
     template = "conv_direct_nchwc.c.j2"
 
     def applies(self, node):
-        return super().applies(node) and node.attrs["groups"] == 1
+        return super().applies(node) and block_groups(node) is not None
 
     def inner(self, node):
         w = node.params["weight"]
-        return blocks(w.shape[1]) * BLOCK * int(np.prod(w.shape[2:]))
+        return block_groups(node)[0] * BLOCK * int(np.prod(w.shape[2:]))
 
     def pack(self, node):
-        """Input channels padded to whole blocks, the blocks outside the taps:
-        inner = ((c / 16 * kh + kh) * kw + kw) * 16 + c % 16."""
+        """Each output channel's row: the input channels of its output block's group padded
+        to whole blocks (zeros for those of other convolution groups), the blocks outside
+        the taps: inner = ((c / 16 * kh + kh) * kw + kw) * 16 + c % 16, c counted from the
+        group's first input block."""
         w = node.params["weight"]
-        k, c, kh, kw = w.shape
-        padded = np.zeros((k, blocks(c) * BLOCK, kh, kw), np.float32)
-        padded[:, :c] = w
-        w = padded.reshape(k, blocks(c), BLOCK, kh, kw).transpose(0, 1, 3, 4, 2)
+        k, c, kh, kw = w.shape  # c: input channels per convolution group
+        in_blocks, out_blocks = block_groups(node)
+        padded = np.zeros((k, in_blocks * BLOCK, kh, kw), np.float32)
+        per_group = k // getattr(node, "attrs", {}).get("groups", 1)
+        for o in range(k):
+            # the channel the output block's group of input blocks starts at, and this
+            # output channel's own first input channel
+            first = o // BLOCK // out_blocks * in_blocks * BLOCK
+            own = o // per_group * c - first if in_blocks * BLOCK != c else 0
+            padded[o, own:own + c] = w[o]
+        w = padded.reshape(k, in_blocks, BLOCK, kh, kw).transpose(0, 1, 3, 4, 2)
         return pack_rows(node, w.reshape(k, -1), self.inner(node))
 
     def scratch(self, node, ins, out_shape):  # the padded input
         return padded_input(node, ins)["floats"]
 
     def extra(self, node, ins, out_shape):
-        return dict(blocked_lower(node, ins, rows=True), direct=padded_input(node, ins))
+        ctx = dict(blocked_lower(node, ins, rows=True), direct=padded_input(node, ins))
+        in_blocks, out_blocks = block_groups(node)
+        grouped = node.attrs["groups"] > 1
+        ctx.update(group_in_blocks=in_blocks if grouped else 0,
+                   group_out_blocks=out_blocks if grouped else 0)
+        if grouped and out_blocks % 4:  # a tile's output blocks never span two groups
+            run = node.meta["shape"][3]
+            ctx.update(pw_mr=pixel_tile(run, False),
+                       pw_nb="CNN_TILE_NB" if out_blocks % 2 == 0 else "1")
+        return ctx
+
+
+def block_groups(node):
+    """(input blocks, output blocks) of each of the direct kernel's groups of whole blocks,
+    or None when its convolution groups do not fit blocks. Ungrouped: all of them. Groups
+    of multiples of 16 channels in and out are groups of blocks as they are; groups of 2, 4
+    or 8 channels, as many out as in, share their blocks, each block one group of blocks
+    whose weights are zero between channels of different groups (16 / width times the
+    multiply-adds, in vectors; narrower groups are depthwise or better on planes)."""
+    a = getattr(node, "attrs", None)
+    w = node.params["weight"]
+    g = a["groups"] if a else 1
+    k, c = w.shape[:2]
+    if g == 1:
+        return blocks(c), blocks(k)
+    if c % BLOCK == 0 and (k // g) % BLOCK == 0:
+        return c // BLOCK, k // g // BLOCK
+    if c == k // g and c in GROUP_WIDTHS_IN_BLOCK:
+        return 1, 1
+    return None
 
 
 class Entry(BlockedConv):
@@ -237,7 +279,8 @@ def padded_input(node, ins):
         hp, wp = in_h, in_w
     # output blocks outermost when the weights outweigh the (padded) input: each group's
     # weights then stay in L2 for every output row instead of streaming once per row ...
-    by_output = kh * kw * BLOCK * blocks(a["out_channels"]) > hp * wp
+    out_blocks = (block_groups(node) or (0, blocks(a["out_channels"])))[1]
+    by_output = kh * kw * BLOCK * out_blocks > hp * wp
     # ... and then in bands of rows, each chunk of input blocks added into every row of the
     # band while its weights are in L1
     bands = min(out_h, -(-DIRECT_MIN_STEPS // -(-blocks(a["out_channels"]) // 4)))

@@ -56,12 +56,14 @@ def transform_weights(weight, kernel):
     return _kernels.KERNELS["conv2d"][kernel].transform_weights(weight)
 
 
-def pack_blocked(kernel, weight, bias=None):
+def pack_blocked(kernel, weight, bias=None, groups=1):
     """(weight, bias) packed for a kernel on blocks ('nchw16c.pointwise', 'nchw16c.depthwise',
     'nchw16c.direct', 'nchw_to_nchw16c.shifted'): w[out block][inner][16], bias padded to whole
     blocks (None without a bias)."""
     params = {"weight": weight} if bias is None else {"weight": weight, "bias": bias}
     node = SimpleNamespace(params=params, meta={"kernel": kernel})
+    if groups > 1:
+        node.attrs = {"groups": groups}
     packed = _kernels.KERNELS["conv2d"][kernel].pack(node)
     return packed["weight"], packed.get("bias")
 
@@ -99,17 +101,17 @@ BLOCKED_FLAVOURS = ("native", "scalar")
 # tiled function takes its code's macros as constants, as a model's does; without AVX-512
 # the four are one shape, and distinct_tile maps them onto code 0, so that it is compiled
 # once (the branches of the other codes are then dropped).
-TILES = {"narrow": 0, "wide": 1, "narrow7": 2, "wide7": 3}
+TILES = {"narrow": 0, "wide": 1, "narrow7": 2, "wide7": 3, "single": 4}
 TILES_C = """
 static inline int tile_mr(int tile)
 {
-    const int mr[4] = {CNN_TILE_MR, CNN_WIDE_MR, CNN_TILE7_MR, CNN_TILE7_MR};
+    const int mr[5] = {CNN_TILE_MR, CNN_WIDE_MR, CNN_TILE7_MR, CNN_TILE7_MR, CNN_TILE_MR};
     return mr[tile];
 }
 
 static inline int tile_nb(int tile)
 {
-    const int nb[4] = {CNN_TILE_NB, CNN_WIDE_NB, CNN_TILE_NB, CNN_WIDE_NB};
+    const int nb[5] = {CNN_TILE_NB, CNN_WIDE_NB, CNN_TILE_NB, CNN_WIDE_NB, 1};
     return nb[tile];
 }
 

@@ -40,21 +40,24 @@ void pad_blocks(const float *x, int blocks, int in_h, int in_w, int pad_top, int
 /* rows [oh0, oh0 + oh_n) of group g of output blocks; not inlined into the tasks below,
  * which cnn_parallel may both inline and call through the pool: one copy of each tile's kernel */
 static __attribute__((noinline)) void
-direct_unit(int tile, struct geometry s, int in_blocks, int out_blocks, const float *xp,
-            const float *w, const float *bias, const float *res, float *y, int act, int oh0,
-            int oh_n, int g)
+direct_unit(int tile, struct geometry s, int in_blocks, int out_blocks, int group_in,
+            int group_out, const float *xp, const float *w, const float *bias, const float *res,
+            float *y, int act, int oh0, int oh_n, int g)
 {
 #define DIRECT_STEP(tile_mr_, tile_nb_)                                                                    \
     cnn_direct_step((cnn_conv16_geom){.in_blocks = in_blocks, .out_blocks = out_blocks,      \
                         .kh = s.kh, .kw = s.kw, .stride_h = s.stride_h, .stride_w = s.stride_w, \
                         .dil_h = s.dil_h, .dil_w = s.dil_w, .padded_h = s.hp, .padded_w = s.wp, \
-                        .out_h = s.out_h, .out_w = s.out_w, .mr = tile_mr_, .nb = tile_nb_, .act = act},    \
+                        .out_h = s.out_h, .out_w = s.out_w, .mr = tile_mr_, .nb = tile_nb_, .act = act, \
+                        .group_in_blocks = group_in, .group_out_blocks = group_out},             \
                     xp, w, bias, res, y, oh0, oh_n, g)
     tile = distinct_tile(tile);
     if (tile == 0)
         DIRECT_STEP(CNN_TILE_MR, CNN_TILE_NB);
     else if (tile == 1)
         DIRECT_STEP(CNN_WIDE_MR, CNN_WIDE_NB);
+    else if (tile == 4) /* one output block: grouped layers' groups of one block */
+        DIRECT_STEP(CNN_TILE_MR, 1);
     else /* tile 3: each shape costs seconds to compile here; tile 2's is tested elsewhere */
         DIRECT_STEP(CNN_TILE7_MR, CNN_WIDE_NB);
 #undef DIRECT_STEP
@@ -63,7 +66,7 @@ direct_unit(int tile, struct geometry s, int in_blocks, int out_blocks, const fl
 /* what the tasks of direct() share: the geometry, the tile, and the tensors */
 struct direct_args {
     struct geometry s;
-    int tile, in_blocks, out_blocks, act, band, bands, groups;
+    int tile, in_blocks, out_blocks, group_in, group_out, act, band, bands, groups;
     const float *x, *xp, *w, *bias, *res;
     float *y, *scratch;
 };
@@ -87,8 +90,8 @@ static inline void direct_bands_task(void *ctx, int t0, int t1, int slot)
     const struct direct_args *a = ctx;
     (void)slot;
     for (int t = t0; t < t1; ++t)
-        direct_unit(a->tile, a->s, a->in_blocks, a->out_blocks, a->xp, a->w, a->bias, a->res,
-                    a->y, a->act, t % a->bands * a->band,
+        direct_unit(a->tile, a->s, a->in_blocks, a->out_blocks, a->group_in, a->group_out,
+                    a->xp, a->w, a->bias, a->res, a->y, a->act, t % a->bands * a->band,
                     cnn_min(a->band, a->s.out_h - t % a->bands * a->band), t / a->bands);
 }
 
@@ -98,19 +101,21 @@ static inline void direct_rows_task(void *ctx, int t0, int t1, int slot)
     const struct direct_args *a = ctx;
     (void)slot;
     for (int t = t0; t < t1; ++t)
-        direct_unit(a->tile, a->s, a->in_blocks, a->out_blocks, a->xp, a->w, a->bias, a->res,
-                    a->y, a->act, t / a->groups, 1, t % a->groups);
+        direct_unit(a->tile, a->s, a->in_blocks, a->out_blocks, a->group_in, a->group_out,
+                    a->xp, a->w, a->bias, a->res, a->y, a->act, t / a->groups, 1, t % a->groups);
 }
 
 /* the input copied into scratch with its padding when padded, then steps: an output row of
  * a group of output blocks each (band 0), or a band of `band` rows of a group, the bands
- * innermost (by_output) */
-void direct(int tile, const int *g, int in_blocks, int out_blocks, int padded, const float *x,
-            float *scratch, const float *w, const float *bias, const float *res, float *y,
-            int act, int band, int parallel)
+ * innermost (by_output); group_in > 0: a grouped layer, each run of group_out output blocks
+ * reading its own group_in input blocks */
+void direct(int tile, const int *g, int in_blocks, int out_blocks, int group_in, int group_out,
+            int padded, const float *x, float *scratch, const float *w, const float *bias,
+            const float *res, float *y, int act, int band, int parallel)
 {
     const struct geometry s = unpack(g);
     struct direct_args a = {.s = s, .in_blocks = in_blocks, .out_blocks = out_blocks,
+                            .group_in = group_in, .group_out = group_out,
                             .act = act, .band = band, .x = x, .xp = x, .w = w, .bias = bias,
                             .res = res, .y = y, .scratch = scratch};
     if (padded) {
@@ -283,12 +288,62 @@ def test_direct(lib, case, tile_name, act, bias, residual):
         scratch = filled(in_blocks * hp * wp * BLOCK)
         y = filled((out_blocks, out_h, out_w, BLOCK))
         with c_harness.threads(lib, threads):
-            lib.lib.direct(TILES[tile_name], ptr(lib, geometry), in_blocks, out_blocks, padded,
+            lib.lib.direct(TILES[tile_name], ptr(lib, geometry), in_blocks, out_blocks, 0, 0, padded,
                            ptr(lib, xb), ptr(lib, scratch), ptr(lib, wp_), ptr(lib, bp),
                            ptr(lib, rb), ptr(lib, y), act, band, parallel)
         what = f"bands of {band or 'one'} rows, parallel {parallel}, {threads} threads"
         assert_close(c_harness.from_blocks(y, k), expected, mag, what)
         assert (c_harness.to_blocks(c_harness.from_blocks(y, k)) == y).all(), \
+            f"{what}: padding channels not zero"
+
+
+# (channels in = out, groups, in_h, in_w, kernel, stride, padding, tile): groups of whole
+# blocks (one or two a group), and groups of 8 channels sharing blocks (the last block half
+# padding)
+GROUPED = [(64, 4, 7, 9, (3, 3), (1, 1), (1, 1), "single"),
+           (64, 2, 6, 5, (3, 3), (2, 2), (1, 1), "narrow"),
+           (40, 5, 6, 7, (3, 3), (2, 1), (1, 1), "single"),
+           (48, 6, 5, 5, (1, 1), (1, 1), (0, 0), "single")]
+
+
+def grouped_reference(x, w, groups, stride, padding):
+    """Each group's output channels from its own input channels only."""
+    k, c = w.shape[0] // groups, w.shape[1]
+    parts = [conv_reference(x[i * c:(i + 1) * c], w[i * k:(i + 1) * k], stride, padding,
+                            (1, 1)) for i in range(groups)]
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+@pytest.mark.parametrize("case", GROUPED)
+def test_direct_grouped(lib, case):
+    """A grouped layer: each output block's run reads only its group's input blocks, and
+    groups narrower than a block keep their channels apart (zero weights between groups)."""
+    c, groups, h, w_, kernel, stride, padding, tile_name = case
+    dilation = (1, 1)
+    out_h = conv_out(h, kernel[0], stride[0], padding[0], 1)
+    out_w = conv_out(w_, kernel[1], stride[1], padding[1], 1)
+    padded, hp, wp = direct_extent(h, w_, out_h, out_w, kernel, stride, padding, dilation)
+    geometry = np.array([*kernel, *stride, *dilation, out_h, out_w, h, w_, *padding, hp, wp],
+                        np.int32)
+    rng = np.random.default_rng(c + groups)
+    x = random(rng, (c, h, w_))
+    w = random(rng, (c, c // groups, *kernel))
+    b = random(rng, c, -8, 8)
+    wp_, bp = c_harness.pack_blocked("nchw16c.direct", w, b, groups=groups)
+    width, blocks_ = c // groups, -(-c // BLOCK)
+    group_in = group_out = width // BLOCK if width % BLOCK == 0 else 1
+    expected, mag = epilogue(*grouped_reference(x, w, groups, stride, padding), b, None, 1)
+    for band, parallel, threads in [(0, 1, 2), (2, 1, 2), (out_h, 0, 1)]:
+        scratch = filled(blocks_ * hp * wp * BLOCK)
+        y = filled((blocks_, out_h, out_w, BLOCK))
+        with c_harness.threads(lib, threads):
+            lib.lib.direct(TILES[tile_name], ptr(lib, geometry), blocks_, blocks_, group_in,
+                           group_out, padded, ptr(lib, c_harness.to_blocks(x)),
+                           ptr(lib, scratch), ptr(lib, wp_), ptr(lib, bp), ptr(lib, None),
+                           ptr(lib, y), 1, band, parallel)
+        what = f"{groups} groups of {width}, bands of {band or 'one'} rows, {threads} threads"
+        assert_close(c_harness.from_blocks(y, c), expected, mag, what)
+        assert (c_harness.to_blocks(c_harness.from_blocks(y, c)) == y).all(), \
             f"{what}: padding channels not zero"
 
 
