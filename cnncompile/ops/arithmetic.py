@@ -10,8 +10,11 @@ from ..errors import ShapeError, layer_error
 from ..ir import Value
 from ..literals import c_float
 from . import Op, register
-from .common import describe_source, numel_per_sample
+from .common import describe_source, numel_per_sample, parallel_pass_worth_it
 
+# floats a piece of a one-row concatenation copies (64 KiB): the pieces are shared among
+# threads
+CAT_PIECE = 1 << 14
 SYMBOLS = {"add": "+", "sub": "-", "mul": "*", "div": "/"}
 NUMPY = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide}
 
@@ -159,4 +162,10 @@ class Cat(Op):
             size = v.shape[axis] * inner
             parts.append(dict(index=i, size=size, offset=offset))
             offset += size
-        return dict(outer=outer, block=offset, parts=parts, n_inputs=len(ins))
+        # one output row (outer == 1): copies of at most CAT_PIECE floats, shared among
+        # threads; else the rows are
+        pieces = [dict(part=p["index"], src=s, dst=p["offset"] + s,
+                       size=min(CAT_PIECE, p["size"] - s))
+                  for p in parts for s in range(0, p["size"], CAT_PIECE)] if outer == 1 else []
+        return dict(outer=outer, block=offset, parts=parts, n_inputs=len(ins), pieces=pieces,
+                    parallel=int(parallel_pass_worth_it(outer * offset)))

@@ -4,7 +4,7 @@ import numpy as np
 
 from ..errors import ShapeError, layer_error
 from . import Op, register
-from .common import describe_source, numel_per_sample
+from .common import describe_source, numel_per_sample, parallel_pass_worth_it
 
 
 def scale_shift(node):
@@ -62,4 +62,5 @@ class BatchNorm(Op):
         return {"scale": scale.astype(np.float32), "shift": shift.astype(np.float32)}
 
     def lower(self, node, ins, out_shape):
-        return dict(channels=out_shape[1], plane=numel_per_sample(out_shape) // out_shape[1])
+        return dict(channels=out_shape[1], plane=numel_per_sample(out_shape) // out_shape[1],
+                    parallel=int(parallel_pass_worth_it(numel_per_sample(out_shape))))

@@ -34,6 +34,15 @@ def numel_per_sample(shape):
 PARALLEL_MIN_FLOPS = 1_000_000
 
 
+# A pass over memory (copies, reorders, per-channel scaling) is shared among threads only
+# on values of at least this many floats a sample.
+PARALLEL_MIN_FLOATS = 1 << 16
+
+
+def parallel_pass_worth_it(floats):
+    return floats >= PARALLEL_MIN_FLOATS
+
+
 def parallel_worth_it(node, flops_per_gemm_flop=1):
     """flops_per_gemm_flop: for kernels that run several times slower per FLOP than the
     GEMM (depthwise convolutions), so that the threshold stays one of time."""

@@ -6,9 +6,7 @@ import math
 
 from ..layout import blocks, floats
 from . import Op, register
-
-# a reorder is a pass over memory: threads repay starting only on large tensors
-PARALLEL_MIN_FLOATS = 1 << 16
+from .common import parallel_pass_worth_it
 
 
 @register
@@ -26,4 +24,4 @@ class Reorder(Op):
         plane = math.prod(out_shape[2:])
         return dict(to_blocks=node.attrs["to"] == "blocks", channels=out_shape[1], plane=plane,
                     blocks=blocks(out_shape[1]),
-                    parallel=int(floats(out_shape) >= PARALLEL_MIN_FLOATS))
+                    parallel=int(parallel_pass_worth_it(floats(out_shape))))

@@ -17,6 +17,9 @@ from . import Op, register
 from .common import describe_source, parallel_worth_it
 from .max_pool2d import POOL_SLOWDOWN, pool_out_size
 
+# window rows of at least this many taps are summed as vectors
+SIMD_MIN_WINDOW = 8
+
 
 def window_tables(size, k, s, p, d, ceil_mode, count_include_pad=True):
     """(start, end, divisor count) per output index of one dimension of a pool whose window
@@ -168,7 +171,11 @@ class WindowPool(Op):
                     divisor=None if div is None else f"{float(div)!r}f",
                     # one window across whole rows (global average pooling): one contiguous
                     # sum, vectorised, instead of a short sum per row
-                    full_rows=self.mode == "avg" and list(ws) == [0] and list(we) == [w])
+                    full_rows=self.mode == "avg" and list(ws) == [0] and list(we) == [w],
+                    # a vectorised sum pays only on wide windows; on 2 or 3 taps its
+                    # reduction costs more than the adds
+                    simd_rows=max(e - s for s, e in zip(ws, we)) >= SIMD_MIN_WINDOW,
+                    parallel=int(parallel_worth_it(node, POOL_SLOWDOWN)))
 
     def lower_3d(self, node, ins, out_shape):
         """window_pool_3d.c.j2's constants: 1-D and 2-D pools run as 3-D ones whose first
