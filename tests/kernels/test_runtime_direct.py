@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import c_harness
-from c_harness import (ACTIVATIONS, BLOCK, PARALLEL, TILES, assert_close, assert_equal, filled,
-                       ptr, random)
+from c_harness import (ACTIVATIONS, BLOCK, PARALLEL, SINGLE_TILE, TILES, assert_close,
+                       assert_equal, filled, ptr, random)
 
 HEADERS = ["cnn_im2col.h", "cnn_nchw16c_pointwise.h", "cnn_nchw16c_direct.h", "cnn_nchw16c_shifted.h"]
 
@@ -319,6 +319,7 @@ def test_direct_grouped(lib, case):
     """A grouped layer: each output block's run reads only its group's input blocks, and
     groups narrower than a block keep their channels apart (zero weights between groups)."""
     c, groups, h, w_, kernel, stride, padding, tile_name = case
+    tile = SINGLE_TILE if tile_name == "single" else TILES[tile_name]
     dilation = (1, 1)
     out_h = conv_out(h, kernel[0], stride[0], padding[0], 1)
     out_w = conv_out(w_, kernel[1], stride[1], padding[1], 1)
@@ -337,7 +338,7 @@ def test_direct_grouped(lib, case):
         scratch = filled(blocks_ * hp * wp * BLOCK)
         y = filled((blocks_, out_h, out_w, BLOCK))
         with c_harness.threads(lib, threads):
-            lib.lib.direct(TILES[tile_name], ptr(lib, geometry), blocks_, blocks_, group_in,
+            lib.lib.direct(tile, ptr(lib, geometry), blocks_, blocks_, group_in,
                            group_out, padded, ptr(lib, c_harness.to_blocks(x)),
                            ptr(lib, scratch), ptr(lib, wp_), ptr(lib, bp), ptr(lib, None),
                            ptr(lib, y), 1, band, parallel)
