@@ -115,9 +115,12 @@ static inline void cnn_gemm_micro_edge(int kc, const float *restrict a, const fl
                                        const float *restrict bias, int act, int m, int n)
 {
     float tile[CNN_MR * CNN_NR], rows_bias[CNN_MR] = {0};
-    if (accumulate)
+    if (accumulate) {
+        /* the micro-kernel reads the whole tile, past m rows and n columns too */
+        memset(tile, 0, sizeof tile);
         for (int i = 0; i < m; ++i)
             memcpy(tile + i * CNN_NR, c + i * ldc, sizeof(float) * (size_t)n);
+    }
     if (bias) /* only m rows of it exist */
         memcpy(rows_bias, bias, sizeof(float) * (size_t)m);
     cnn_gemm_micro(kc, a, b, ldb, NULL, tile, CNN_NR, accumulate, bias ? rows_bias : NULL, act);
