@@ -87,11 +87,15 @@ static inline cnn_vb cnn_bact(cnn_vb v, int act)
 #if CNN_VBYTES == 64
     return (cnn_vb)cnn_vact((cnn_vf)v, act);
 #else
-    const cnn_vb zero = {0}, six = zero + 6.0f;
-    if (act == CNN_ACT_RELU6)
+    const cnn_vb zero = {0}, six = zero + 6.0f, x = v;
+    if (act == CNN_ACT_HARDSWISH)
+        v = v + 3.0f;
+    if (act == CNN_ACT_RELU6 || act == CNN_ACT_HARDSWISH)
         v = cnn_bselect(v > six, six, v);
     if (act != CNN_ACT_NONE)
         v = cnn_bselect(v < zero, zero, v);
+    if (act == CNN_ACT_HARDSWISH)
+        v = x * v * (1.0f / 6.0f);
     return v;
 #endif
 }
@@ -169,7 +173,8 @@ static inline cnn_vb cnn_bfmas(cnn_vb acc, float s, cnn_vb b)
 static inline cnn_vb cnn_bact(cnn_vb v, int act)
 {
     for (int l = 0; l < CNN_CB; ++l)
-        v.v[l] = act == CNN_ACT_RELU6 ? cnn_relu6(v.v[l]) : act == CNN_ACT_RELU ? cnn_relu(v.v[l]) : v.v[l];
+        v.v[l] = act == CNN_ACT_RELU6 ? cnn_relu6(v.v[l]) : act == CNN_ACT_RELU ? cnn_relu(v.v[l])
+                 : act == CNN_ACT_HARDSWISH ? cnn_hardswish(v.v[l]) : v.v[l];
     return v;
 }
 

@@ -18,6 +18,7 @@
 #define CNN_ACT_NONE 0
 #define CNN_ACT_RELU 1
 #define CNN_ACT_RELU6 2
+#define CNN_ACT_HARDSWISH 3 /* v * relu6(v + 3) / 6, as cnn_hardswish: 0 stays 0 */
 
 #if defined(__GNUC__) && !defined(CNN_NO_VECTOR_EXTENSIONS)
 #if defined(__AVX512F__)
@@ -56,36 +57,42 @@ static inline cnn_vf cnn_vselect(cnn_vi mask, cnn_vf a, cnn_vf b)
     return (cnn_vf)((mask & (cnn_vi)a) | (~mask & (cnn_vi)b));
 }
 
-/* cnn_relu / cnn_relu6 on a vector, with the same comparisons, so the same bits: NaN and
- * -0.0 pass through. */
+/* cnn_relu / cnn_relu6 / cnn_hardswish on a vector, with the same comparisons, so the same
+ * bits: NaN and -0.0 pass through. */
 static inline cnn_vf cnn_vact(cnn_vf v, int act)
 {
-    const cnn_vf zero = {0}, six = zero + 6.0f;
+    const cnn_vf zero = {0}, six = zero + 6.0f, x = v;
+    const int clamp6 = act == CNN_ACT_RELU6 || act == CNN_ACT_HARDSWISH;
+    if (act == CNN_ACT_HARDSWISH)
+        v = v + 3.0f;
 #if CNN_VBYTES == 64 && defined(__AVX512F__) && !defined(CNN_NO_MAX_INTRINSICS)
     /* one instruction each, the same bits: VMINPS(a, b) is a < b ? a : b and VMAXPS(a, b)
      * is a > b ? a : b, each returning b when either is NaN, which is exactly v > 6 ? 6 : v
      * and v < 0 ? 0 : v (-0.0 kept), where the selects take a comparison and a masked move */
-    if (act == CNN_ACT_RELU6)
+    if (clamp6)
         v = (cnn_vf)_mm512_min_ps((__m512)six, (__m512)v);
     if (act != CNN_ACT_NONE)
         v = (cnn_vf)_mm512_max_ps((__m512)zero, (__m512)v);
 #elif CNN_VBYTES == 32 && defined(__AVX__) && !defined(CNN_NO_MAX_INTRINSICS)
-    if (act == CNN_ACT_RELU6)
+    if (clamp6)
         v = (cnn_vf)_mm256_min_ps((__m256)six, (__m256)v);
     if (act != CNN_ACT_NONE)
         v = (cnn_vf)_mm256_max_ps((__m256)zero, (__m256)v);
 #else
-    if (act == CNN_ACT_RELU6)
+    if (clamp6)
         v = cnn_vselect(v > six, six, v);
     if (act != CNN_ACT_NONE)
         v = cnn_vselect(v < zero, zero, v);
 #endif
+    if (act == CNN_ACT_HARDSWISH)
+        v = x * v * (1.0f / 6.0f);
     return v;
 }
 #else
 static inline float cnn_act(float v, int act)
 {
-    return act == CNN_ACT_RELU6 ? cnn_relu6(v) : act == CNN_ACT_RELU ? cnn_relu(v) : v;
+    return act == CNN_ACT_RELU6 ? cnn_relu6(v) : act == CNN_ACT_RELU ? cnn_relu(v)
+           : act == CNN_ACT_HARDSWISH ? cnn_hardswish(v) : v;
 }
 #endif
 
