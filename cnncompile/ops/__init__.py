@@ -67,7 +67,7 @@ class Op:
         planes, with reads_blocks_template: select_kernels then puts no reorder before it."""
         return False
 
-    def runs_on_blocks(self, node):
+    def runs_on_blocks(self, node, ins):
         """Whether the layer can read and write channel blocks (on_blocks_template), and so be
         part of a run on blocks (passes/select_kernels.py) without reorders around it."""
         return False

@@ -4,12 +4,16 @@ with a Python number on either side (x * 2.0, 1.0 - x), or with a constant array
 ``other``, per-sample shaped and broadcast the same way: an ONNX ``Add`` of an initializer).
 Fusable with a following activation.
 """
+import math
+
 import numpy as np
 
 from ..errors import ShapeError, layer_error
 from ..ir import Value
+from ..layout import blocks, floats
 from ..literals import c_float
 from . import Op, register
+from .activations import VECTOR_ACTIVATIONS
 from .common import describe_source, numel_per_sample, parallel_pass_worth_it
 
 # floats a piece of a one-row concatenation copies (64 KiB): the pieces are shared among
@@ -50,9 +54,24 @@ def _constant_operand(node, batch):
 
 class Binary(Op):
     template = "binary.c.j2"
+    on_blocks_template = "binary_blocks.c.j2"
     arity = None
     epilogue = True
     inplace = True
+
+    def runs_on_blocks(self, node, ins):
+        """Two computed 4-D values, the second the first's shape or one value per channel
+        (a squeeze-and-excitation scale; first or second for + and *), added, subtracted or
+        multiplied: the padding channels, zero in both, stay zero (division would make them
+        NaN)."""
+        if self.name == "div" or len(ins) != 2 or node.attrs.get("reverse") or \
+                node.meta.get("activation", {}).get("fn") not in VECTOR_ACTIVATIONS:
+            return False
+        a, b, out = tuple(ins[0].shape), tuple(ins[1].shape), tuple(node.meta["shape"])
+        if len(out) != 4:
+            return False
+        return (a == out and b in (out, out[:2] + (1, 1))) or (
+            self.name != "sub" and b == out and a == out[:2] + (1, 1))
 
     def infer_shape(self, node, ins):
         if len(ins) == 1 and "other" in node.params:
@@ -97,6 +116,12 @@ class Binary(Op):
 
     def lower(self, node, ins, out_shape):
         op = SYMBOLS[self.name]
+        if node.meta.get("layout") == "blocks":
+            plane = math.prod(out_shape[2:])
+            swapped = tuple(ins[0].shape[2:]) == (1, 1) and plane > 1
+            return dict(op=op, blocks=blocks(out_shape[1]), plane=plane, swapped=swapped,
+                        per_channel=swapped or (tuple(ins[1].shape[2:]) == (1, 1) and plane > 1),
+                        parallel=int(parallel_pass_worth_it(floats(out_shape))))
         if len(ins) == 1 and "other" in node.params:
             ins = [ins[0], _constant_operand(node, 1)]
         elif len(ins) == 1:

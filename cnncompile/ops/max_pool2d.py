@@ -35,12 +35,12 @@ class MaxPool2d(Op):
     reads_blocks_template = "max_pool2d_from_blocks.c.j2"
     epilogue = True
 
-    def runs_on_blocks(self, node):
+    def runs_on_blocks(self, node, ins):
         return node.meta.get("activation", {}).get("fn") in VECTOR_ACTIVATIONS
 
     def reads_blocks(self, node, ins):
         """A row of output vectors at a time, on the stack, transposed into the planes."""
-        return self.runs_on_blocks(node) and node.meta["shape"][3] <= BLOCKED_ROW_MAX
+        return self.runs_on_blocks(node, ins) and node.meta["shape"][3] <= BLOCKED_ROW_MAX
 
     def check_attrs(self, node):
         if node.attrs["return_indices"]:

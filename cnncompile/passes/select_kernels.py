@@ -73,7 +73,7 @@ def select_kernels(graph):
 
 def _place_blocked_runs(graph, overridden):
     order = graph.nodes()
-    able = {n.name: k for n in order if (k := _blocked_kernel(n, overridden))}
+    able = {n.name: k for n in order if (k := _blocked_kernel(graph, n, overridden))}
     runs = nx.Graph()
     runs.add_nodes_from(able)
     runs.add_edges_from((src, dst) for dst in able for src in graph.input_names(dst)
@@ -113,11 +113,12 @@ def _place_blocked_runs(graph, overridden):
             node.meta["reads"] = "blocks"
 
 
-def _blocked_kernel(node, overridden):
+def _blocked_kernel(graph, node, overridden):
     """The blocked kernel ``node`` could run ("blocks" for a layer other than a convolution
     that runs on blocks as it is, "winograd" for a Winograd layer), or None."""
     if node.op != "conv2d":
-        return "blocks" if ops.REGISTRY[node.op].runs_on_blocks(node) else None
+        return ("blocks" if ops.REGISTRY[node.op].runs_on_blocks(
+            node, graph.input_values(node.name)) else None)
     if node.meta.get("kernel") in BLOCKED + tuple(WINOGRAD_ON_BLOCKS.values()):
         return node.meta["kernel"]
     if node.name in overridden:
