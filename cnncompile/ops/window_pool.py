@@ -175,6 +175,7 @@ class WindowPool(Op):
                     # a vectorised sum pays only on wide windows; on 2 or 3 taps its
                     # reduction costs more than the adds
                     simd_rows=max(e - s for s, e in zip(ws, we)) >= SIMD_MIN_WINDOW,
+                    uniform=_uniform(hs, he, ws, we),
                     parallel=int(parallel_worth_it(node, POOL_SLOWDOWN)))
 
     def lower_3d(self, node, ins, out_shape):
@@ -195,6 +196,20 @@ class WindowPool(Op):
                     in_volume=math.prod(in_dims), out_volume=math.prod(out_shape[2:]),
                     mode=self.mode, divisor=None if div is None else f"{float(div)!r}f",
                     parallel=int(parallel_worth_it(node, POOL_SLOWDOWN)))
+
+
+def _uniform(hs, he, ws, we):
+    """kh, kw, stride_h, stride_w when every window has the same size and windows start a
+    constant stride apart from 0 (no padding clipped them), else None."""
+    def regular(start, end):
+        k, s = end[0] - start[0], (start[1] - start[0]) if len(start) > 1 else 1
+        ok = k > 0 and s > 0 and all(b == i * s and e - b == k
+                                     for i, (b, e) in enumerate(zip(start, end)))
+        return (k, s) if ok else None
+    h, w = regular(hs, he), regular(ws, we)
+    if h is None or w is None:
+        return None
+    return dict(kh=h[0], kw=w[0], stride_h=h[1], stride_w=w[1])
 
 
 def _describe_dims(dims):
