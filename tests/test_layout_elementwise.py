@@ -86,3 +86,56 @@ def test_division_and_constants_stay_on_planes():
     g = compiled.graph
     assert "layout" not in g.node("div").meta and "layout" not in g.node("add").meta
     assert g.node("mul").meta["layout"] == "blocks"  # y * y, inside the run
+
+
+def dense(channels=64, growth=32, layers=3, out=40):
+    """DenseNet's block: each layer BatchNorm -> ReLU -> 1x1 -> BatchNorm -> ReLU -> 3x3 on the
+    concatenation of all before it, then a transition (BatchNorm, ReLU, 1x1, 2x2 pool)."""
+    nn = torch.nn
+
+    class Dense(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Conv2d(3, channels, 3, padding=1)
+            self.layers = nn.ModuleList(nn.Sequential(
+                nn.BatchNorm2d(c), nn.ReLU(), nn.Conv2d(c, 4 * growth, 1),
+                nn.BatchNorm2d(4 * growth), nn.ReLU(), nn.Conv2d(4 * growth, growth, 3, padding=1))
+                for c in range(channels, channels + layers * growth, growth))
+            c = channels + layers * growth
+            self.transition = nn.Sequential(nn.BatchNorm2d(c), nn.ReLU(), nn.Conv2d(c, out, 1),
+                                            nn.AvgPool2d(2, 2))
+
+        def forward(self, x):
+            features = [self.stem(x)]
+            for layer in self.layers:
+                features.append(layer(torch.cat(features, 1)))
+            return self.transition(torch.cat(features, 1))
+    torch.manual_seed(0)
+    model = Dense().eval()
+    for m in model.modules():  # BatchNorm statistics other than the identity's
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.5, 0.5)
+    return model
+
+
+@pytest.mark.parametrize("kwargs,on_blocks", [
+    ({}, True),
+    (dict(channels=48, growth=20, layers=1), True),    # the last part half a block
+    (dict(channels=40, growth=16, layers=2), False),   # a first part of 40 channels
+])
+def test_concatenations_and_batch_norms_stay_on_blocks(kwargs, on_blocks):
+    """Concatenated along channels, parts that fill their blocks (all but the last) are
+    whole blocks of the result; BatchNorm scales each block's vector."""
+    model = dense(**kwargs)
+    compiled = check_against_reference(model, (1, 3, 12, 10), batches=(1, 2), torch_model=model)
+    g = compiled.graph
+    joins = [n for n in g.nodes() if n.op == "cat" and len(g.input_names(n.name)) > 1]
+    assert joins and all((n.meta.get("layout") == "blocks") == on_blocks for n in joins)
+    if on_blocks:
+        assert all(n.meta.get("layout") == "blocks" for n in g.nodes() if n.op == "batch_norm")
+    if on_blocks:  # one reorder: before the pool, which reads planes
+        assert [n.op for n in g.nodes()].count("reorder") == 1
+    assert_memory_plan_safe(g)

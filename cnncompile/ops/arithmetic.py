@@ -10,7 +10,7 @@ import numpy as np
 
 from ..errors import ShapeError, layer_error
 from ..ir import Value
-from ..layout import blocks, floats
+from ..layout import BLOCK, blocks, floats
 from ..literals import c_float
 from . import Op, register
 from .activations import VECTOR_ACTIVATIONS
@@ -153,7 +153,15 @@ for _name in SYMBOLS:
 class Cat(Op):
     name = "cat"
     template = "cat.c.j2"
+    on_blocks_template = "cat.c.j2"  # the same copies, of whole blocks
     arity = None
+
+    def runs_on_blocks(self, node, ins):
+        """Along the channels of 4-D values, every part but the last filling its blocks: each
+        part's blocks are then whole blocks of the result, and only the last part's padding
+        is the result's."""
+        return (node.attrs["dim"] % 4 == 1 and all(len(v.shape) == 4 for v in ins)
+                and all(v.shape[1] % BLOCK == 0 for v in ins[:-1]))
 
     def infer_shape(self, node, ins):
         dim = node.attrs["dim"]
@@ -182,9 +190,10 @@ class Cat(Op):
         axis = node.attrs["dim"] % len(out_shape)
         outer = int(np.prod(out_shape[1:axis]))
         inner = int(np.prod(out_shape[axis + 1:]))
+        on_blocks = node.meta.get("layout") == "blocks"
         parts, offset = [], 0
         for i, v in enumerate(ins):
-            size = v.shape[axis] * inner
+            size = blocks(v.shape[1]) * BLOCK * inner if on_blocks else v.shape[axis] * inner
             parts.append(dict(index=i, size=size, offset=offset))
             offset += size
         # one output row (outer == 1): copies of at most CAT_PIECE floats, shared among

@@ -1,9 +1,13 @@
 """BatchNorm at inference: y = (x - running_mean) / sqrt(running_var + eps) * weight + bias,
 per channel (dimension 1). The C applies one precomputed scale and shift per channel."""
+import math
+
 import numpy as np
 
 from ..errors import ShapeError, layer_error
+from ..layout import BLOCK, blocks, floats
 from . import Op, register
+from .activations import VECTOR_ACTIVATIONS
 from .common import describe_source, numel_per_sample, parallel_pass_worth_it
 
 
@@ -23,8 +27,14 @@ def scale_shift(node):
 class BatchNorm(Op):
     name = "batch_norm"
     template = "batch_norm.c.j2"
+    on_blocks_template = "batch_norm_blocks.c.j2"
     epilogue = True
     inplace = True
+
+    def runs_on_blocks(self, node, ins):
+        """A 4-D value: the padding channels' scale and shift are zero, so they stay zero."""
+        return (len(node.meta["shape"]) == 4
+                and node.meta.get("activation", {}).get("fn") in VECTOR_ACTIVATIONS)
 
     def infer_shape(self, node, ins):
         x = ins[0]
@@ -59,8 +69,15 @@ class BatchNorm(Op):
 
     def pack(self, node):
         scale, shift = scale_shift(node)
+        if node.meta.get("layout") == "blocks":  # zeros for the padding channels
+            n = blocks(scale.size) * BLOCK
+            scale, shift = np.pad(scale, (0, n - scale.size)), np.pad(shift, (0, n - shift.size))
         return {"scale": scale.astype(np.float32), "shift": shift.astype(np.float32)}
 
     def lower(self, node, ins, out_shape):
+        if node.meta.get("layout") == "blocks":
+            plane = math.prod(out_shape[2:])
+            return dict(blocks=blocks(out_shape[1]), plane=plane,
+                        parallel=int(parallel_pass_worth_it(floats(out_shape))))
         return dict(channels=out_shape[1], plane=numel_per_sample(out_shape) // out_shape[1],
                     parallel=int(parallel_pass_worth_it(numel_per_sample(out_shape))))
