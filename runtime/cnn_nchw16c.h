@@ -75,14 +75,17 @@ static inline cnn_vb cnn_bfmas(cnn_vb acc, float s, cnn_vb b)
     return acc + s * b;
 }
 
-static inline cnn_vb cnn_bselect(cnn_vbi mask, cnn_vb a, cnn_vb b)
+static inline __attribute__((always_inline)) cnn_vb cnn_bselect(cnn_vbi mask, cnn_vb a,
+                                                                 cnn_vb b)
 {
     return (cnn_vb)((mask & (cnn_vbi)a) | (~mask & (cnn_vbi)b));
 }
 
-/* cnn_relu / cnn_relu6 lane by lane, the same comparisons (NaN passes through); a block is
- * the GEMM's vector with AVX-512, whose cnn_vact does it in one instruction each */
-static inline cnn_vb cnn_bact(cnn_vb v, int act)
+/* cnn_relu / cnn_relu6 / cnn_hardswish lane by lane, the same comparisons (NaN passes
+ * through); a block is the GEMM's vector with AVX-512, whose cnn_vact clamps in one
+ * instruction each. Always inlined: a copy of its own would return a 64-byte vector, whose
+ * ABI differs with and without AVX-512 (GCC's -Wpsabi). */
+static inline __attribute__((always_inline)) cnn_vb cnn_bact(cnn_vb v, int act)
 {
 #if CNN_VBYTES == 64
     return (cnn_vb)cnn_vact((cnn_vf)v, act);

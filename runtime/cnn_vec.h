@@ -59,7 +59,7 @@ static inline cnn_vf cnn_vselect(cnn_vi mask, cnn_vf a, cnn_vf b)
 
 /* cnn_relu / cnn_relu6 / cnn_hardswish on a vector, with the same comparisons, so the same
  * bits: NaN and -0.0 pass through. */
-static inline cnn_vf cnn_vact(cnn_vf v, int act)
+static inline __attribute__((always_inline)) cnn_vf cnn_vact(cnn_vf v, int act)
 {
     const cnn_vf zero = {0}, six = zero + 6.0f, x = v;
     const int clamp6 = act == CNN_ACT_RELU6 || act == CNN_ACT_HARDSWISH;
