@@ -160,10 +160,10 @@ class Direct(BlockedConv):
 def block_groups(node):
     """(input blocks, output blocks) of each of the direct kernel's groups of whole blocks,
     or None when its convolution groups do not fit blocks. Ungrouped: all of them. Groups
-    of multiples of 16 channels in and out are groups of blocks as they are; groups of 2, 4
-    or 8 channels, as many out as in, share their blocks, each block one group of blocks
-    whose weights are zero between channels of different groups (16 / width times the
-    multiply-adds, in vectors; narrower groups are depthwise or better on planes)."""
+    of multiples of 16 channels in and out are groups of blocks as they are; groups of a
+    width in GROUP_WIDTHS_IN_BLOCK, as many channels out as in, share their blocks, each
+    block one group of blocks whose weights are zero between channels of different groups
+    (16 / width times the multiply-adds, in vectors; narrower groups run on planes)."""
     a = getattr(node, "attrs", None)
     w = node.params["weight"]
     g = a["groups"] if a else 1

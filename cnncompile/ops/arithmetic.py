@@ -197,7 +197,7 @@ class Cat(Op):
             parts.append(dict(index=i, size=size, offset=offset))
             offset += size
         # one output row (outer == 1): copies of at most CAT_PIECE floats, shared among
-        # threads; else the rows are
+        # threads; several rows are copied row by row on one thread
         pieces = [dict(part=p["index"], src=s, dst=p["offset"] + s,
                        size=min(CAT_PIECE, p["size"] - s))
                   for p in parts for s in range(0, p["size"], CAT_PIECE)] if outer == 1 else []
