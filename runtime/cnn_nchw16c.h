@@ -176,8 +176,7 @@ static inline cnn_vb cnn_bfmas(cnn_vb acc, float s, cnn_vb b)
 static inline cnn_vb cnn_bact(cnn_vb v, int act)
 {
     for (int l = 0; l < CNN_CB; ++l)
-        v.v[l] = act == CNN_ACT_RELU6 ? cnn_relu6(v.v[l]) : act == CNN_ACT_RELU ? cnn_relu(v.v[l])
-                 : act == CNN_ACT_HARDSWISH ? cnn_hardswish(v.v[l]) : v.v[l];
+        v.v[l] = cnn_act(v.v[l], act);
     return v;
 }
 
