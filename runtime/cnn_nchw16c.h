@@ -246,8 +246,22 @@ cnn_block_epilogue(cnn_vb v, cnn_vb bias, const float *restrict r, float *restri
 #else
 #define CNN_TILE7_MR CNN_TILE_MR
 #endif
+/* ... and the tile of one output block, for the direct kernel on convolution groups of one
+ * block (RegNet's groups of 16): as many accumulators in pixels, each weight vector meeting
+ * more of them (AVX-512: 14 pixels, which split rows of 56, 28 and 14 evenly). */
+#if defined(CNN_SINGLE_MR)
+#elif defined(__AVX512F__)
+#define CNN_SINGLE_MR 14
+#elif defined(__AVX__)
+#define CNN_SINGLE_MR 6
+#else
+#define CNN_SINGLE_MR CNN_TILE_MR
+#endif
 /* accumulator arrays hold any of the tiles (nb <= 4 in all) */
-#define CNN_TILE_MR_MAX (CNN_TILE_MR > CNN_WIDE_MR ? CNN_TILE_MR : CNN_WIDE_MR)
+#define CNN_TILE_MR_MAX                                                                        \
+    (CNN_SINGLE_MR > CNN_TILE_MR && CNN_SINGLE_MR > CNN_WIDE_MR ? CNN_SINGLE_MR                  \
+     : CNN_TILE_MR > CNN_WIDE_MR                                ? CNN_TILE_MR                    \
+                                                                : CNN_WIDE_MR)
 #if CNN_TILE7_MR > CNN_TILE_MR_MAX
 #error "CNN_TILE_MR_MAX must hold the 7-pixel tile"
 #endif

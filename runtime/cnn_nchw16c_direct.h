@@ -60,6 +60,26 @@ cnn_direct_tile(int rows, int nb, int ib_n, int kh_n, int kw_n, int stride_w, in
     }
 }
 
+/* cnn_direct_tile on nb = 1 to 3 output blocks (none for other nb), nb spelled as a
+ * constant in each call (as cnn_pointwise_tile_n). */
+static inline __attribute__((always_inline)) void
+cnn_direct_tile_n(int rows, int nb, int ib_n, int kh_n, int kw_n, int stride_w, int dil_h,
+                  int dil_w, int wp, size_t in_bstride, size_t wstride, const float *restrict x,
+                  const float *restrict w, const float *restrict bias,
+                  const float *restrict res, float *restrict y, size_t out_bstride, int act,
+                  int first, int last)
+{
+    if (nb == 1)
+        cnn_direct_tile(rows, 1, ib_n, kh_n, kw_n, stride_w, dil_h, dil_w, wp, in_bstride,
+                        wstride, x, w, bias, res, y, out_bstride, act, first, last);
+    else if (nb == 2)
+        cnn_direct_tile(rows, 2, ib_n, kh_n, kw_n, stride_w, dil_h, dil_w, wp, in_bstride,
+                        wstride, x, w, bias, res, y, out_bstride, act, first, last);
+    else if (nb == 3)
+        cnn_direct_tile(rows, 3, ib_n, kh_n, kw_n, stride_w, dil_h, dil_w, wp, in_bstride,
+                        wstride, x, w, bias, res, y, out_bstride, act, first, last);
+}
+
 /* Input blocks a pass: their weights for nb output blocks in 16 KiB, read from L1 by
  * every tile of an output row (ONNX Runtime's NCHWc driver likewise adds one input block at
  * a time into the output). */
@@ -74,7 +94,7 @@ static inline int cnn_direct_chunk(int taps, int nb)
  * (the whole row on rows of fewer); (mr, nb) is (TILE_MR, TILE_NB) or the wide (WIDE_MR,
  * WIDE_NB). x: the input, g.padded_h x g.padded_w pixels a block. A chunk's weights are read
  * from L1 by every tile of the rows, the partial sums stored in y between chunks. A last
- * group of fewer blocks goes one block at a time.
+ * group of fewer blocks is one tile of them all (a constant count, out_blocks % nb).
  * A grouped convolution (g.group_in_blocks > 0) reads, for each run of g.group_out_blocks
  * output blocks, only its own g.group_in_blocks input blocks; g.nb divides the run, so a
  * tile never spans two. Convolution groups narrower than a block share their blocks: the
@@ -121,20 +141,16 @@ cnn_direct_step(const cnn_conv16_geom g, const float *restrict x, const float *r
                     cnn_direct_tile(rem, nbw, n, kh_n, kw_n, stride_w, dil_h, dil_w, wp,
                                     in_bstride, wstride, xt, wb, bg, rg ? rg + oc : NULL,
                                     y + o + oc, out_bstride, act, first, last);
+                else if (rows == tile) /* the last group's out_blocks % nbw blocks */
+                    cnn_direct_tile_n(tile, g.out_blocks % nbw, n, kh_n, kw_n, stride_w, dil_h,
+                                      dil_w, wp, in_bstride, wstride, xt, wb, bg,
+                                      rg ? rg + oc : NULL, y + o + oc, out_bstride, act, first,
+                                      last);
                 else
-                    for (int j = 0; j < nb; ++j) {
-                        const size_t oj = j * out_bstride + oc;
-                        if (rows == tile)
-                            cnn_direct_tile(tile, 1, n, kh_n, kw_n, stride_w, dil_h, dil_w, wp,
-                                            in_bstride, wstride, xt, wb + j * wstride,
-                                            bg ? bg + j * CNN_CB : NULL, rg ? rg + oj : NULL,
-                                            y + o + oj, out_bstride, act, first, last);
-                        else
-                            cnn_direct_tile(rem, 1, n, kh_n, kw_n, stride_w, dil_h, dil_w, wp,
-                                            in_bstride, wstride, xt, wb + j * wstride,
-                                            bg ? bg + j * CNN_CB : NULL, rg ? rg + oj : NULL,
-                                            y + o + oj, out_bstride, act, first, last);
-                    }
+                    cnn_direct_tile_n(rem, g.out_blocks % nbw, n, kh_n, kw_n, stride_w, dil_h,
+                                      dil_w, wp, in_bstride, wstride, xt, wb, bg,
+                                      rg ? rg + oc : NULL, y + o + oc, out_bstride, act, first,
+                                      last);
             }
         }
     }

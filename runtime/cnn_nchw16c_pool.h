@@ -110,10 +110,10 @@ cnn_pointwise_pool_part(const cnn_conv16_geom g, int parts, int pixels, int q,
         cnn_bstore(sums + b * CNN_CB, cnn_bzero());
     for (int p = p0; p < p1; p += pixels) {
         if (p1 - p >= pixels) /* a whole run: its tiles known when inlined */
-            cnn_pointwise_run(mr, nb, k_n, 0, blocks, pixels, xstride, CNN_CB,
+            cnn_pointwise_run(mr, nb, blocks % nb, k_n, 0, blocks, pixels, xstride, CNN_CB,
                               x + (size_t)p * CNN_CB, w, bias, sums, act, 1);
         else
-            cnn_pointwise_run(mr, nb, k_n, 0, blocks, p1 - p, xstride, CNN_CB,
+            cnn_pointwise_run(mr, nb, blocks % nb, k_n, 0, blocks, p1 - p, xstride, CNN_CB,
                               x + (size_t)p * CNN_CB, w, bias, sums, act, 1);
     }
 }

@@ -150,10 +150,10 @@ class Direct(BlockedConv):
         grouped = node.attrs["groups"] > 1
         ctx.update(group_in_blocks=in_blocks if grouped else 0,
                    group_out_blocks=out_blocks if grouped else 0)
-        if grouped and out_blocks % 4:  # a tile's output blocks never span two groups
-            run = node.meta["shape"][3]
-            ctx.update(pw_mr=pixel_tile(run, False),
-                       pw_nb="CNN_TILE_NB" if out_blocks % 2 == 0 else "1")
+        if grouped and out_blocks % 2:  # a tile's output blocks never span two groups
+            ctx.update(pw_mr="CNN_SINGLE_MR", pw_nb="1")
+        elif grouped and out_blocks % 4:
+            ctx.update(pw_mr=pixel_tile(node.meta["shape"][3], False), pw_nb="CNN_TILE_NB")
         return ctx
 
 
@@ -242,8 +242,9 @@ def blocked_lower(node, ins, rows):
     output blocks outermost, each block's weights read once rather than once per tile."""
     a = node.attrs
     plane = int(np.prod(node.meta["shape"][2:]))
-    # the wide tile (CNN_WIDE_*) when the output blocks come in fours, so no group is narrow
-    wide = blocks(a["out_channels"]) % 4 == 0
+    # the wide tile (CNN_WIDE_*) from four output blocks up, a last partial group being
+    # one narrower tile of its own
+    wide = blocks(a["out_channels"]) >= 4
     run = node.meta["shape"][3] if rows else plane
     return dict(in_blocks=blocks(a["in_channels"]), out_blocks=blocks(a["out_channels"]),
                 blocked_act=VECTOR_ACTIVATIONS[node.meta.get("activation", {}).get("fn")],

@@ -102,13 +102,13 @@ BLOCKED_FLAVOURS = ("native", "scalar")
 # the four are one shape, and distinct_tile maps them onto code 0, so that it is compiled
 # once (the branches of the other codes are then dropped).
 TILES = {"narrow": 0, "wide": 1, "narrow7": 2, "wide7": 3}
-# one output block (CNN_TILE_MR x 1): the direct kernel's tile for grouped layers whose groups
+# one output block (CNN_SINGLE_MR x 1): the direct kernel's tile for grouped layers whose groups
 # are one block each; only its harness runs it
 SINGLE_TILE = 4
 TILES_C = """
 static inline int tile_mr(int tile)
 {
-    const int mr[5] = {CNN_TILE_MR, CNN_WIDE_MR, CNN_TILE7_MR, CNN_TILE7_MR, CNN_TILE_MR};
+    const int mr[5] = {CNN_TILE_MR, CNN_WIDE_MR, CNN_TILE7_MR, CNN_TILE7_MR, CNN_SINGLE_MR};
     return mr[tile];
 }
 

@@ -57,7 +57,7 @@ direct_unit(int tile, struct geometry s, int in_blocks, int out_blocks, int grou
     else if (tile == 1)
         DIRECT_STEP(CNN_WIDE_MR, CNN_WIDE_NB);
     else if (tile == 4) /* one output block: grouped layers' groups of one block */
-        DIRECT_STEP(CNN_TILE_MR, 1);
+        DIRECT_STEP(CNN_SINGLE_MR, 1);
     else /* tile 3: each shape costs seconds to compile here; tile 2's is tested elsewhere */
         DIRECT_STEP(CNN_TILE7_MR, CNN_WIDE_NB);
 #undef DIRECT_STEP

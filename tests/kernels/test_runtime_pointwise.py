@@ -87,17 +87,23 @@ void pointwise(int tile, int k_n, int out_blocks, int plane, const float *x, con
     cnn_parallel(parallel, groups * steps, pointwise_task, &a);
 }
 
-/* the runs in the narrow tile (tile 0) or the wide 7-pixel one (3) */
+/* the runs in the narrow tile (tile 0) or the wide 7-pixel one (3); the last group's
+ * blocks, (ob1 - ob0) % nb, a constant as in the generated layers */
+#define POINTWISE_RUN(mr, nb, tail)                                                            \
+    cnn_pointwise_run(mr, nb, tail, k_n, ob0, ob1, n, xstride, ystride, x, w, bias, y, act, sum)
 void pointwise_run(int tile, int k_n, int ob0, int ob1, int n, size_t xstride, size_t ystride,
                    const float *x, const float *w, const float *bias, float *y, int act,
                    int sum)
 {
-    if (distinct_tile(tile) == 0)
-        cnn_pointwise_run(CNN_TILE_MR, CNN_TILE_NB, k_n, ob0, ob1, n, xstride, ystride, x, w, bias,
-                          y, act, sum);
-    else
-        cnn_pointwise_run(CNN_TILE7_MR, CNN_WIDE_NB, k_n, ob0, ob1, n, xstride, ystride, x, w,
-                          bias, y, act, sum);
+    const int wide = distinct_tile(tile) != 0, nb = wide ? CNN_WIDE_NB : CNN_TILE_NB;
+    switch ((wide ? 4 : 0) + (ob1 - ob0) % nb) {
+    case 0: POINTWISE_RUN(CNN_TILE_MR, CNN_TILE_NB, 0); break;
+    case 1: POINTWISE_RUN(CNN_TILE_MR, CNN_TILE_NB, 1 % CNN_TILE_NB); break;
+    case 4: POINTWISE_RUN(CNN_TILE7_MR, CNN_WIDE_NB, 0); break;
+    case 5: POINTWISE_RUN(CNN_TILE7_MR, CNN_WIDE_NB, 1 % CNN_WIDE_NB); break;
+    case 6: POINTWISE_RUN(CNN_TILE7_MR, CNN_WIDE_NB, 2 % CNN_WIDE_NB); break;
+    default: POINTWISE_RUN(CNN_TILE7_MR, CNN_WIDE_NB, 3 % CNN_WIDE_NB); break;
+    }
 }
 """
 
