@@ -208,7 +208,7 @@ cnn_block_epilogue(cnn_vb v, cnn_vb bias, const float *restrict r, float *restri
 
 /* The pixel tiles of the kernels on blocks (pointwise, direct, entry), named by role:
  *   CNN_TILE_MR x CNN_TILE_NB: the narrow tile, pixels x output blocks, for any layer;
- *   CNN_WIDE_MR x CNN_WIDE_NB: the wide tile, for layers whose output blocks come in fours;
+ *   CNN_WIDE_MR x CNN_WIDE_NB: the wide tile, for layers of four output blocks or more;
  *   CNN_TILE7_MR: 7 pixels in place of either tile's MR, for runs that 7 divides better.
  * kernels/conv_nchw16c.py (blocked_lower, pixel_tile) chooses one per layer. */
 
@@ -225,8 +225,8 @@ cnn_block_epilogue(cnn_vb v, cnn_vb bias, const float *restrict r, float *restri
 #define CNN_TILE_MR 2
 #define CNN_TILE_NB 1
 #endif
-/* ... and the wide tile of the pointwise, stem and direct kernels, for layers whose output
- * blocks come in fours: with AVX-512, 6 pixels x 4 blocks, 24 accumulators (MLAS's NCHWc
+/* ... and the wide tile of the pointwise, stem and direct kernels, for layers of four output
+ * blocks or more (a last partial group is a tile of its 1 to 3 blocks): with AVX-512, 6 pixels x 4 blocks, 24 accumulators (MLAS's NCHWc
  * pointwise kernel likewise takes up to 4 filter blocks at once); 128 -> 256 channels on
  * 32x32, one thread: 0.58 -> 0.53 ms. Elsewhere it is the TILE_MR x TILE_NB tile. */
 #if defined(CNN_WIDE_MR)

@@ -44,8 +44,23 @@ cnn_shifted_tile(int rows, int nb, int kdim, int px, const float *restrict xq,
     }
 }
 
+/* cnn_shifted_tile on nb = 1 to 3 output blocks (none for other nb), nb spelled as a
+ * constant in each call (as cnn_pointwise_tile_n). */
+static inline __attribute__((always_inline)) void
+cnn_shifted_tile_n(int rows, int nb, int kdim, int px, const float *restrict x,
+                   const int *restrict off, const float *restrict w, const float *restrict bias,
+                   float *restrict y, size_t bstride, int act)
+{
+    if (nb == 1)
+        cnn_shifted_tile(rows, 1, kdim, px, x, off, w, bias, y, bstride, act);
+    else if (nb == 2)
+        cnn_shifted_tile(rows, 2, kdim, px, x, off, w, bias, y, bstride, act);
+    else if (nb == 3)
+        cnn_shifted_tile(rows, 3, kdim, px, x, off, w, bias, y, bstride, act);
+}
+
 /* Pixels [ow, ow + rows) of output row oh, every output block, nb blocks a tile (the blocks
- * of a last partial group one at a time). */
+ * of a last partial group in one tile of their own). */
 static inline __attribute__((always_inline)) void
 cnn_shifted_pixels(int rows, int nb, int kdim, int out_blocks, int out_h, int out_w, int wq,
                    int px, const float *restrict xq, const int *restrict off,
@@ -59,9 +74,9 @@ cnn_shifted_pixels(int rows, int nb, int kdim, int out_blocks, int out_h, int ou
     for (; ob + nb <= out_blocks; ob += nb)
         cnn_shifted_tile(rows, nb, kdim, px, xp, off, w + ob * wstride,
                          bias ? bias + ob * CNN_CB : NULL, yp + ob * bstride, bstride, act);
-    for (; ob < out_blocks; ++ob)
-        cnn_shifted_tile(rows, 1, kdim, px, xp, off, w + ob * wstride,
-                         bias ? bias + ob * CNN_CB : NULL, yp + ob * bstride, bstride, act);
+    if (ob < out_blocks)
+        cnn_shifted_tile_n(rows, out_blocks - ob, kdim, px, xp, off, w + ob * wstride,
+                           bias ? bias + ob * CNN_CB : NULL, yp + ob * bstride, bstride, act);
 }
 
 /* Steps [0, cnn_shifted_steps(out_h, out_w, mr)) of the layer g (g.taps values per output,
