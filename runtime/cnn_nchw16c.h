@@ -226,9 +226,10 @@ cnn_block_epilogue(cnn_vb v, cnn_vb bias, const float *restrict r, float *restri
 #define CNN_TILE_NB 1
 #endif
 /* ... and the wide tile of the pointwise, stem and direct kernels, for layers of four output
- * blocks or more (a last partial group is a tile of its 1 to 3 blocks): with AVX-512, 6 pixels x 4 blocks, 24 accumulators (MLAS's NCHWc
- * pointwise kernel likewise takes up to 4 filter blocks at once); 128 -> 256 channels on
- * 32x32, one thread: 0.58 -> 0.53 ms. Elsewhere it is the TILE_MR x TILE_NB tile. */
+ * blocks or more (a last partial group is a tile of its 1 to 3 blocks): with AVX-512, 6
+ * pixels x 4 blocks, 24 accumulators (MLAS's NCHWc pointwise kernel likewise takes up to 4
+ * filter blocks at once); 128 -> 256 channels on 32x32, one thread: 0.58 -> 0.53 ms.
+ * Elsewhere it is the TILE_MR x TILE_NB tile. */
 #if defined(CNN_WIDE_MR)
 #elif defined(__AVX512F__)
 #define CNN_WIDE_MR 6

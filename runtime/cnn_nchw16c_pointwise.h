@@ -106,10 +106,11 @@ cnn_pointwise_tile_n(int rows, int n, int k_n, size_t xstride, size_t ystride,
 }
 
 /* Output blocks [ob0, ob1) of pixels [p, p + rows), rows mr or 1: nb blocks a tile, the
- * blocks of a last partial group in one tile of their own, tail = (ob1 - ob0) % nb blocks
- * (callers pass out_blocks % nb, a constant: the tile's bounds stay constant) (tiles of one block lose half the FMA rate: 400 -> 400 channels on 7x7
- * ran at 76 GFLOP/s in 8 x 2 tiles). xstride, ystride: floats from one block of x, and of
- * y and res, to the next (plane * 16 for whole planes); y's block ob0 at y. */
+ * tail = (ob1 - ob0) % nb blocks of a last partial group in one tile of their own (callers
+ * pass out_blocks % nb, a constant, so that its bounds stay constant; tiles of one block
+ * have too few accumulators to keep the FMA units busy). xstride, ystride: floats from one
+ * block of x, and of y and res, to the next (plane * 16 for whole planes); y's block ob0
+ * at y. */
 static inline __attribute__((always_inline)) void
 cnn_pointwise_pixels(int rows, int nb, int tail, int k_n, int ob0, int ob1, size_t xstride,
                      size_t ystride, const float *restrict x, const float *restrict w,

@@ -56,10 +56,9 @@ typedef void (*cnn_task)(void *ctx, int begin, int end, int slot);
 #endif
 
 /* Polls before sleeping: an idle worker about 25 us (a model's next loop usually starts
- * within a few), a caller waiting for claimed ranges as long. A worker that sleeps sooner
- * is woken ahead of another process's thread on a shared core, where one that spins stays
- * queued behind it (seed_separable, 2 threads, one core busy: 4000 polls 1.1 ms a call,
- * 1000 polls 0.80; the idle machine alike). */
+ * within a few), a caller waiting for claimed ranges as long. Not longer: on a core shared
+ * with another process, a worker that slept is woken ahead of that process's thread, where
+ * one that kept polling is queued behind it (benchmarks/RESULTS.md, CNN_IDLE_SPINS). */
 #ifndef CNN_IDLE_SPINS
 #define CNN_IDLE_SPINS 1000
 #endif
