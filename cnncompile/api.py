@@ -4,7 +4,7 @@ import time
 import warnings
 
 from . import build as _build
-from . import codegen, frontends, passes, trace
+from . import codegen, frontends, model_io, passes, trace
 from .compiled import CompiledModel, default_threads, load  # noqa: F401  (load: re-exported)
 from .options import CompileOptions
 
@@ -17,7 +17,7 @@ def build_graph(model, input_shape, skip_passes=(), after=None, kernels=None, op
     if options is None:
         options = CompileOptions(kernels=kernels or {}, skip_passes=skip_passes)
     original = model
-    model, input_shape = frontends.to_cnncompile(model, input_shape)
+    model, input_shape = frontends.to_cnncompile(model, model_io.as_shape(input_shape))
     if input_shape is None:
         raise ValueError("input_shape is missing: give the shape of one call's input, "
                          "e.g. input_shape=(1, 3, 32, 32), or a list of shapes, one per "
@@ -46,7 +46,8 @@ def compile(model, input_shape=None, *, name=None, cache_dir=None, flags=None, w
 
     model: a cnncompile.nn module, a torch.nn.Module (read through torch.export), or an ONNX
         model (a path to a .onnx file or an onnx.ModelProto).
-    input_shape: (N, C, H, W) with N any batch size (the compiled model takes any batch);
+    input_shape: (N, C, H, W) with N any batch size (the compiled model takes any batch), or
+        the same as text, "1,3,32,32" or "1x3x32x32";
         for a forward() of several tensors, a list of shapes, one per argument, with the same
         N; for an ONNX model it defaults to the shapes the file declares (batch 1 if
         symbolic). The compiled model takes its inputs in that order (or by forward()'s
@@ -108,6 +109,7 @@ def from_torch(module, input_shape, **options):
     ``input_shape`` (a shape, or a list of shapes for several inputs), each becomes the
     cnncompile layer that computes it, and the result compiles like a cnncompile.nn model.
     ``options`` as compile()."""
+    frontends.refuse_class(module, "cnncompile.from_torch")
     if not frontends.is_torch_module(module):
         raise TypeError(f"from_torch() takes a torch.nn.Module, got {type(module).__name__}")
     return compile(module, input_shape, **options)
@@ -117,5 +119,5 @@ def from_onnx(model, input_shape=None, **options):
     """Compile an ONNX model (a path or an onnx.ModelProto). The file is checked before any
     code is written; ``input_shape`` defaults to the one it declares. ``options`` as compile()."""
     from .frontends import onnx as onnx_frontend
-    converted = onnx_frontend.convert(model, input_shape)
+    converted = onnx_frontend.convert(model, model_io.as_shape(input_shape))
     return compile(converted, converted.input_shape, **options)

@@ -14,8 +14,30 @@ A tree is an int (the index of a flattened output), ["tuple", [trees]], ["list",
 """
 import inspect
 import numbers
+import re
 
 from .errors import TraceError
+
+# one shape as text: sizes separated by commas, "x" or spaces (brackets around it are dropped)
+_SHAPE_TEXT = re.compile(r"\s*(\d+(?:\s*[,xX]\s*\d+|\s+\d+)*)\s*,?\s*")
+
+
+def parse_shape(text):
+    """The shape ``text`` writes, "1,3,32,32", "1x3x32x32" or "(1, 3, 32, 32)", as a tuple of
+    ints; a ValueError saying what to give for anything else."""
+    body = text.strip()
+    if body[:1] + body[-1:] in ("()", "[]"):
+        body = body[1:-1]
+    match = _SHAPE_TEXT.fullmatch(body)
+    if match is None:
+        raise ValueError(f"input_shape {text!r} is not a shape: give the sizes of one input as "
+                         "integers, e.g. input_shape=(1, 3, 32, 32) or input_shape=\"1,3,32,32\"")
+    return tuple(int(d) for d in re.split(r"\s*[,xX]\s*|\s+", match.group(1)))
+
+
+def as_shape(input_shape):
+    """``input_shape`` with a shape written as text (see parse_shape) read into a tuple."""
+    return parse_shape(input_shape) if isinstance(input_shape, str) else input_shape
 
 
 def input_shapes(input_shape):
@@ -23,7 +45,7 @@ def input_shapes(input_shape):
     if input_shape is None:
         raise ValueError("input_shape is missing: give the shape of one call's input, e.g. "
                          "(1, 3, 32, 32), or a list of shapes for a forward() of several inputs")
-    items = list(input_shape)
+    items = list(as_shape(input_shape))
     several = bool(items) and all(isinstance(s, (tuple, list)) for s in items)
     shapes = [_shape(s) for s in items] if several else [_shape(items)]
     batches = {s[0] for s in shapes}

@@ -190,6 +190,8 @@ class Tensor:
         self._untraceable("the truth value")
 
     def __iter__(self):
+        # unpacking what an unsupported layer returned (x, idx = pool(x)): report that layer
+        self._known_shape()
         self._untraceable("iteration over the rows")
 
     def __array__(self, *args, **kwargs):

@@ -265,13 +265,16 @@ def build(layers, framework):
 
 
 def case_ids():
+    """Every case as a pytest.param, in a list: parametrize takes collections, not iterators."""
+    params = []
     for op, cases in CASES.items():
         for i, (layers, shape) in enumerate(cases):
             if callable(layers):
-                yield pytest.param(layers, shape, id=f"{op}[{i}]{layers.__name__}")
+                params.append(pytest.param(layers, shape, id=f"{op}[{i}]{layers.__name__}"))
                 continue
             desc = "-".join(f"{cls}{args}{kwargs or ''}" for cls, args, kwargs in layers)
-            yield pytest.param(layers, shape, id=f"{op}[{i}]{desc}"[:90])
+            params.append(pytest.param(layers, shape, id=f"{op}[{i}]{desc}"[:90]))
+    return params
 
 
 @pytest.mark.parametrize("layers,shape", case_ids())
@@ -386,10 +389,10 @@ def test_winograd_input_reads_every_tile_row_layout(width, kernel):
 
 
 def conv_kernel_cases():
-    for op in ("conv1d", "conv2d", "conv3d", "conv_transpose2d"):
-        for i, (layers, shape) in enumerate(CASES[op]):
-            for kernel in kernels.for_op(op):
-                yield pytest.param(layers, shape, kernel, id=f"{op}[{i}]-{kernel}")
+    return [pytest.param(layers, shape, kernel, id=f"{op}[{i}]-{kernel}")
+            for op in ("conv1d", "conv2d", "conv3d", "conv_transpose2d")
+            for i, (layers, shape) in enumerate(CASES[op])
+            for kernel in kernels.for_op(op)]
 
 
 LINEAR_KERNEL_CASES = CASES["linear"] + [

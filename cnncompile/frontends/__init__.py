@@ -6,6 +6,7 @@ layers and functional calls, so the result is traced, checked and optimised exac
 model written with ``import cnncompile.nn as nn``. torch and onnx are optional extras and are
 imported only here, only when a foreign model is given.
 """
+import inspect
 import sys
 from pathlib import Path
 
@@ -22,12 +23,24 @@ def is_onnx_model(model):
     return onnx is not None and isinstance(model, onnx.ModelProto)
 
 
+def refuse_class(model, call="cnncompile.compile"):
+    """A TypeError if ``model`` is a model class rather than a model: its weights live in an
+    instance, so the class cannot be compiled."""
+    from ..nn import Module
+    torch = sys.modules.get("torch")
+    bases = (Module,) + ((torch.nn.Module,) if torch is not None else ())
+    if inspect.isclass(model) and issubclass(model, bases):
+        name = model.__name__
+        raise TypeError(f"{name} is a class; instantiate it: {call}({name}(), ...)")
+
+
 def to_cnncompile(model, input_shape=None):
     """``model`` as a cnncompile.nn module, and the input shape to compile it for.
 
     A cnncompile.nn module is returned as is; a torch module is converted through torch.export;
     an ONNX model (a path or an ``onnx.ModelProto``) through the ONNX importer, which can take
-    the input shape from the file."""
+    the input shape from the file. A model class is refused with what to write instead."""
+    refuse_class(model)
     if is_torch_module(model):
         from .torch import convert
         return convert(model, input_shape), input_shape

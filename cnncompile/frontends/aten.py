@@ -155,16 +155,25 @@ def native_dropout(input, p, train=None):
 
 
 # -- pooling ---------------------------------------------------------------------------------
+# output 1 is the maxima's indices, which no kernel computes: torch.py asks for them only if read
+WITH_INDICES = frozenset(["max_pool1d_with_indices", "max_pool2d_with_indices",
+                          "max_pool3d_with_indices", "adaptive_max_pool1d", "adaptive_max_pool2d",
+                          "adaptive_max_pool3d"])
+
+
 @aten("max_pool1d", "max_pool2d", "max_pool3d")
-def max_pool(self, kernel_size, stride=(), padding=0, dilation=1, ceil_mode=False):
+def max_pool(self, kernel_size, stride=(), padding=0, dilation=1, ceil_mode=False,
+             return_indices=False):
     fn = {1: "max_pool1d", 2: "max_pool2d", 3: "max_pool3d"}[self.dim() - 2]
     return getattr(F, fn)(self, kernel_size, stride or None, padding, dilation,
-                          ceil_mode=ceil_mode)
+                          ceil_mode=ceil_mode, return_indices=return_indices)
 
 
-@aten("max_pool2d_with_indices", "max_pool3d_with_indices")
-def max_pool_with_indices(self, kernel_size, stride=(), padding=0, dilation=1, ceil_mode=False):
-    return max_pool(self, kernel_size, stride, padding, dilation, ceil_mode), None
+@aten("max_pool1d_with_indices", "max_pool2d_with_indices", "max_pool3d_with_indices")
+def max_pool_with_indices(self, kernel_size, stride=(), padding=0, dilation=1, ceil_mode=False,
+                          return_indices=False):
+    out = max_pool(self, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
+    return out, (out if return_indices else None)
 
 
 @aten("avg_pool1d", "avg_pool2d", "avg_pool3d")
@@ -184,9 +193,10 @@ def adaptive_avg_pool(self, output_size):
 
 
 @aten("adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d")
-def adaptive_max_pool(self, output_size):
+def adaptive_max_pool(self, output_size, return_indices=False):
     fn = {1: "adaptive_max_pool1d", 2: "adaptive_max_pool2d", 3: "adaptive_max_pool3d"}
-    return getattr(F, fn[self.dim() - 2])(self, list(output_size)), None
+    out = getattr(F, fn[self.dim() - 2])(self, list(output_size), return_indices)
+    return out, (out if return_indices else None)
 
 
 # -- resizing --------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from .. import nn, trace
 from ..errors import TraceError
 from ..trace import Scope, Tensor, _current
 from . import aten_tensor  # noqa: F401  (registers the handlers of ops on values)
-from .aten import SKIPPED, handler
+from .aten import SKIPPED, WITH_INDICES, handler
 
 # ops that never name their layer: a torch layer is named after the op that computes it
 # (nn.Conv2d with padding_mode="reflect" is the conv, not the pad before it)
@@ -259,10 +259,18 @@ class ExportedModule(nn.Module):
         try:
             if fn is None:
                 return _unsupported(node, packet, overload, args, kwargs)
+            if packet in WITH_INDICES and _reads_output(node, 1):
+                kwargs = dict(kwargs, return_indices=True)
             return fn(*args, **kwargs)
         finally:
             if tracer is not None and scope is not None:
                 tracer.scopes.pop()
+
+
+def _reads_output(node, index):
+    """Whether the exported graph reads output ``index`` of ``node`` (asserts aside)."""
+    return any(user.args[1:2] == (index,) and any(_packet(u) not in SKIPPED for u in user.users)
+               for user in node.users if _packet(user) == "getitem")
 
 
 def _unsupported(node, packet, overload, args, kwargs):

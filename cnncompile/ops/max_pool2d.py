@@ -27,6 +27,14 @@ def pool_out_size(size, k, s, p, d, ceil_mode):
     return out
 
 
+def indices_unsupported(node, what):
+    """The error of a pool asked for its indices (return_indices=True), for which no C is
+    generated: the compiled model computes the pooled values only."""
+    return layer_error(node, f"{what}(return_indices=True) is not supported: the compiled model "
+                       "returns the pooled values only; use return_indices=False and take the "
+                       "values alone (x = pool(x), not x, indices = pool(x))", UnsupportedError)
+
+
 @register
 class MaxPool2d(Op):
     name = "max_pool2d"
@@ -44,9 +52,7 @@ class MaxPool2d(Op):
 
     def check_attrs(self, node):
         if node.attrs["return_indices"]:
-            raise layer_error(node, "MaxPool2d(return_indices=True) is not supported: the "
-                              "compiled model returns values only; use return_indices=False",
-                              UnsupportedError)
+            raise indices_unsupported(node, "MaxPool2d")
 
     def infer_shape(self, node, ins):
         a, x = node.attrs, ins[0]

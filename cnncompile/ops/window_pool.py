@@ -11,11 +11,11 @@ import math
 
 import numpy as np
 
-from ..errors import ShapeError, UnsupportedError, layer_error
+from ..errors import ShapeError, layer_error
 from ..layout import BLOCK, blocks, floats
 from . import Op, register
 from .common import describe_source, parallel_worth_it
-from .max_pool2d import POOL_SLOWDOWN, pool_out_size
+from .max_pool2d import POOL_SLOWDOWN, indices_unsupported, pool_out_size
 
 # window rows of at least this many taps are summed as vectors
 SIMD_MIN_WINDOW = 8
@@ -85,9 +85,7 @@ class WindowPool(Op):
 
     def check_attrs(self, node):
         if node.attrs.get("return_indices"):
-            raise layer_error(node, f"{self.what}(return_indices=True) is not supported: the "
-                              "compiled model returns values only; use return_indices=False",
-                              UnsupportedError)
+            raise indices_unsupported(node, self.what)
 
     def tables(self, node, in_shape):
         raise NotImplementedError
