@@ -85,6 +85,7 @@ def compile(model, input_shape=None, *, name=None, cache_dir=None, flags=None, w
         log(("found cached build" if artifact.cached else "built") +
             f" {artifact.directory} in {t3 - t2:.2f}s")
     info = {"cached": artifact.cached, "directory": str(artifact.directory),
+            "flags": list(_build.NATIVE_FLAGS if flags is None else flags),
             "seconds": {"trace_passes": t1 - t0, "codegen": t2 - t1, "build": t3 - t2}}
 
     def build_profiler():
@@ -101,7 +102,8 @@ def compile(model, input_shape=None, *, name=None, cache_dir=None, flags=None, w
                          c_source=source.c_source, header=source.header, graph=graph,
                          path=artifact.library, build_info=info, weights_asm=source.weights_asm,
                          profiler=build_profiler, num_threads=num_threads,
-                         inputs=source.inputs, outputs=source.outputs, io=source.io)
+                         inputs=source.inputs, outputs=source.outputs, io=source.io,
+                         cdef=source.cdef, weights_key=source.weights_key)
 
 
 def from_torch(module, input_shape, **options):

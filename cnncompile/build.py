@@ -36,8 +36,17 @@ from .resources import runtime_dir
 # -DCNN_THREADS -pthread: the runtime's thread pool (runtime/cnn_threads.h); -fopenmp-simd
 # with CNN_OMP_SIMD: only the `omp simd` pragmas of the vectorised sums, no OpenMP runtime
 THREAD_FLAGS = ["-fopenmp-simd", "-DCNN_OMP_SIMD", "-DCNN_THREADS", "-pthread"]
-NATIVE_FLAGS = ["-O3", "-march=native", "-ffp-contract=fast", *THREAD_FLAGS]
-PORTABLE_FLAGS = ["-O3", "-ffp-contract=fast", *THREAD_FLAGS]
+
+
+def target_flags(arch="-march=native", threads=True):
+    """A build's flags: arch ("-march=...", or "" for the compiler's baseline), and the thread
+    pool, or one thread per call and no pthreads."""
+    return ["-O3", *([arch] if arch else []), "-ffp-contract=fast",
+            *(THREAD_FLAGS if threads else THREAD_FLAGS[:2])]
+
+
+NATIVE_FLAGS = target_flags("-march=native")
+PORTABLE_FLAGS = target_flags("")
 WARNING_FLAGS = ["-std=c11", "-Wall", "-Wextra"]
 LIBRARY_NAME = "libmodel.so"
 _loaded = {}

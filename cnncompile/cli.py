@@ -7,7 +7,9 @@
 import argparse
 import importlib.util
 import inspect
+import os
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -23,8 +25,9 @@ class CliError(Exception):
 
 
 def parse_shape(text):
+    from .model_io import parse_shape as parse
     try:
-        shape = tuple(int(d) for d in text.replace("x", ",").split(",") if d.strip())
+        shape = parse(text)
     except ValueError:
         raise CliError(f"--input-shape {text!r}: give integers separated by commas, e.g. "
                        "1,3,32,32") from None
@@ -123,7 +126,9 @@ def _input_shape(args, module):
 
 def cmd_compile(args):
     import cnncompile
-    from . import build, frontends, reference
+    from . import build, bundle, frontends, reference
+    target = bundle.target("portable" if args.portable else args.target)
+    threads = not args.no_threads
     module, model, label = load_model(args.model)
     shape = _input_shape(args, module)
     if module is None:
@@ -132,11 +137,13 @@ def cmd_compile(args):
     inputs = "inputs" if isinstance(shape, list) else "input"
     print(f"Compiling {label} for {inputs} {shape} ...", flush=True)
     t0 = time.perf_counter()
+    # built here for the check: for the target itself when it runs here, else for this CPU
+    flags = build.target_flags(target.arch if target.runs_here else "-march=native", threads)
     compiled = cnncompile.compile(model, shape, name=args.name, verbose=args.verbose,
-                                  flags=build.PORTABLE_FLAGS if args.portable else None,
-                                  batch_group=args.batch_group)
+                                  flags=flags, batch_group=args.batch_group,
+                                  weights=args.weights)
     seconds = time.perf_counter() - t0
-    compiled.save(out_dir)
+    wrote = compiled.write_bundle(out_dir, target.name, threads)
     print(compiled.summary())
     print(f"Compiled in {seconds:.2f}s" + (" (cached build)" if compiled.build_info["cached"] else ""))
     if not args.no_check:
@@ -149,18 +156,44 @@ def cmd_compile(args):
                               warmup=3)["median_ms"]
         print(f"Check: max |compiled - numpy reference| = {err:.3g} on a random batch of 2; "
               f"{ms:.3f} ms per sample")
-    lines = len(compiled.c_source.splitlines())
-    p = compiled.prefix
-    print(f"\nWrote {out_dir}/\n"
-          f"  model.c        the generated C ({lines} lines)\n"
-          f"  model.h        its interface: {p}_forward(), {p}_workspace_size()\n"
-          f"  cnn_*.h        the runtime headers that model.c includes\n"
-          f"  libmodel.so    shared library with a C ABI (C, ctypes or cffi)\n"
-          f"  model.json     names and shapes, for cnncompile.load('{out_dir}')\n"
-          f"Build it yourself: cc -O3 -c {out_dir}/model.c -I{out_dir}")
+    print(build_instructions(compiled, out_dir, wrote, target, threads))
     if args.show_c:
         print("\n" + compiled.c_source)
     return 0
+
+
+def build_instructions(compiled, out_dir, wrote, target, threads):
+    """What was written, and how to build and run it: the commands are the Makefile's."""
+    from . import bundle
+    headers = [name for name, what in wrote if name.startswith("cnn_") and name.endswith(".h")]
+    listed = [(n, w) for n, w in wrote if n not in headers]
+    at = next(i for i, (n, _) in enumerate(listed) if n == "model.h") + 1
+    listed.insert(at, ("cnn_*.h", f"the {len(headers)} runtime headers model.c includes: "
+                                  + ", ".join(headers)))
+    width = max(len(name) for name, _ in listed)
+    lines = [f"\nWrote {out_dir}/"]
+    for name, what in listed:
+        wrapped = textwrap.wrap(what, 96 - width) or [""]
+        lines.append(f"  {name:<{width}}  {wrapped[0]}")
+        lines += [f"  {'':<{width}}  {more}" for more in wrapped[1:]]
+    commands = bundle.build_commands(target, compiled.weights_asm is not None, threads)
+    libs = " ".join(w for w in ("-pthread" if threads else "", "-lm") if w)
+    cc = target.cc or "cc"
+    args = " ".join([f"input{i + 1 if len(compiled.input_names) > 1 else ''}.npy"
+                     for i in range(len(compiled.input_names))]
+                    + [f"output{i + 1 if len(compiled.output_names) > 1 else ''}.npy"
+                       for i in range(len(compiled.output_names))])
+    run = f"{out_dir}/model_main {args} [--bench 100]"
+    if target.name == "aarch64":
+        run = f"qemu-aarch64 -L /usr/aarch64-linux-gnu {run}   (or on the ARM machine)"
+    elif not target.runs_here:
+        run += f"   (on a {target.name} machine)"
+    lines += [f"Build: make -C {out_dir}   (runs, in {out_dir}/:)"]
+    lines += [f"  {c}" for c in commands]
+    lines += [f"Run:   {run}",
+              "       (each .npy: float32, batch first, as numpy.save writes it)",
+              f"Link your own C: {cc} -O3 main.c -I{out_dir} {out_dir}/libmodel.a {libs}"]
+    return "\n".join(lines)
 
 
 def _leaves(value):
@@ -217,8 +250,17 @@ def make_parser():
                    "(a list of shapes for several inputs), or the shapes an ONNX file declares")
     c.add_argument("-o", "--output", help="output folder (default build/<file name>)")
     c.add_argument("--name", help="prefix of the C functions (default: the model class name)")
-    c.add_argument("--portable", action="store_true", help="build for any CPU of this "
-                   "architecture (no -march=native)")
+    c.add_argument("--target", default="native", help="the CPU the bundle's Makefile builds "
+                   "for: native (this machine's, the default), portable (any CPU of the "
+                   "compiler's architecture), aarch64 (64-bit ARM, with aarch64-linux-gnu-gcc) "
+                   "or a -march value such as x86-64-v3")
+    c.add_argument("--portable", action="store_true", help="the same as --target portable")
+    c.add_argument("--no-threads", "--no-openmp", dest="no_threads", action="store_true",
+                   help="build without the thread pool: one thread per call, no pthreads "
+                   "(for devices without them)")
+    c.add_argument("--weights", choices=("auto", "c", "blob"), default="auto",
+                   help="where the weights go: c (literals in model.c), blob (weights.bin, "
+                   "linked by weights.S), auto (blob from 200,000 weights)")
     c.add_argument("--no-check", action="store_true", help="skip the comparison with the "
                    "numpy reference")
     c.add_argument("--batch-group", type=int, metavar="N", help="samples of a batch that "
@@ -228,7 +270,10 @@ def make_parser():
     c.add_argument("-v", "--verbose", action="store_true", help="print build progress")
     c.set_defaults(func=cmd_compile)
 
-    i = sub.add_parser("inspect", help="print the layer graph after each optimisation pass")
+    i = sub.add_parser("inspect", help="print the layer graph after each optimisation pass",
+                       description="Trace a model and print its layer graph: as traced, then "
+                       "after the whole pass pipeline (--after PASS: after that pass; --all: "
+                       "after every pass), with the layer summary. Nothing is compiled.")
     i.add_argument("model", help=model_help)
     i.add_argument("--input-shape", action="append", help="N,C,H,W, once per input (default: "
                    "INPUT_SHAPE in the file)")
@@ -244,6 +289,11 @@ def main(argv=None):
     args = make_parser().parse_args(argv)
     try:
         return args.func(args)
+    except BrokenPipeError:
+        # the reader went away (`cnncompile inspect ... | head`): stop quietly, as `cat` does,
+        # with stdout on /dev/null so that the final flush has nowhere to fail
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + 13  # killed by SIGPIPE, as the shell reports it for other tools
     except (CliError, CompileError, BuildError, ValueError, ImportError, OSError) as exc:
         print(f"cnncompile: error: {exc}", file=sys.stderr)
         return 2

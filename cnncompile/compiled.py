@@ -9,17 +9,17 @@ A model of several inputs takes them positionally, in forward()'s argument order
 forward()'s argument names as keywords), all with the same batch size; a model that returns
 a tuple, list or dict of tensors returns the same structure of arrays.
 """
+import contextlib
 import json
 import math
 import os
-import shutil
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
 
-from . import model_io
+from . import bundle, model_io, persist
 
 INT_MAX = 2**31 - 1
 _FLOAT32 = np.dtype(np.float32)  # the native float32 descriptor numpy's arrays share
@@ -71,8 +71,11 @@ class CompiledModel:
     def __init__(self, prefix, input_shape, output_shape, workspace_bytes, lib, ffi,
                  c_source=None, header=None, graph=None, path=None, build_info=None,
                  weights_asm=None, profiler=None, num_threads=None, inputs=None, outputs=None,
-                 io=None):
+                 io=None, cdef=None, weights_key=None):
         self.prefix = prefix
+        self._cdef, self._weights_key = cdef, weights_key  # to build it again (pickling)
+        self._num_threads_given = num_threads
+        self.model_name = graph.name if graph is not None else prefix
         self.input_shape = tuple(input_shape)      # per sample, e.g. (3, 32, 32)
         self.output_shape = tuple(output_shape)    # per sample, e.g. (10,)
         # several inputs or outputs (io: names and returned structure, see model_io.py):
@@ -94,14 +97,19 @@ class CompiledModel:
         self.build_info = build_info or {}
         self.weights_asm = weights_asm  # weights.S, when the weights are in weights.bin
         self._profiler_factory, self._profiler = profiler, None
-        self._ffi, self._lib = ffi, lib
-        self._forward = getattr(lib, f"{prefix}_forward")
-        self._set_threads = getattr(lib, f"{prefix}_set_num_threads")
-        self._threads_set = _THREAD_STATE.setdefault(id(lib), threading.local())
+        if lib is not None:
+            self._attach(lib, ffi)
         # threads per call; by default every CPU this process may use
         self.num_threads = num_threads or default_threads()
         self._local = threading.local()
         self._out_one = (1,) + self.output_shape
+
+    def _attach(self, lib, ffi):
+        """Call into ``lib``, a loaded library of this model's C (through ``ffi``)."""
+        self._ffi, self._lib = ffi, lib
+        self._forward = getattr(lib, f"{self.prefix}_forward")
+        self._set_threads = getattr(lib, f"{self.prefix}_set_num_threads")
+        self._threads_set = _THREAD_STATE.setdefault(id(lib), threading.local())
 
     # -- calling ---------------------------------------------------------------------------
     def _expected(self, i=0):
@@ -271,20 +279,25 @@ class CompiledModel:
                 producer = node.meta["pipelined_from"]
                 flops += self.graph.node(producer).meta.get("flops", 0) * n
                 name = f"{name} (+ {producer})"
-            rows.append((name, node.meta.get("kernel", node.op), ms,
-                         flops / (ms * 1e6) if ms > 0 else 0.0))
+            rows.append((name, node.meta.get("kernel", node.op), float(ms),
+                         float(flops / (ms * 1e6)) if ms > 0 else 0.0))
         return rows
 
     def profile_table(self, x, repeat=50):
-        """A per-layer time table, slowest share first in each row's % column."""
-        rows = self.profile(x, repeat=repeat, warmup=3, layers=True)["layers"]
+        """A per-layer time table with each layer's share of their sum. The layers are timed
+        in an instrumented build of the same C (mean per call); the last line, the median of
+        whole calls, also counts what happens between layers and around them (the Python
+        call, waking threads), so it is a little more than the sum."""
+        result = self.profile(x, repeat=repeat, warmup=3, layers=True)
+        rows = result["layers"]
         total = sum(r[2] for r in rows) or 1.0
-        width = max(len(r[0]) for r in rows)
+        width = max(len(r[0]) for r in rows + [("whole call (median)",)])
         lines = [f"{'layer':<{width}}  {'kernel':<16}  {'ms':>8}  {'%':>5}  {'GFLOP/s':>8}"]
         for name, kernel, ms, gflops in rows:
             lines.append(f"{name:<{width}}  {kernel:<16}  {ms:8.3f}  {100 * ms / total:5.1f}  "
                          f"{gflops:8.1f}")
-        lines.append(f"{'total':<{width}}  {'':<16}  {total:8.3f}")
+        lines.append(f"{'sum of layers':<{width}}  {'':<16}  {total:8.3f}")
+        lines.append(f"{'whole call (median)':<{width}}  {'':<16}  {result['median_ms']:8.3f}")
         return "\n".join(lines)
 
     # -- inspection ----------------------------------------------------------------------------
@@ -318,50 +331,66 @@ class CompiledModel:
         return (f"CompiledModel({self.prefix}: (N, {', '.join(map(str, self.input_shape))}) -> "
                 f"(N, {', '.join(map(str, self.output_shape))}))")
 
+    # -- pickling -------------------------------------------------------------------------------
+    def __reduce__(self):
+        """Pickles as its C source and weights; unpickling builds them (a cache hit where the
+        same build was made before) and loads the library (persist.py)."""
+        return persist.from_pickle, (type(self), persist.pickle_state(self))
+
+    @property
+    def cdef(self):
+        """The C declarations cffi reads: workspace_size, set_num_threads, forward."""
+        if self._cdef is None:
+            pointers = ("const float *, " * len(self.input_names)
+                        + "float *, " * len(self.output_names))
+            self._cdef = (f"size_t {self.prefix}_workspace_size(void);\n"
+                          f"void {self.prefix}_set_num_threads(int num_threads);\n"
+                          f"int {self.prefix}_forward({pointers}int, void *);")
+        return self._cdef
+
     # -- export ----------------------------------------------------------------------------------
-    def save(self, directory):
-        """Write model.c, model.h, the runtime headers, libmodel.so and model.json to ``directory``
-        (and weights.bin + weights.S when the weights are not in model.c)."""
-        from .resources import runtime_dir
-        if self.c_source is None:
-            raise ValueError("this model was loaded from a shared library; there is no source to save")
-        out = Path(directory)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "model.c").write_text(self.c_source)
-        (out / "model.h").write_text(self.header)
-        for header in runtime_dir().glob("*.h"):
-            shutil.copy(header, out / header.name)
-        shutil.copy(self.path, out / "libmodel.so")
-        for name in ("weights.bin", "weights.S"):
-            if self.weights_asm is not None:
-                shutil.copy(self.path.parent / name, out / name)
-        meta = {"prefix": self.prefix, "input_shape": list(self.input_shape),
-                "output_shape": list(self.output_shape), "workspace_bytes": self.workspace_bytes}
-        if self._io is not None:
-            inputs, outputs = self._ports
-            meta.update(inputs=inputs, outputs=outputs, io=self._io)
-        (out / "model.json").write_text(json.dumps(meta, indent=2) + "\n")
-        return out
+    def save(self, directory, target="native", threads=True):
+        """Write the C bundle into ``directory``: model.c, model.h, the runtime headers,
+        weights.bin and weights.S (large models), model_main.c, a Makefile that builds
+        libmodel.a, libmodel.so and model_main for ``target`` (native, portable, aarch64 or a
+        -march value; threads=False: no thread pool), and model.json; with libmodel.so itself
+        when this model was built for that target here, for cnncompile.load(directory)."""
+        self.write_bundle(directory, target, threads)
+        return Path(directory)
+
+    def write_bundle(self, directory, target="native", threads=True):
+        """save(), returning [(file name, what it is)] for every file written."""
+        return persist.write_bundle(self, directory, target, threads)
 
 
 def load(directory):
     """Load a model saved with CompiledModel.save() (or `cnncompile compile -o DIR`)."""
-    import cffi
     d = Path(directory)
     try:
         meta = json.loads((d / "model.json").read_text())
     except FileNotFoundError:
         raise FileNotFoundError(f"{d}: no model.json; save a model there with "
                                 f"CompiledModel.save() or `cnncompile compile -o {d}`") from None
+    library = d / "libmodel.so"
+    if not library.is_file():
+        raise FileNotFoundError(f"{d}: no libmodel.so (saved for target "
+                                f"{meta.get('target', 'native')!r}); build it with `make -C {d}` "
+                                "on a machine of that target")
+    source = {}
+    for name in ("model.c", "model.h", "weights.S"):
+        with contextlib.suppress(FileNotFoundError):
+            source[name] = (d / name).read_text()
+    model = CompiledModel(meta["prefix"], meta["input_shape"], meta["output_shape"],
+                          meta["workspace_bytes"], None, None, path=library,
+                          inputs=meta.get("inputs"), outputs=meta.get("outputs"),
+                          io=meta.get("io"), c_source=source.get("model.c"),
+                          header=source.get("model.h"), weights_asm=source.get("weights.S"),
+                          build_info={"flags": persist.bundle_flags(
+                              bundle.target(meta.get("target", "native")),
+                              meta.get("threads", True))})
+    import cffi
     ffi = cffi.FFI()
-    prefix = meta["prefix"]
-    pointers = "const float *, " * len(meta.get("inputs", [0])) + \
-        "float *, " * len(meta.get("outputs", [0]))
-    ffi.cdef(f"size_t {prefix}_workspace_size(void);\n"
-             f"void {prefix}_set_num_threads(int num_threads);\n"
-             f"int {prefix}_forward({pointers}int, void *);")
-    lib = ffi.dlopen(str((d / "libmodel.so").resolve()))
-    return CompiledModel(prefix, meta["input_shape"], meta["output_shape"],
-                         meta["workspace_bytes"], lib, ffi, path=d / "libmodel.so",
-                         inputs=meta.get("inputs"), outputs=meta.get("outputs"),
-                         io=meta.get("io"))
+    ffi.cdef(model.cdef)
+    model._attach(ffi.dlopen(str(library.resolve())), ffi)
+    return model
+

@@ -133,5 +133,24 @@ def test_help_and_version():
     res = run_cli("--help")
     assert res.returncode == 0 and "compile" in res.stdout and "inspect" in res.stdout
     res = run_cli("compile", "--help")
-    assert "--input-shape" in res.stdout and "--portable" in res.stdout
+    for option in ("--input-shape", "--portable", "--target", "--no-threads", "--weights"):
+        assert option in res.stdout, option
+    res = run_cli("inspect", "--help")
+    assert res.returncode == 0 and "Trace a model and print its layer graph" in res.stdout
     assert run_cli("--version").stdout.startswith("cnncompile ")
+
+
+def test_inspect_into_a_closed_pipe_ends_quietly():
+    """`cnncompile inspect ... | head`: no traceback when head stops reading."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    res = subprocess.run(f"'{sys.executable}' -m cnncompile inspect examples/mobilenet_v2.py "
+                         "--all | head -1", shell=True, cwd=ROOT, env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert res.stdout.startswith("# traced from examples/mobilenet_v2.py")
+    assert res.stderr == "", res.stderr
+
+
+def test_a_bad_target_is_a_clear_error(tmp_path):
+    res = run_cli("compile", "examples/lenet5.py", "-o", str(tmp_path), "--target", "a b")
+    assert res.returncode == 2 and "give native, portable, aarch64 or a -march value" in res.stderr
+    assert "Traceback" not in res.stderr

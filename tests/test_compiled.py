@@ -248,8 +248,18 @@ def test_profile_per_layer(simplecnn):
     stats = simplecnn.profile(random_input((1, 3, 32, 32)), repeat=3, warmup=1, layers=True)
     assert [row[0] for row in stats["layers"]] == ["conv1", "pool", "fc1"]
     assert all(ms >= 0 for _, _, ms, _ in stats["layers"])
+    # plain Python numbers: the result prints as floats, not numpy scalars
+    assert "np." not in repr(stats) and all(type(v) is float for row in stats["layers"]
+                                            for v in row[2:])
+    assert type(stats["median_ms"]) is float and type(stats["batch"]) is int
     table = simplecnn.profile_table(random_input((1, 3, 32, 32)), repeat=3)
-    assert "nchw_to_nchw16c.shifted" in table and table.splitlines()[-1].startswith("total")
+    lines = table.splitlines()
+    assert "nchw_to_nchw16c.shifted" in table
+    # the sum of the layers, and the whole call's median, which also counts the call itself
+    assert lines[-2].startswith("sum of layers") and lines[-1].startswith("whole call (median)")
+    layers = sum(float(line.split()[-3]) for line in lines[1:-2])
+    assert abs(float(lines[-2].split()[-1]) - layers) < 0.01
+    assert float(lines[-1].split()[-1]) > 0
 
 
 def test_profile_times_layers_on_a_cache_line_aligned_workspace(simplecnn, monkeypatch):
