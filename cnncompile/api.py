@@ -4,7 +4,7 @@ import time
 import warnings
 
 from . import build as _build
-from . import codegen, frontends, model_io, passes, trace
+from . import codegen, frontends, memory, model_io, passes, trace
 from .compiled import CompiledModel, default_threads, load  # noqa: F401  (load: re-exported)
 from .options import CompileOptions
 
@@ -41,7 +41,7 @@ def _warn_if_training(model):
 
 def compile(model, input_shape=None, *, name=None, cache_dir=None, flags=None, werror=False,
             skip_passes=(), weights="auto", kernels=None, num_threads=None, batch_group=None,
-            verbose=False):
+            max_memory=None, verbose=False):
     """Compile a model into C and return a callable CompiledModel.
 
     model: a cnncompile.nn module, a torch.nn.Module (read through torch.export), or an ONNX
@@ -63,6 +63,10 @@ def compile(model, input_shape=None, *, name=None, cache_dir=None, flags=None, w
         samples runs up to this many samples at once, each with its own workspace slot.
     weights: "c" writes the weights into model.c as literals; "blob" into weights.bin, linked
         by weights.S (fast to build for large models); "auto" chooses by size.
+    max_memory: the most memory one call may need (bytes, or "512M", "2G"; default: this
+        machine's memory, or its container's limit). A model above it is refused with its
+        largest buffers named, one near it warned about, and a batch whose outputs would not
+        fit is refused before anything is allocated.
     verbose: print progress to stderr.
     """
     log = (lambda msg: print(f"[cnncompile] {msg}", file=sys.stderr)) if verbose else None
@@ -75,6 +79,7 @@ def compile(model, input_shape=None, *, name=None, cache_dir=None, flags=None, w
     source = codegen.generate(graph, name, weights=options.weights, slots=slots,
                               group=options.batch_group)
     t2 = time.perf_counter()
+    cap = memory.check(graph, source, slots, max_memory)
     if log:
         log(f"traced and optimised {len(graph)} layers in {t1 - t0:.2f}s; generated "
             f"{len(source.c_source.splitlines())} lines of C in {t2 - t1:.2f}s")
@@ -103,7 +108,7 @@ def compile(model, input_shape=None, *, name=None, cache_dir=None, flags=None, w
                          path=artifact.library, build_info=info, weights_asm=source.weights_asm,
                          profiler=build_profiler, num_threads=num_threads,
                          inputs=source.inputs, outputs=source.outputs, io=source.io,
-                         cdef=source.cdef, weights_key=source.weights_key)
+                         cdef=source.cdef, weights_key=source.weights_key, memory_limit=cap)
 
 
 def from_torch(module, input_shape, **options):

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from .version import __version__
 from .errors import BuildError
+from .memory import parse_size
 from .resources import runtime_dir
 
 # -DCNN_THREADS -pthread: the runtime's thread pool (runtime/cnn_threads.h); -fopenmp-simd
@@ -72,7 +73,6 @@ def cache_root(cache_dir=None):
 
 
 CACHE_SIZE_DEFAULT = 10 << 30  # bytes; ResNet-18's entry takes about 190 MB
-_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 
 def cache_limit():
@@ -81,16 +81,11 @@ def cache_limit():
     text = os.environ.get("CNNCOMPILE_CACHE_SIZE", "").strip()
     if not text:
         return CACHE_SIZE_DEFAULT
-    number = text.rstrip("KMGTkmgtBb")
-    unit = text[len(number):].upper().rstrip("B")
     try:
-        value = float(number)
+        return parse_size(text, "CNNCOMPILE_CACHE_SIZE")
     except ValueError:
-        value = -1
-    if value < 0 or unit not in _UNITS:
         raise BuildError(f"CNNCOMPILE_CACHE_SIZE={text!r} is not a size: give bytes, or a "
-                         f"number with K, M, G or T (e.g. 10G), or 0 for no limit")
-    return int(value * _UNITS[unit])
+                         f"number with K, M, G or T (e.g. 10G), or 0 for no limit") from None
 
 
 def _entry_bytes(path):

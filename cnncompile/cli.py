@@ -141,7 +141,7 @@ def cmd_compile(args):
     flags = build.target_flags(target.arch if target.runs_here else "-march=native", threads)
     compiled = cnncompile.compile(model, shape, name=args.name, verbose=args.verbose,
                                   flags=flags, batch_group=args.batch_group,
-                                  weights=args.weights)
+                                  weights=args.weights, max_memory=args.max_memory)
     seconds = time.perf_counter() - t0
     wrote = compiled.write_bundle(out_dir, target.name, threads)
     print(compiled.summary())
@@ -266,6 +266,9 @@ def make_parser():
     c.add_argument("--batch-group", type=int, metavar="N", help="samples of a batch that "
                    "layers with large weights compute at once (default: chosen, up to 16; 1: "
                    "one at a time, the smallest workspace, e.g. for small devices)")
+    c.add_argument("--max-memory", metavar="SIZE", help="the most memory one call may need, "
+                   "e.g. 512M or 2G (default: this machine's, or its container's limit): a "
+                   "model above it is refused, naming its largest buffers")
     c.add_argument("--show-c", action="store_true", help="print the generated C")
     c.add_argument("-v", "--verbose", action="store_true", help="print build progress")
     c.set_defaults(func=cmd_compile)

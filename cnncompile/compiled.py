@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import bundle, model_io, persist
+from . import bundle, memory, model_io, persist
 
 INT_MAX = 2**31 - 1
 _FLOAT32 = np.dtype(np.float32)  # the native float32 descriptor numpy's arrays share
@@ -71,7 +71,7 @@ class CompiledModel:
     def __init__(self, prefix, input_shape, output_shape, workspace_bytes, lib, ffi,
                  c_source=None, header=None, graph=None, path=None, build_info=None,
                  weights_asm=None, profiler=None, num_threads=None, inputs=None, outputs=None,
-                 io=None, cdef=None, weights_key=None):
+                 io=None, cdef=None, weights_key=None, memory_limit=None):
         self.prefix = prefix
         self._cdef, self._weights_key = cdef, weights_key  # to build it again (pickling)
         self._num_threads_given = num_threads
@@ -103,6 +103,10 @@ class CompiledModel:
         self.num_threads = num_threads or default_threads()
         self._local = threading.local()
         self._out_one = (1,) + self.output_shape
+        # a batch whose outputs would not fit is refused before they are allocated
+        self._memory_cap, self._memory_whence = memory_limit or memory.limit()
+        self._memory_cap = self._memory_cap or float("inf")
+        self._sample_bytes = 4 * sum(math.prod(s) for s in self.output_shapes)
 
     def _attach(self, lib, ffi):
         """Call into ``lib``, a loaded library of this model's C (through ``ffi``)."""
@@ -123,6 +127,9 @@ class CompiledModel:
             x = x.detach().cpu().numpy()
         x = np.asarray(x)
         shape = self.input_shapes[i]
+        if x.ndim == len(shape) + 1 and tuple(x.shape[1:]) == shape:
+            self._check_batch(x.shape[0], converted=not (x.dtype == _FLOAT32
+                                                         and x.flags.c_contiguous))
         what = "input" if self._io is None else f"input {self.input_names[i]}"
         if x.dtype.kind != "f":
             raise TypeError(f"{self.prefix}: expected a float32 array of shape "
@@ -137,6 +144,14 @@ class CompiledModel:
         if x.shape[0] > INT_MAX:
             raise ValueError(f"{self.prefix}: batch {x.shape[0]} is larger than {INT_MAX}")
         return np.ascontiguousarray(x, dtype=np.float32), unbatched
+
+    def _check_batch(self, n, converted):
+        """Refuse a batch whose outputs (and inputs converted to float32) cannot fit."""
+        per_sample = self._sample_bytes + (
+            4 * sum(math.prod(s) for s in self.input_shapes) if converted else 0)
+        if n * per_sample > self._memory_cap:
+            raise memory.refuse_batch(self.prefix, n, per_sample, self._memory_cap,
+                                      self._memory_whence)
 
     def _apply_threads(self):
         """Set the library's thread count for this OS thread, when it changes. The count
@@ -163,6 +178,8 @@ class CompiledModel:
         if (type(x) is np.ndarray and x.dtype is _FLOAT32 and x.shape[1:] == self.input_shape
                 and x.flags.c_contiguous and 0 < x.shape[0] <= INT_MAX):
             unbatched, n = False, x.shape[0]
+            if n * self._sample_bytes > self._memory_cap:
+                self._check_batch(n, converted=False)
             out = np.empty(self._out_one if n == 1 else (n,) + self.output_shape, np.float32)
         else:
             x, unbatched = self._prepare(x)

@@ -7,6 +7,7 @@ giving its op, attributes, shapes and FLOPs.
 import functools
 import hashlib
 import re
+import warnings
 from pathlib import Path
 from dataclasses import dataclass
 
@@ -24,6 +25,9 @@ HEADER_NAME = "model.h"
 # it, parsing them is what a build spends its time on (about 6 us per value with gcc 12), so
 # they go into weights.bin, which weights.S pulls into the object file with .incbin.
 WEIGHTS_IN_C_MAX = 200_000
+# weights="c" writes about 16 characters per value: above this many values they go to the blob
+# all the same, so that model.c stays tens of MB and the compiler's memory bounded
+WEIGHTS_IN_C_LIMIT = 4_000_000
 BLOB_ALIGN_FLOATS = 16  # 64-byte alignment of every weight tensor in the blob
 _COMMENT_SAFE = re.compile(r"[^A-Za-z0-9_ ,.()=+\-x>:]")
 
@@ -233,6 +237,11 @@ def generate(graph, name=None, weights="auto", profile=False, slots=1, group=Non
     ports = _ports(graph, namer, prefix.upper())
     buffer_name = _BufferNames(namer, ports)
     total = sum(int(a.size) for n in graph.nodes() for a in n.params.values())
+    if weights == "c" and total > WEIGHTS_IN_C_LIMIT:
+        warnings.warn(f"weights='c': {total:,} weights would make model.c about "
+                      f"{16 * total >> 20:,} MiB; they go to weights.bin instead (weights='c' "
+                      f"takes up to {WEIGHTS_IN_C_LIMIT:,})", stacklevel=3)
+        weights = "blob"
     use_blob = weights == "blob" or (weights == "auto" and total > WEIGHTS_IN_C_MAX)
     layers, calls, weights, chunks, offset = [], [], [], [], 0
     pipelined = {}  # 1x1 layers' template values, for the depthwise layer that runs them
@@ -368,16 +377,18 @@ def _port_info(port):
 
 
 def _pack_blob(chunks, floats):
-    """weights.bin: each layer's packed arrays at their offsets, zeros between them."""
+    """weights.bin: each layer's packed arrays at their offsets, zeros between them; a float32
+    array (bytes-like). A layer's arrays are consecutive: it is packed once, and its packed
+    copy dropped before the next, so packing holds one layer's copy at a time."""
     data = np.zeros(floats, "<f4")
-    packed = {}
+    last = packed = None
     for start, node, pname, size in chunks:
-        if node.name not in packed:
-            packed[node.name] = kernels.implementation(node).pack(node)
-        array = packed[node.name][pname]
+        if node is not last:
+            last, packed = node, kernels.implementation(node).pack(node)
+        array = packed[pname]
         assert array.size == size, f"{node.name}.{pname}: packed {array.size}, declared {size}"
         data[start:start + size] = array.ravel()
-    return data.tobytes()
+    return data
 
 
 def _weights_digest(graph):

@@ -49,6 +49,7 @@ def plan_memory(graph):
             out_roots.setdefault(root[o], k)
 
     placed = []  # (offset, size, last_use) of arena slices
+    slices = []  # (layer, "output" or "scratch", floats): what the arena holds, for messages
     arena = 0
 
     def place(size, start, end):
@@ -71,6 +72,7 @@ def plan_memory(graph):
             if impl.template_for(node) else 0
         if scratch:  # live only while this layer runs, beside its inputs and output
             node.meta["scratch"] = ("arena", place(_align(scratch), index[node.name], index[node.name]))
+            slices.append((node.name, "scratch", _align(scratch)))
         else:
             node.meta.pop("scratch", None)
         if r != node.name:
@@ -84,10 +86,12 @@ def plan_memory(graph):
         else:
             start = index[node.name]
             buf = ("arena", place(_align(_floats(node)), start, last_use.get(r, start)))
+            slices.append((node.name, "output", _align(_floats(node))))
         node.meta["buffer"] = buf
     for node in order:
         node.meta["buffer"] = graph.node(root[node.name]).meta["buffer"]
     graph.meta["workspace_floats"] = arena
+    graph.meta["arena_slices"] = slices
     graph.meta["output_is_input"] = any(root[o] in input_roots for o in graph.outputs)
     return graph
 
