@@ -5,6 +5,11 @@ torch.nn, which is the promise cnncompile makes its users; both get the same wei
 Models beyond the set are named `torchvision:<name>` (e.g. torchvision:resnet50): torchvision's
 definition with seeded random weights, compiled from the torch module itself (it needs an
 environment where torchvision imports).
+
+Six more families (EfficientNet-B0, MobileNetV3-Large, ShuffleNetV2, ConvNeXt-Tiny,
+RegNetX-400MF, DeepLabV3) are plain torch modules in families.py, taken by name like the models
+here but kept out of MODELS, whose every model the test suites run (tests/test_families.py
+checks them); they are imported only when asked for, since they need torch.
 """
 from pathlib import Path
 
@@ -30,16 +35,31 @@ MODELS = {
 TORCHVISION = "torchvision:"
 
 
+def families():
+    """families.FAMILIES: name -> input shape of the torch-only models (imports torch)."""
+    from families import FAMILIES
+    return FAMILIES
+
+
+def is_family(spec):
+    """A families.py model (asks torch only of names that no example file has)."""
+    return (spec not in MODELS and not spec.startswith(TORCHVISION)
+            and not (EXAMPLES / f"{spec}.py").exists() and spec in families())
+
+
 def input_shape(spec):
     """The batch-1 input shape of a benchmark model or a torchvision:<name> spec."""
     if spec.startswith(TORCHVISION):
         side = 299 if spec == TORCHVISION + "inception_v3" else 224
         return (1, 3, side, side)
+    if is_family(spec):
+        return families()[spec]
     return MODELS[spec]
 
 
 def is_model(spec):
-    return spec in MODELS or (spec.startswith(TORCHVISION) and len(spec) > len(TORCHVISION))
+    return (spec in MODELS or (spec.startswith(TORCHVISION) and len(spec) > len(TORCHVISION))
+            or is_family(spec))
 
 
 def torchvision_model(spec, seed=0):
@@ -75,7 +95,12 @@ def load_example(name, framework="cnncompile"):
 
     Returns the file's namespace (its ``model``, ``INPUT_SHAPE``...). Weights are reproducible:
     the generator is reseeded first, and BatchNorm statistics are set to non-default values.
+    A families.py model is its torch module whatever ``framework`` (cnncompile compiles it
+    through torch.export).
     """
+    if is_family(name):
+        from families import build
+        return {"model": build(name), "INPUT_SHAPE": families()[name]}
     import cnncompile
     from cnncompile.nn.init import DEFAULT_SEED
     path = EXAMPLES / f"{name}.py"
@@ -116,6 +141,10 @@ def torch_twin(model, torch_model):
 
 
 def pair(name):
-    """(cnncompile model, torch model with the same weights, input shape)."""
+    """(cnncompile model, torch model with the same weights, input shape); for a
+    families.py model, the same torch module twice."""
+    if is_family(name):
+        model = load_example(name)["model"]
+        return model, model, families()[name]
     model = load_example(name)["model"].eval()
     return model, torch_twin(model, load_example(name, "torch")["model"]), MODELS[name]

@@ -30,7 +30,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from models import MODELS, is_model  # noqa: E402
+from models import MODELS, families, is_model  # noqa: E402
 from report import Table, summary, write_svg  # noqa: E402
 from workers import Worker, busy_core, interleave, percentile  # noqa: E402
 
@@ -124,8 +124,10 @@ def bench_setting(engines, spec, args, compile_times):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    choices = ", ".join(list(MODELS) + list(families()))
     parser.add_argument("--models", default=",".join(MODELS),
-                        help=f"comma-separated, from: {', '.join(MODELS)}, or torchvision:<name>")
+                        help=f"comma-separated, from: {choices}, or torchvision:<name> "
+                             f"(default: the first {len(MODELS)})")
     parser.add_argument("--batch", default="1", help="batch sizes, e.g. 1,8,32")
     parser.add_argument("--threads", default=f"1,{len(os.sched_getaffinity(0))}",
                         help="thread counts (default: 1 and every core this process may use)")
@@ -144,7 +146,7 @@ def main(argv=None):
     names = [m for m in args.models.split(",") if m]
     unknown = [m for m in names if not is_model(m)]
     if unknown:
-        parser.error(f"unknown model(s) {unknown}; choose from {', '.join(MODELS)} "
+        parser.error(f"unknown model(s) {unknown}; choose from {choices} "
                      "or torchvision:<name>")
     batches = [int(b) for b in args.batch.split(",")]
     threads = sorted({int(t) for t in args.threads.split(",")})
