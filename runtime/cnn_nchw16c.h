@@ -82,7 +82,7 @@ static inline __attribute__((always_inline)) cnn_vb cnn_bselect(cnn_vbi mask, cn
 }
 
 /* cnn_relu / cnn_relu6 / cnn_hardswish lane by lane, the same comparisons (NaN passes
- * through); a block is the GEMM's vector with AVX-512, whose cnn_vact clamps in one
+ * through), cnn_silu lane by lane; a block is the GEMM's vector with AVX-512, whose cnn_vact clamps in one
  * instruction each. Always inlined: a copy of its own would return a 64-byte vector, whose
  * ABI differs with and without AVX-512 (GCC's -Wpsabi). */
 static inline __attribute__((always_inline)) cnn_vb cnn_bact(cnn_vb v, int act)
@@ -90,6 +90,14 @@ static inline __attribute__((always_inline)) cnn_vb cnn_bact(cnn_vb v, int act)
 #if CNN_VBYTES == 64
     return (cnn_vb)cnn_vact((cnn_vf)v, act);
 #else
+    if (act == CNN_ACT_SILU) {
+        float lanes[CNN_CB];
+        memcpy(lanes, &v, sizeof lanes);
+        for (int l = 0; l < CNN_CB; ++l)
+            lanes[l] = cnn_silu(lanes[l]);
+        memcpy(&v, lanes, sizeof lanes);
+        return v;
+    }
     const cnn_vb zero = {0}, six = zero + 6.0f, x = v;
     if (act == CNN_ACT_HARDSWISH)
         v = v + 3.0f;

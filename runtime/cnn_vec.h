@@ -19,6 +19,7 @@
 #define CNN_ACT_RELU 1
 #define CNN_ACT_RELU6 2
 #define CNN_ACT_HARDSWISH 3 /* v * relu6(v + 3) / 6, as cnn_hardswish: 0 stays 0 */
+#define CNN_ACT_SILU 4      /* v * sigmoid(v), as cnn_silu: 0 stays 0 */
 
 #if defined(__GNUC__) && !defined(CNN_NO_VECTOR_EXTENSIONS)
 #if defined(__AVX512F__)
@@ -58,9 +59,17 @@ static inline cnn_vf cnn_vselect(cnn_vi mask, cnn_vf a, cnn_vf b)
 }
 
 /* cnn_relu / cnn_relu6 / cnn_hardswish on a vector, with the same comparisons, so the same
- * bits: NaN and -0.0 pass through. */
+ * bits: NaN and -0.0 pass through; cnn_silu lane by lane. */
 static inline __attribute__((always_inline)) cnn_vf cnn_vact(cnn_vf v, int act)
 {
+    if (act == CNN_ACT_SILU) { /* lane by lane through cnn_silu, a loop the compiler vectorises */
+        float lanes[CNN_VLEN];
+        memcpy(lanes, &v, sizeof lanes);
+        for (int l = 0; l < CNN_VLEN; ++l)
+            lanes[l] = cnn_silu(lanes[l]);
+        memcpy(&v, lanes, sizeof lanes);
+        return v;
+    }
     const cnn_vf zero = {0}, six = zero + 6.0f, x = v;
     const int clamp6 = act == CNN_ACT_RELU6 || act == CNN_ACT_HARDSWISH;
     if (act == CNN_ACT_HARDSWISH)
@@ -92,7 +101,7 @@ static inline __attribute__((always_inline)) cnn_vf cnn_vact(cnn_vf v, int act)
 static inline float cnn_act(float v, int act)
 {
     return act == CNN_ACT_RELU6 ? cnn_relu6(v) : act == CNN_ACT_RELU ? cnn_relu(v)
-           : act == CNN_ACT_HARDSWISH ? cnn_hardswish(v) : v;
+           : act == CNN_ACT_HARDSWISH ? cnn_hardswish(v) : act == CNN_ACT_SILU ? cnn_silu(v) : v;
 }
 #endif
 

@@ -25,7 +25,7 @@ def inverted_residual(nn, F, channels=72, out=40, act="hardswish", se=True, scal
             self.dw2 = nn.Conv2d(out, out, 3, padding=1, groups=out)
 
         def act(self, x):
-            return F.hardswish(x) if act == "hardswish" else F.relu(x)
+            return {"hardswish": F.hardswish, "silu": F.silu, "relu": F.relu}[act](x)
 
         def forward(self, x):
             y = self.act(self.dw(self.act(self.stem(x))))
@@ -50,6 +50,7 @@ def twins(**kwargs):
     ((1, 3, 2, 2), dict(channels=24, out=20)),              # 1 x 1 after the stem
     ((1, 3, 17, 13), dict(channels=40, out=16, act="relu", scale_first=False)),
     ((1, 3, 16, 16), dict(channels=32, out=48, se=False)),  # channels filling their blocks
+    ((1, 3, 20, 20), dict(act="silu")),                     # EfficientNet's activation
 ])
 def test_hardswish_and_arithmetic_stay_on_blocks(shape, kwargs):
     model, twin = twins(**kwargs)

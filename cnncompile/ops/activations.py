@@ -16,7 +16,8 @@ from .common import numel_per_sample
 # the activations vector kernels apply in their epilogue as they store (runtime CNN_ACT_*
 # codes): the GEMM's micro-kernel and the kernels on channel blocks; others run after them
 VECTOR_ACTIVATIONS = {None: "CNN_ACT_NONE", "cnn_relu": "CNN_ACT_RELU",
-                      "cnn_relu6": "CNN_ACT_RELU6", "cnn_hardswish": "CNN_ACT_HARDSWISH"}
+                      "cnn_relu6": "CNN_ACT_RELU6", "cnn_hardswish": "CNN_ACT_HARDSWISH",
+                      "cnn_silu": "CNN_ACT_SILU"}
 
 
 def _erf(x):

@@ -17,7 +17,8 @@ void activate(int act, const float *x, int n, float *scalar, float *vector, floa
 {
     for (int i = 0; i < n; ++i)
         scalar[i] = act == CNN_ACT_RELU ? cnn_relu(x[i]) : act == CNN_ACT_RELU6 ? cnn_relu6(x[i])
-                  : act == CNN_ACT_HARDSWISH ? cnn_hardswish(x[i]) : x[i];
+                  : act == CNN_ACT_HARDSWISH ? cnn_hardswish(x[i])
+                  : act == CNN_ACT_SILU ? cnn_silu(x[i]) : x[i];
 #if defined(CNN_VBYTES)
     for (int i = 0; i < n; i += CNN_VLEN) {
         cnn_vf v;
@@ -39,7 +40,8 @@ lib = c_harness.fixture(HEADERS, SOURCE, c_harness.BLOCKED_FLAVOURS)
 # CNN_ACT_* codes and torch.nn's formulas
 CODES = {"none": (0, lambda x: x), "relu": (1, lambda x: np.maximum(x, 0.0)),
          "relu6": (2, lambda x: np.clip(x, 0.0, 6.0)),
-         "hardswish": (3, lambda x: x * np.clip(x + 3.0, 0.0, 6.0) / 6.0)}
+         "hardswish": (3, lambda x: x * np.clip(x + 3.0, 0.0, 6.0) / 6.0),
+         "silu": (4, lambda x: x / (1.0 + np.exp(-x)))}
 
 
 @pytest.mark.parametrize("name", CODES)
