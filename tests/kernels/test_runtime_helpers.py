@@ -166,6 +166,25 @@ def test_exp_bounded(lib):
     assert_close(y, expected, 0, rtol=2.5e-7)
 
 
+def test_gelu_relative(lib):
+    """cnn_gelu relative to its value from erfc in float64, into its negative tail, where
+    1 + erf would cancel: 2e-6 where |y| > 1e-3; further out the float32 rounding of -x^2 / 2
+    (the exponent) grows with x^2: 1e-5 down to 1e-20, 3e-5 to 1e-30; 0 below the range."""
+    gelu = [a[0] for a in ACTIVATIONS].index("gelu")
+    x = np.linspace(-14, 14, 20001, dtype=np.float32)
+    y = filled(x.size)
+    lib.lib.activation(gelu, ptr(lib, x), x.size, 0, 0, ptr(lib, y))
+    x64 = x.astype(np.float64)
+    expected = 0.5 * x64 * np.vectorize(math.erfc, otypes=[np.float64])(-x64 / math.sqrt(2))
+    for low, high, rtol in ((1e-3, np.inf, 2e-6), (1e-20, 1e-3, 1e-5), (1e-30, 1e-20, 3e-5)):
+        band = (np.abs(expected) > low) & (np.abs(expected) <= high)
+        assert_close(y[band], expected[band], 0, rtol=rtol)
+    far = filled(2)
+    lib.lib.activation(gelu, ptr(lib, np.array([-20.0, -1000.0], np.float32)), 2, 0, 0,
+                       ptr(lib, far))
+    assert (far == 0).all(), far
+
+
 def test_sigmoid_relative(lib):
     """cnn_sigmoid relative to its value, down to its smallest normal results: its tail is
     e^x itself, not 0."""
