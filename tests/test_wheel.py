@@ -19,6 +19,8 @@ SCRIPT = textwrap.dedent("""
     from cnncompile import reference
     err = np.abs(compiled(x) - reference.run(compiled.graph, x)).max()
     assert err < 1e-5, err
+    saved = compiled.save("bundle")  # the bundle's templates come from the wheel too
+    assert (saved / "Makefile").is_file() and (saved / "model_main.c").is_file()
     print("OK", compiled.path)
 """)
 
@@ -38,6 +40,8 @@ def test_wheel_installs_and_compiles(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "cnncompile/templates/model.c.j2" in names
     assert "cnncompile/templates/ops/conv.c.j2" in names
+    for bundled in ("Makefile.j2", "model_main.c.j2"):  # what save() writes beside model.c
+        assert f"cnncompile/templates/{bundled}" in names, bundled
     for header in (ROOT / "runtime").glob("*.h"):
         assert f"cnncompile/runtime/{header.name}" in names
     venv = tmp_path / "venv"
