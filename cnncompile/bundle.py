@@ -5,6 +5,7 @@ weights.S (large models), model_main.c (a program that runs the model on .npy fi
 Makefile into one folder. The Makefile's recipes and the commands ``build_commands`` prints
 come from one list of steps, so what the command line shows is what ``make`` runs.
 """
+import math
 import re
 import shutil
 from dataclasses import dataclass
@@ -111,9 +112,7 @@ def build_commands(tgt, blob, threads=True):
 def _ports(names, shapes, kind):
     ports = []
     for i, (name, shape) in enumerate(zip(names, shapes)):
-        size = 1
-        for d in shape:
-            size *= int(d)
+        size = math.prod(int(d) for d in shape)
         many = len(names) > 1
         ports.append(dict(label=readable(name), dims=[int(d) for d in shape], size=size,
                           arg=f"{kind.upper()}{i + 1 if many else ''}.npy"))

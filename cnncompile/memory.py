@@ -5,6 +5,7 @@ the limit is warned about. Sizes are parsed and printed here too.
 What one call needs: the workspace (every thread slot), the weights, and one sample's inputs
 and outputs. The machine's memory is its physical memory, or its container's limit when lower.
 """
+import math
 import os
 import warnings
 from pathlib import Path
@@ -84,8 +85,8 @@ def check(graph, source, slots, max_memory=None):
         return cap, whence
     weights = 4 * sum(int(a.size) for n in graph.nodes() for a in n.params.values())
     ports = (source.inputs or []) + (source.outputs or [])
-    sample = 4 * sum(_numel(p["shape"]) for p in ports) if ports else 4 * (
-        _numel(source.input_shape) + _numel(source.output_shape))
+    sample = 4 * sum(math.prod(p["shape"]) for p in ports) if ports else 4 * (
+        math.prod(source.input_shape) + math.prod(source.output_shape))
     need = source.workspace_bytes + weights + sample
     if need <= NEAR * cap:
         return cap, whence
@@ -111,9 +112,3 @@ def refuse_batch(prefix, batch, sample_bytes, cap, whence):
                        f"its outputs and converted inputs ({human(sample_bytes)} per sample); "
                        f"{whence} is {human(cap)}: call it on smaller batches")
 
-
-def _numel(shape):
-    n = 1
-    for d in shape:
-        n *= int(d)
-    return n

@@ -91,11 +91,7 @@ static inline __attribute__((always_inline)) cnn_vb cnn_bact(cnn_vb v, int act)
     return (cnn_vb)cnn_vact((cnn_vf)v, act);
 #else
     if (act == CNN_ACT_SILU) {
-        float lanes[CNN_CB];
-        memcpy(lanes, &v, sizeof lanes);
-        for (int l = 0; l < CNN_CB; ++l)
-            lanes[l] = cnn_silu(lanes[l]);
-        memcpy(&v, lanes, sizeof lanes);
+        cnn_silu_lanes((float *)&v, CNN_CB);
         return v;
     }
     const cnn_vb zero = {0}, six = zero + 6.0f, x = v;

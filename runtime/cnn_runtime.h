@@ -165,6 +165,14 @@ static inline float cnn_silu(float v)
     return v * cnn_sigmoid(v);
 }
 
+/* cnn_silu over the n floats of a vector in place (vector types alias their floats): a loop
+ * the compiler vectorises, for the vector epilogues (cnn_vact, cnn_bact) */
+static inline __attribute__((always_inline)) void cnn_silu_lanes(float *lanes, int n)
+{
+    for (int l = 0; l < n; ++l)
+        lanes[l] = cnn_silu(lanes[l]);
+}
+
 /* erfc(z) for z >= 0 without a call, so that loops over it vectorise (for GELU; the erf op
  * keeps erff): t e^(-z^2 + P(t)), t = 1 / (1 + z / 2), with the Chebyshev-fitted P of
  * Numerical Recipes' erfcc (Press et al., 2nd ed., 6.2): fractional error below 1.2e-7.

@@ -62,12 +62,8 @@ static inline cnn_vf cnn_vselect(cnn_vi mask, cnn_vf a, cnn_vf b)
  * bits: NaN and -0.0 pass through; cnn_silu lane by lane. */
 static inline __attribute__((always_inline)) cnn_vf cnn_vact(cnn_vf v, int act)
 {
-    if (act == CNN_ACT_SILU) { /* lane by lane through cnn_silu, a loop the compiler vectorises */
-        float lanes[CNN_VLEN];
-        memcpy(lanes, &v, sizeof lanes);
-        for (int l = 0; l < CNN_VLEN; ++l)
-            lanes[l] = cnn_silu(lanes[l]);
-        memcpy(&v, lanes, sizeof lanes);
+    if (act == CNN_ACT_SILU) {
+        cnn_silu_lanes((float *)&v, CNN_VLEN);
         return v;
     }
     const cnn_vf zero = {0}, six = zero + 6.0f, x = v;
