@@ -266,3 +266,21 @@ def test_saved_folder_keeps_no_stale_library(tmp_path):
     assert not (tmp_path / "libmodel.so").exists()
     assert "aarch64-linux-gnu-gcc" in (tmp_path / "Makefile").read_text()
     assert Path(tmp_path / "model_main.c").read_text().count("lenet5_forward(") == 2
+
+
+@pytest.mark.parametrize("act", ["hardswish", "silu"])
+def test_clang_builds_a_squeeze_excitation_block_without_warnings(tmp_path, act):
+    """A 1x1 layer whose bias and activation the GEMM applies leaves no unused row pass
+    behind (clang warns of unused static functions where gcc does not)."""
+    need("clang", "make")
+    from test_layout_elementwise import twins
+    model, twin = twins(act=act)
+    compiled = cnncompile.compile(model, (1, 3, 20, 20))
+    compiled.save(tmp_path)
+    sh('make CC=clang EXTRA_CFLAGS="-Wall -Wextra -Werror" model_main', tmp_path)
+    x = random_input((2, 3, 20, 20))
+    np.save(tmp_path / "x.npy", x)
+    sh("./model_main x.npy y.npy", tmp_path)
+    want = compiled(x)
+    assert_close(np.load(tmp_path / "y.npy"), want, f"{act} block built by clang vs gcc",
+                 atol=1e-4 * float(np.abs(want).max()))
