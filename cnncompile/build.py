@@ -41,8 +41,10 @@ THREAD_FLAGS = ["-fopenmp-simd", "-DCNN_OMP_SIMD", "-DCNN_THREADS", "-pthread"]
 
 def target_flags(arch="-march=native", threads=True):
     """A build's flags: arch ("-march=...", or "" for the compiler's baseline), and the thread
-    pool, or one thread per call and no pthreads."""
-    return ["-O3", *([arch] if arch else []), "-ffp-contract=fast",
+    pool, or one thread per call and no pthreads. -fno-trapping-math changes no result: it
+    lets the compiler compute both sides of a select, so that loops over GELU, SiLU and the
+    like vectorise on targets without masked vector instructions (AVX2, NEON)."""
+    return ["-O3", *([arch] if arch else []), "-ffp-contract=fast", "-fno-trapping-math",
             *(THREAD_FLAGS if threads else THREAD_FLAGS[:2])]
 
 

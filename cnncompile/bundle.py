@@ -17,7 +17,7 @@ from .resources import runtime_dir
 from .version import __version__
 
 # the flags every build of the bundle takes; the architecture and threads come on top
-BASE_CFLAGS = "-std=c11 -O3 -ffp-contract=fast -fopenmp-simd -DCNN_OMP_SIMD"
+BASE_CFLAGS = "-std=c11 -O3 -ffp-contract=fast -fno-trapping-math -fopenmp-simd -DCNN_OMP_SIMD"
 THREADS = "-DCNN_THREADS -pthread"
 THREAD_LIBS = "-pthread"
 _MARCH = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")

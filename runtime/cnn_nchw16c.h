@@ -82,7 +82,7 @@ static inline __attribute__((always_inline)) cnn_vb cnn_bselect(cnn_vbi mask, cn
 }
 
 /* cnn_relu / cnn_relu6 / cnn_hardswish lane by lane, the same comparisons (NaN passes
- * through), cnn_silu lane by lane; a block is the GEMM's vector with AVX-512, whose cnn_vact clamps in one
+ * through), cnn_silu and cnn_gelu lane by lane; a block is the GEMM's vector with AVX-512, whose cnn_vact clamps in one
  * instruction each. Always inlined: a copy of its own would return a 64-byte vector, whose
  * ABI differs with and without AVX-512 (GCC's -Wpsabi). */
 static inline __attribute__((always_inline)) cnn_vb cnn_bact(cnn_vb v, int act)
@@ -90,8 +90,8 @@ static inline __attribute__((always_inline)) cnn_vb cnn_bact(cnn_vb v, int act)
 #if CNN_VBYTES == 64
     return (cnn_vb)cnn_vact((cnn_vf)v, act);
 #else
-    if (act == CNN_ACT_SILU) {
-        cnn_silu_lanes((float *)&v, CNN_CB);
+    if (act == CNN_ACT_SILU || act == CNN_ACT_GELU) {
+        cnn_act_lanes((float *)&v, CNN_CB, act);
         return v;
     }
     const cnn_vb zero = {0}, six = zero + 6.0f, x = v;

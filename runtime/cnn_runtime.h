@@ -19,8 +19,10 @@
 #define CNN_PRAGMA(x) _Pragma(#x)
 #if defined(_OPENMP) || defined(CNN_OMP_SIMD)
 #define CNN_SIMD_SUM(...) CNN_PRAGMA(omp simd reduction(+:__VA_ARGS__))
+#define CNN_SIMD_LANES(n) CNN_PRAGMA(omp simd simdlen(n))
 #else
 #define CNN_SIMD_SUM(...)
+#define CNN_SIMD_LANES(n)
 #endif
 
 #include "cnn_threads.h"
@@ -165,14 +167,6 @@ static inline float cnn_silu(float v)
     return v * cnn_sigmoid(v);
 }
 
-/* cnn_silu over the n floats of a vector in place (vector types alias their floats): a loop
- * the compiler vectorises, for the vector epilogues (cnn_vact, cnn_bact) */
-static inline __attribute__((always_inline)) void cnn_silu_lanes(float *lanes, int n)
-{
-    for (int l = 0; l < n; ++l)
-        lanes[l] = cnn_silu(lanes[l]);
-}
-
 /* erfc(z) for z >= 0 without a call, so that loops over it vectorise (for GELU; the erf op
  * keeps erff): t e^(-z^2 + P(t)), t = 1 / (1 + z / 2), with the Chebyshev-fitted P of
  * Numerical Recipes' erfcc (Press et al., 2nd ed., 6.2): fractional error below 1.2e-7.
@@ -185,7 +179,10 @@ static inline float cnn_erfc_nonneg(float z)
               t * (-0.82215223f + t * 0.17087277f))))))));
     const int tiny = e < -87.0f;
     e = tiny ? -87.0f : e;
-    return z != z ? z : (tiny ? 0.0f : t * cnn_exp_bounded(e));
+    /* every value computed before the selects: a conditional operation would be control
+     * flow that loops cannot vectorise without masked instructions (AVX2, NEON) */
+    const float r = t * cnn_exp_bounded(e);
+    return z != z ? z : (tiny ? 0.0f : r);
 }
 
 /* GELU: x Phi(x) = x (1 + erf(x / sqrt 2)) / 2, where 1 + erf(-z) = erfc(z): taken from erfc
@@ -194,7 +191,8 @@ static inline float cnn_erfc_nonneg(float z)
 static inline float cnn_gelu(float v)
 {
     const float c = cnn_erfc_nonneg((v < 0.0f ? -v : v) * 0.70710678118654752f);
-    return 0.5f * v * (v < 0.0f ? c : 2.0f - c);
+    const float upper = 2.0f - c;
+    return 0.5f * v * (v < 0.0f ? c : upper);
 }
 
 static inline float cnn_gelu_tanh(float v)

@@ -17,7 +17,7 @@ from .common import numel_per_sample
 # codes): the GEMM's micro-kernel and the kernels on channel blocks; others run after them
 VECTOR_ACTIVATIONS = {None: "CNN_ACT_NONE", "cnn_relu": "CNN_ACT_RELU",
                       "cnn_relu6": "CNN_ACT_RELU6", "cnn_hardswish": "CNN_ACT_HARDSWISH",
-                      "cnn_silu": "CNN_ACT_SILU"}
+                      "cnn_silu": "CNN_ACT_SILU", "cnn_gelu": "CNN_ACT_GELU"}
 
 
 def _erf(x):

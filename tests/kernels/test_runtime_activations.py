@@ -2,6 +2,8 @@
 CNN_ACT_*), called directly: on the GEMM's vectors and on 16-channel blocks they give the same
 bits as the scalar functions of cnn_runtime.h, NaN, infinities and -0.0 included, and keep 0 at
 0 (the padding channels of blocks)."""
+import math
+
 import numpy as np
 import pytest
 
@@ -18,7 +20,8 @@ void activate(int act, const float *x, int n, float *scalar, float *vector, floa
     for (int i = 0; i < n; ++i)
         scalar[i] = act == CNN_ACT_RELU ? cnn_relu(x[i]) : act == CNN_ACT_RELU6 ? cnn_relu6(x[i])
                   : act == CNN_ACT_HARDSWISH ? cnn_hardswish(x[i])
-                  : act == CNN_ACT_SILU ? cnn_silu(x[i]) : x[i];
+                  : act == CNN_ACT_SILU ? cnn_silu(x[i])
+                  : act == CNN_ACT_GELU ? cnn_gelu(x[i]) : x[i];
 #if defined(CNN_VBYTES)
     for (int i = 0; i < n; i += CNN_VLEN) {
         cnn_vf v;
@@ -41,7 +44,8 @@ lib = c_harness.fixture(HEADERS, SOURCE, c_harness.BLOCKED_FLAVOURS)
 CODES = {"none": (0, lambda x: x), "relu": (1, lambda x: np.maximum(x, 0.0)),
          "relu6": (2, lambda x: np.clip(x, 0.0, 6.0)),
          "hardswish": (3, lambda x: x * np.clip(x + 3.0, 0.0, 6.0) / 6.0),
-         "silu": (4, lambda x: x / (1.0 + np.exp(-x)))}
+         "silu": (4, lambda x: x / (1.0 + np.exp(-x))),
+         "gelu": (5, lambda x: 0.5 * x * (1.0 + np.vectorize(math.erf)(x / math.sqrt(2.0))))}
 
 
 @pytest.mark.parametrize("name", CODES)
