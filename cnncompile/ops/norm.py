@@ -1,7 +1,9 @@
 """LayerNorm and GroupNorm: normalisation by statistics of each sample's own values.
 
 layer_norm normalises each row of the last ``len(normalized_shape)`` dimensions, with a weight
-and bias per element of the row; group_norm normalises each of ``num_groups`` groups of
+and bias per element of the row; channel_norm is LayerNorm over the channels (dim 1) at each
+position of an (N, C, *) value, as ConvNeXt's LayerNorm between permutes computes it without
+them (passes/cancel_permutes.py); group_norm normalises each of ``num_groups`` groups of
 channels (with their spatial extent), with a weight and bias per channel. InstanceNorm is
 group_norm with one channel per group. Both use the biased variance, as torch does.
 
@@ -16,7 +18,7 @@ import numpy as np
 from ..errors import ShapeError, UnsupportedError, layer_error
 from ..literals import c_float
 from . import Op, register
-from .common import describe_source, numel_per_sample
+from .common import describe_source, numel_per_sample, parallel_pass_worth_it
 
 
 def _normalise(x, axes, eps):
@@ -90,6 +92,50 @@ class LayerNorm(Op):
         count = math.prod(node.attrs["normalized_shape"])
         return dict(rows=numel_per_sample(out_shape) // count, **_moments(count, node.attrs["eps"]),
                     weight="weight" in node.params, bias="bias" in node.params)
+
+
+# channel_norm's positions per step: the statistics of this many positions at a time, summed
+# over the channels in vectors of positions (a tile of 96 channels stays in L1)
+CHANNEL_NORM_TILE = 64
+
+
+@register
+class ChannelNorm(Op):
+    name = "channel_norm"
+    template = "channel_norm.c.j2"
+    inplace = True
+
+    def infer_shape(self, node, ins):
+        shape = tuple(ins[0].shape)
+        if len(shape) < 2:
+            raise layer_error(node, f"channel_norm takes (N, C, *) inputs but receives "
+                              f"{describe_source(ins[0])}", ShapeError)
+        for key in ("weight", "bias"):
+            _check_param(node, key, (shape[1],), "it must have one value per channel")
+        return ins[0].shape
+
+    def reference(self, node, arrays):
+        x = arrays[0].astype(np.float64)
+        y = _normalise(x, 1, node.attrs["eps"])
+        bshape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
+        if "weight" in node.params:
+            y = y * node.params["weight"].reshape(bshape)
+        if "bias" in node.params:
+            y = y + node.params["bias"].reshape(bshape)
+        return y.astype(np.float32)
+
+    def flops(self, node, ins, out_shape):
+        return _flops(node, out_shape)
+
+    def lower(self, node, ins, out_shape):
+        channels = out_shape[1]
+        plane = numel_per_sample(out_shape) // channels
+        tile = min(CHANNEL_NORM_TILE, plane)
+        return dict(channels=channels, plane=plane, tile=tile, tiles=-(-plane // tile),
+                    last=plane - (-(-plane // tile) - 1) * tile,
+                    inv_count=c_float(1.0 / channels), eps=c_float(node.attrs["eps"]),
+                    weight="weight" in node.params, bias="bias" in node.params,
+                    parallel=int(parallel_pass_worth_it(numel_per_sample(out_shape))))
 
 
 @register

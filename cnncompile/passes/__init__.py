@@ -3,6 +3,7 @@
 ``run(graph, after="fuse_activation")`` stops after the named pass, so the graph can be
 inspected at any point (``cnncompile inspect --after fuse_activation``).
 """
+from .cancel_permutes import cancel_permutes
 from .eliminate_dead_code import eliminate_dead_code
 from .eliminate_identity import eliminate_identity
 from .fold_batch_norm import fold_batch_norm
@@ -20,6 +21,7 @@ PIPELINE = [
     infer_shapes,         # static shapes and FLOPs; every layer checked before any C exists
     eliminate_dead_code,  # layers whose output never reaches the model output
     eliminate_identity,   # Identity, and Dropout (a no-op at inference)
+    cancel_permutes,      # permute -> LayerNorm/activations -> inverse permute: no permutes
     fold_batch_norm,      # BatchNorm after a conv/linear -> that layer's weights and bias
     fuse_residual,        # conv(x) + r -> the conv adds r as it writes its output
     fuse_activation,      # conv/linear/pool + ReLU -> one layer with an epilogue
