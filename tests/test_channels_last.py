@@ -11,7 +11,7 @@ import cnncompile.nn as cnn
 from cnncompile import reference
 from cnncompile.passes import cancel_permutes, eliminate_identity, fold_batch_norm, infer_shapes
 from cnncompile.trace import trace
-from helpers import assert_close, check_against_reference, random_input, torch_twin
+from helpers import assert_close, check_against_reference, random_input, run_torch, torch_twin
 
 
 def block(nn, dim=8, layer_scale=True):
@@ -209,3 +209,44 @@ def test_convnext_block_matches_torch_with_its_layers_fused(layer_scale):
     ops = [n.op for n in compiled.graph.nodes()]
     assert "permute" not in ops and "gelu" not in ops and "mul" not in ops, ops
     assert {"layer": "add", "op": "add"} in compiled.graph.node("fc2.conv2d").meta["fused"]
+
+
+def conv_norm_conv(nn, dim):
+    """A channel_norm between two convolutions: it runs on their channel blocks."""
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.dw = nn.Conv2d(dim, dim, 3, padding=1, groups=dim)
+            self.norm2d = norm2d(nn, dim)
+            self.pw = nn.Conv2d(dim, 2 * dim, 1)
+
+        def forward(self, x):
+            return self.pw(self.norm2d(self.dw(x)))
+    return Net()
+
+
+@pytest.mark.parametrize("shape", [(1, 20, 9, 11), (1, 32, 4, 4), (1, 40, 1, 3), (1, 7, 5, 5)])
+def test_channel_norm_on_channel_blocks_matches_torch(shape):
+    """Channels filling their blocks (32) or not (20, 40, 7: the padding lanes must stay out
+    of the statistics and stay zero); positions not a multiple of the 8 a step takes."""
+    cnncompile.manual_seed(0)
+    model = perturbed(conv_norm_conv(cnn, shape[1]))
+    twin = torch_twin(model, conv_norm_conv(torch.nn, shape[1]))
+    compiled = check_against_reference(model, shape, torch_model=twin)
+    norm = compiled.graph.node("norm2d.norm")
+    assert norm.op == "channel_norm" and norm.meta["layout"] == "blocks"
+    x = random_input((2,) + shape[1:]) + 1000.0  # far from 0: centred before it sums
+    assert_close(compiled(x), reference.run(compiled.graph, x), atol=1e-4, rtol=1e-5)
+
+
+@pytest.mark.parametrize("extra", [[], ["-DCNN_NO_VECTOR_EXTENSIONS"]], ids=["portable", "no-vector-extensions"])
+def test_channel_norm_on_channel_blocks_in_portable_c(extra, tmp_path):
+    from cnncompile.build import PORTABLE_FLAGS
+    cnncompile.manual_seed(0)
+    model = perturbed(conv_norm_conv(cnn, 20))
+    twin = torch_twin(model, conv_norm_conv(torch.nn, 20))
+    compiled = cnncompile.compile(model, (1, 20, 9, 11), flags=PORTABLE_FLAGS + extra, werror=True,
+                                  cache_dir=tmp_path)
+    assert compiled.graph.node("norm2d.norm").meta["layout"] == "blocks"
+    x = random_input((2, 20, 9, 11))
+    assert_close(compiled(x), run_torch(twin, x))

@@ -16,6 +16,7 @@ import math
 import numpy as np
 
 from ..errors import ShapeError, UnsupportedError, layer_error
+from ..layout import BLOCK, blocks
 from ..literals import c_float
 from . import Op, register
 from .common import describe_source, numel_per_sample, parallel_pass_worth_it
@@ -95,15 +96,32 @@ class LayerNorm(Op):
 
 
 # channel_norm's positions per step: the statistics of this many positions at a time, summed
-# over the channels in vectors of positions (a tile of 96 channels stays in L1)
+# over the channels in vectors of positions (a tile of 96 channels stays in L1); on channel
+# blocks, over the blocks in one 16-channel vector per position
 CHANNEL_NORM_TILE = 64
+CHANNEL_NORM_BLOCKS_TILE = 8
 
 
 @register
 class ChannelNorm(Op):
     name = "channel_norm"
     template = "channel_norm.c.j2"
+    on_blocks_template = "channel_norm_blocks.c.j2"
     inplace = True
+
+    def runs_on_blocks(self, node, ins):
+        """A 4-D value: the statistics leave out the padding channels, whose weight and bias
+        are zero, so they stay zero."""
+        return len(node.meta["shape"]) == 4
+
+    def pack(self, node):
+        if node.meta.get("layout") != "blocks":
+            return node.params
+        c = node.meta["shape"][1]
+        n = blocks(c) * BLOCK
+        weight = node.params.get("weight", np.ones(c, np.float32))
+        bias = node.params.get("bias", np.zeros(c, np.float32))
+        return {"weight": np.pad(weight, (0, n - c)), "bias": np.pad(bias, (0, n - c))}
 
     def infer_shape(self, node, ins):
         shape = tuple(ins[0].shape)
@@ -130,12 +148,24 @@ class ChannelNorm(Op):
     def lower(self, node, ins, out_shape):
         channels = out_shape[1]
         plane = numel_per_sample(out_shape) // channels
+        if node.meta.get("layout") == "blocks":
+            return self._lower_blocks(node, channels, plane)
         tile = min(CHANNEL_NORM_TILE, plane)
         return dict(channels=channels, plane=plane, tile=tile, tiles=-(-plane // tile),
                     last=plane - (-(-plane // tile) - 1) * tile,
                     inv_count=c_float(1.0 / channels), eps=c_float(node.attrs["eps"]),
                     weight="weight" in node.params, bias="bias" in node.params,
                     parallel=int(parallel_pass_worth_it(numel_per_sample(out_shape))))
+
+    def _lower_blocks(self, node, channels, plane):
+        tile = min(CHANNEL_NORM_BLOCKS_TILE, plane)
+        tiles = -(-plane // tile)
+        rem = channels % BLOCK
+        return dict(blocks=blocks(channels), full=channels // BLOCK, rem=rem,
+                    keep=["1.0f"] * rem + ["0.0f"] * (BLOCK - rem),
+                    plane=plane, tile=tile, tiles=tiles, last=plane - (tiles - 1) * tile,
+                    inv_count=c_float(1.0 / channels), eps=c_float(node.attrs["eps"]),
+                    parallel=int(parallel_pass_worth_it(blocks(channels) * BLOCK * plane)))
 
 
 @register
