@@ -152,8 +152,9 @@ static inline void cnn_gemm_edge_panel(int kdim, const float *restrict b, int ld
 #define CNN_GEMM_KC 256 /* rows of B per pass: a K x NR panel of B stays in L1 */
 #define CNN_GEMM_FEW_BLOCKS 4 /* column blocks up to which cnn_gemm_rows loads A only once */
 
-/* Columns [j, j + nn) of C = act(A * B + bias), nn <= NR: see cnn_gemm. */
-static inline void cnn_gemm_block(int m, int kdim, const float *restrict a,
+/* Columns [j, j + nn) of rows [i0, m) of C = act(A * B + bias), nn <= NR, i0 a multiple
+ * of MR: see cnn_gemm. */
+static inline void cnn_gemm_block(int i0, int m, int kdim, const float *restrict a,
                                   const float *restrict b, int ldb, float *restrict c, int ldc,
                                   const float *restrict bias, int act, int j, int nn)
 {
@@ -166,7 +167,7 @@ static inline void cnn_gemm_block(int m, int kdim, const float *restrict a,
             bp = panel;
         }
         const int last = k0 + kc >= kdim;
-        for (int i = 0; i < m; i += CNN_MR) {
+        for (int i = i0; i < m; i += CNN_MR) {
             const float *ap = a + (size_t)i * kdim + (size_t)k0 * CNN_MR;
             const float *bi = last && bias ? bias + i : NULL;
             const int mm = cnn_min(CNN_MR, m - i), ai = last ? act : CNN_ACT_NONE;
@@ -190,22 +191,40 @@ static inline void cnn_gemm_block(int m, int kdim, const float *restrict a,
  * (each column's sums do not depend on its neighbours), in the same loop iteration, hence
  * the same thread, after that block's last pass over K: no edge tile, no copies. */
 typedef struct {
-    int m, kdim, n, ldb, ldc, act, blocks, overlap;
+    int m, kdim, n, ldb, ldc, act, blocks, overlap, parts;
     const float *a, *b, *bias;
     float *c;
 } cnn_gemm_args;
 
-static inline void cnn_gemm_task(void *ctx, int jb0, int jb1, int slot)
+/* column blocks [jb0, jb1) of rows [i0, i1) */
+static inline void cnn_gemm_part(const cnn_gemm_args *g, int jb0, int jb1, int i0, int i1)
 {
-    const cnn_gemm_args *g = ctx;
-    (void)slot;
     for (int jb = jb0; jb < jb1; ++jb) {
-        cnn_gemm_block(g->m, g->kdim, g->a, g->b, g->ldb, g->c, g->ldc, g->bias, g->act,
+        cnn_gemm_block(i0, i1, g->kdim, g->a, g->b, g->ldb, g->c, g->ldc, g->bias, g->act,
                        jb * CNN_NR, cnn_min(CNN_NR, g->n - jb * CNN_NR));
         if (g->overlap && jb == g->blocks - 1)
-            cnn_gemm_block(g->m, g->kdim, g->a, g->b, g->ldb, g->c, g->ldc, g->bias, g->act,
+            cnn_gemm_block(i0, i1, g->kdim, g->a, g->b, g->ldb, g->c, g->ldc, g->bias, g->act,
                            g->n - CNN_NR, CNN_NR);
     }
+}
+
+/* column blocks [jb0, jb1), every row */
+static inline void cnn_gemm_task(void *ctx, int jb0, int jb1, int slot)
+{
+    (void)slot;
+    cnn_gemm_part(ctx, jb0, jb1, 0, ((const cnn_gemm_args *)ctx)->m);
+}
+
+/* parts [s0, s1) of g->parts, each an even share of the row panels through every column
+ * block: few and large, since each copies B's panels (cnn_gemm_block) for its rows */
+static inline void cnn_gemm_row_task(void *ctx, int s0, int s1, int slot)
+{
+    const cnn_gemm_args *g = ctx;
+    const int panels = (g->m + CNN_MR - 1) / CNN_MR;
+    (void)slot;
+    for (int s = s0; s < s1; ++s)
+        cnn_gemm_part(g, 0, g->blocks, panels * s / g->parts * CNN_MR,
+                      cnn_min(panels * (s + 1) / g->parts * CNN_MR, g->m));
 }
 
 static inline void cnn_gemm(int m, int kdim, int n, const float *restrict a,
@@ -217,7 +236,14 @@ static inline void cnn_gemm(int m, int kdim, int n, const float *restrict a,
     cnn_gemm_args g = {.m = m, .kdim = kdim, .n = n, .ldb = ldb, .ldc = ldc, .act = act,
                        .blocks = blocks, .overlap = overlap, .a = a, .b = b, .bias = bias,
                        .c = c};
-    cnn_parallel(parallel, blocks, cnn_gemm_task, &g);
+    /* fewer column blocks than two per thread (small images: the weights are the bulk of
+     * the data): the threads share the rows instead, each reading its rows' weights only */
+    const int team = parallel ? cnn_team_size() : 1;
+    g.parts = cnn_min(team, (m + CNN_MR - 1) / CNN_MR);
+    if (team > 1 && blocks < 2 * team)
+        cnn_parallel(parallel, g.parts, cnn_gemm_row_task, &g);
+    else
+        cnn_parallel(parallel, blocks, cnn_gemm_task, &g);
 }
 
 /* C[m x n] = A * B with row k of B at b + off[k] (cnn_gemm_micro with an offset table); C has ldc >= n

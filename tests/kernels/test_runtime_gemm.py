@@ -231,7 +231,10 @@ def test_edge_panel(lib, kdim, n):
     assert_equal(panel, expected)
 
 
-GEMM_SHAPES = [(1, 1, 1), (7, 5, 3), (8, 300, 33), (13, 17, 70), (3, 257, 31), (17, 2, 129)]
+# few column blocks (two threads then share the row panels: (45, 33, 40), a partial last
+# panel) and many (the threads share the column blocks)
+GEMM_SHAPES = [(1, 1, 1), (7, 5, 3), (8, 300, 33), (13, 17, 70), (3, 257, 31), (17, 2, 129),
+               (45, 33, 40), (40, 260, 49)]
 
 
 @pytest.mark.parametrize("m,kdim,n", GEMM_SHAPES)
