@@ -7,7 +7,7 @@ definition with seeded random weights, compiled from the torch module itself (it
 environment where torchvision imports).
 
 Six more families (EfficientNet-B0, MobileNetV3-Large, ShuffleNetV2, ConvNeXt-Tiny,
-RegNetX-400MF, DeepLabV3) are plain torch modules in families.py, taken by name like the models
+RegNetX-400MF, DeepLabV3) are plain torch modules in families/, taken by name like the models
 here but kept out of MODELS, whose every model the test suites run (tests/test_families.py
 checks them); they are imported only when asked for, since they need torch.
 """
@@ -42,7 +42,7 @@ def families():
 
 
 def is_family(spec):
-    """A families.py model (asks torch only of names that no example file has)."""
+    """A families/ model (asks torch only of names that no example file has)."""
     return (spec not in MODELS and not spec.startswith(TORCHVISION)
             and not (EXAMPLES / f"{spec}.py").exists() and spec in families())
 
@@ -95,7 +95,7 @@ def load_example(name, framework="cnncompile"):
 
     Returns the file's namespace (its ``model``, ``INPUT_SHAPE``...). Weights are reproducible:
     the generator is reseeded first, and BatchNorm statistics are set to non-default values.
-    A families.py model is its torch module whatever ``framework`` (cnncompile compiles it
+    A families/ model is its torch module whatever ``framework`` (cnncompile compiles it
     through torch.export).
     """
     if is_family(name):
@@ -142,7 +142,7 @@ def torch_twin(model, torch_model):
 
 def pair(name):
     """(cnncompile model, torch model with the same weights, input shape); for a
-    families.py model, the same torch module twice."""
+    families/ model, the same torch module twice."""
     if is_family(name):
         model = load_example(name)["model"]
         return model, model, families()[name]

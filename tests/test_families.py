@@ -1,4 +1,4 @@
-"""The six benchmark families of benchmarks/families.py (EfficientNet-B0, MobileNetV3-Large,
+"""The six benchmark families of benchmarks/families/ (EfficientNet-B0, MobileNetV3-Large,
 ShuffleNetV2, ConvNeXt-Tiny, RegNetX-400MF, DeepLabV3), each compiled from its torch module by
 cnncompile.compile and compared with torch at a reduced input size.
 
@@ -82,6 +82,9 @@ def test_family_matches_torch(name, compiling):
     assert compiled.output_shape == expected.shape[1:]
     assert_close(compiled(x), expected, f"{name} {SHAPES[name]} vs torch", rtol=1e-4,
                  atol=1e-4 * float(np.abs(expected).max()))
+    if name == "convnext_tiny":  # its channels-last MLPs and LayerNorms run without permutes
+        ops = [n.op for n in cnncompile.api.build_graph(build(name), SHAPES[name]).nodes()]
+        assert "permute" not in ops and ops.count("channel_norm") == 23, ops
 
 
 def test_families_are_benchmark_names_outside_the_example_suites():
