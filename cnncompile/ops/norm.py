@@ -35,6 +35,16 @@ def _check_param(node, key, expected, hint):
                           f"{tuple(expected)}; {hint}", ShapeError)
 
 
+def _channel_affine(node, y):
+    """y (N, C, *) times the weight plus the bias of each channel, where the layer has them."""
+    bshape = (1, y.shape[1]) + (1,) * (y.ndim - 2)
+    if "weight" in node.params:
+        y = y * node.params["weight"].reshape(bshape)
+    if "bias" in node.params:
+        y = y + node.params["bias"].reshape(bshape)
+    return y.astype(np.float32)
+
+
 # partial sums a row's statistics run in (templates/ops/_moments.c.j2): a vector of 8 floats
 LANES = 8
 
@@ -134,13 +144,7 @@ class ChannelNorm(Op):
 
     def reference(self, node, arrays):
         x = arrays[0].astype(np.float64)
-        y = _normalise(x, 1, node.attrs["eps"])
-        bshape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
-        if "weight" in node.params:
-            y = y * node.params["weight"].reshape(bshape)
-        if "bias" in node.params:
-            y = y + node.params["bias"].reshape(bshape)
-        return y.astype(np.float32)
+        return _channel_affine(node, _normalise(x, 1, node.attrs["eps"]))
 
     def flops(self, node, ins, out_shape):
         return _flops(node, out_shape)
@@ -192,14 +196,9 @@ class GroupNorm(Op):
 
     def reference(self, node, arrays):
         x = arrays[0].astype(np.float64)
-        n, c, groups = x.shape[0], x.shape[1], node.attrs["num_groups"]
+        n, groups = x.shape[0], node.attrs["num_groups"]
         y = _normalise(x.reshape(n, groups, -1), 2, node.attrs["eps"]).reshape(x.shape)
-        bshape = (1, c) + (1,) * (x.ndim - 2)
-        if "weight" in node.params:
-            y = y * node.params["weight"].reshape(bshape)
-        if "bias" in node.params:
-            y = y + node.params["bias"].reshape(bshape)
-        return y.astype(np.float32)
+        return _channel_affine(node, y)
 
     def flops(self, node, ins, out_shape):
         return _flops(node, out_shape)
