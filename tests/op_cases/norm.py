@@ -70,7 +70,32 @@ def functional_norms(nn, F, cat):
     return Functional()
 
 
+def channels_last_norm(channels, conv=False, offset=0.0, rank=2):
+    """LayerNorm over the channels between permutes, as ConvNeXt's LayerNorm2d writes it (the
+    cancel_permutes pass makes it a channel_norm); after a conv, on its channel blocks."""
+    to_last, back = ((0, 2, 3, 1), (0, 3, 1, 2)) if rank == 2 else ((0, 2, 1), (0, 2, 1))
+
+    def make(nn, F, cat):
+        class ChannelsLastNorm(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.conv = nn.Conv2d(channels, channels, 3, padding=1) if conv else None
+                self.norm = nn.LayerNorm(channels, eps=1e-6)
+
+            def forward(self, x):
+                y = (self.conv(x) if conv else x) + offset
+                return self.norm(y.permute(*to_last)).permute(*back)
+        return _randomise(nn, ChannelsLastNorm())
+    return make
+
+
 CASES = {
+    "channel_norm": [
+        (channels_last_norm(6), (1, 6, 5, 7)),
+        (channels_last_norm(20, conv=True), (1, 20, 9, 11)),   # on blocks, padding lanes
+        (channels_last_norm(8, offset=OFFSET), (1, 8, 4, 5)),
+        (channels_last_norm(5, rank=1), (1, 5, 9)),
+    ],
     "layer_norm": [
         ([("LayerNorm", (5,), {})], (1, 3, 5)),
         ([("LayerNorm", ((4, 5),), {})], (1, 3, 4, 5)),
