@@ -33,3 +33,16 @@ class SqueezeExcite(nn.Module):
 
     def forward(self, x):
         return x * self.gate(self.fc2(self.act(self.fc1(self.pool(x)))))
+
+
+def init_weights(model, linear):
+    """torchvision's initialisation of the MobileNet family: convs Kaiming-normal over their
+    fan-out, conv biases zero; ``linear(m)`` sets each Linear's weight, its bias zero."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            linear(m)
+            nn.init.zeros_(m.bias)

@@ -4,7 +4,7 @@ import math
 import torch
 from torch import nn
 
-from .common import conv_bn, SqueezeExcite
+from .common import conv_bn, init_weights, SqueezeExcite
 
 
 class MBConv(nn.Module):
@@ -45,15 +45,8 @@ class EfficientNetB0(nn.Module):
         self.features = nn.Sequential(*layers)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(1280, num_classes))
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                bound = 1.0 / math.sqrt(m.out_features)
-                nn.init.uniform_(m.weight, -bound, bound)
-                nn.init.zeros_(m.bias)
+        init_weights(self, lambda m: nn.init.uniform_(m.weight, -1.0 / math.sqrt(m.out_features),
+                                                      1.0 / math.sqrt(m.out_features)))
 
     def forward(self, x):
         return self.classifier(torch.flatten(self.pool(self.features(x)), 1))

@@ -2,7 +2,7 @@
 import torch
 from torch import nn
 
-from .common import _divisible, conv_bn, SqueezeExcite
+from .common import _divisible, conv_bn, init_weights, SqueezeExcite
 
 
 class MobileV3Block(nn.Module):
@@ -49,14 +49,7 @@ class MobileNetV3Large(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Sequential(nn.Linear(960, 1280), nn.Hardswish(), nn.Dropout(0.2),
                                         nn.Linear(1280, num_classes))
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0, 0.01)
-                nn.init.zeros_(m.bias)
+        init_weights(self, lambda m: nn.init.normal_(m.weight, 0, 0.01))
 
     def forward(self, x):
         return self.classifier(torch.flatten(self.pool(self.features(x)), 1))
