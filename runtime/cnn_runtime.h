@@ -179,10 +179,7 @@ static inline float cnn_erfc_nonneg(float z)
               t * (-0.82215223f + t * 0.17087277f))))))));
     const int tiny = e < -87.0f;
     e = tiny ? -87.0f : e;
-    /* every value computed before the selects: a conditional operation would be control
-     * flow that loops cannot vectorise without masked instructions (AVX2, NEON) */
-    const float r = t * cnn_exp_bounded(e);
-    return z != z ? z : (tiny ? 0.0f : r);
+    return z != z ? z : (tiny ? 0.0f : t * cnn_exp_bounded(e));
 }
 
 /* GELU: x Phi(x) = x (1 + erf(x / sqrt 2)) / 2, where 1 + erf(-z) = erfc(z): taken from erfc
@@ -191,8 +188,7 @@ static inline float cnn_erfc_nonneg(float z)
 static inline float cnn_gelu(float v)
 {
     const float c = cnn_erfc_nonneg((v < 0.0f ? -v : v) * 0.70710678118654752f);
-    const float upper = 2.0f - c;
-    return 0.5f * v * (v < 0.0f ? c : upper);
+    return 0.5f * v * (v < 0.0f ? c : 2.0f - c);
 }
 
 static inline float cnn_gelu_tanh(float v)

@@ -105,6 +105,14 @@ class LayerNorm(Op):
                     weight="weight" in node.params, bias="bias" in node.params)
 
 
+def _steps(plane, most):
+    """channel_norm's steps over ``plane`` positions, at most ``most`` a step: the positions
+    of a step, the number of steps, and the positions of the last one."""
+    tile = min(most, plane)
+    tiles = -(-plane // tile)
+    return dict(tile=tile, tiles=tiles, last=plane - (tiles - 1) * tile)
+
+
 # channel_norm's positions per step: the statistics of this many positions at a time, summed
 # over the channels in vectors of positions (a tile of 96 channels stays in L1); on channel
 # blocks, over the blocks in one 16-channel vector per position
@@ -154,20 +162,16 @@ class ChannelNorm(Op):
         plane = numel_per_sample(out_shape) // channels
         if node.meta.get("layout") == "blocks":
             return self._lower_blocks(node, channels, plane)
-        tile = min(CHANNEL_NORM_TILE, plane)
-        return dict(channels=channels, plane=plane, tile=tile, tiles=-(-plane // tile),
-                    last=plane - (-(-plane // tile) - 1) * tile,
+        return dict(channels=channels, plane=plane, **_steps(plane, CHANNEL_NORM_TILE),
                     inv_count=c_float(1.0 / channels), eps=c_float(node.attrs["eps"]),
                     weight="weight" in node.params, bias="bias" in node.params,
                     parallel=int(parallel_pass_worth_it(numel_per_sample(out_shape))))
 
     def _lower_blocks(self, node, channels, plane):
-        tile = min(CHANNEL_NORM_BLOCKS_TILE, plane)
-        tiles = -(-plane // tile)
         rem = channels % BLOCK
         return dict(blocks=blocks(channels), full=channels // BLOCK, rem=rem,
                     keep=["1.0f"] * rem + ["0.0f"] * (BLOCK - rem),
-                    plane=plane, tile=tile, tiles=tiles, last=plane - (tiles - 1) * tile,
+                    plane=plane, **_steps(plane, CHANNEL_NORM_BLOCKS_TILE),
                     inv_count=c_float(1.0 / channels), eps=c_float(node.attrs["eps"]),
                     parallel=int(parallel_pass_worth_it(blocks(channels) * BLOCK * plane)))
 
